@@ -1,0 +1,155 @@
+"""Core result types: frozen dataclasses shared by every stage.
+
+Conventions used everywhere in faceprint:
+
+* images are RGB ``uint8`` arrays of shape ``(H, W, 3)``;
+* boxes are ``(x1, y1, x2, y2)`` float pixels;
+* landmarks are ``(5, 2)`` float32 xy in the order left eye, right eye, nose, left mouth
+  corner, right mouth corner ("left" = the subject's left as seen in the image's left half,
+  i.e. image-left, as YuNet / RetinaFace / InsightFace order them);
+* embeddings are L2-normalised ``float32`` vectors; similarity is cosine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Image", "Detection", "Face", "Match", "Liveness", "ModelSpec", "Verification"]
+
+Image = npt.NDArray[np.uint8]
+"""An RGB uint8 image, shape (H, W, 3)."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face.
+
+    Attributes
+    ----------
+    box : tuple of 4 floats
+        ``(x1, y1, x2, y2)`` in pixels of the input image.
+    score : float
+        Detector confidence in ``[0, 1]``.
+    landmarks : ndarray, shape (5, 2)
+        Eyes, nose tip and mouth corners, xy pixels (image-left first).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: npt.NDArray[np.float32]
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+        }
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """A presentation-attack-detection result (filled in by the liveness stage)."""
+
+    verdict: str  # "live" | "spoof" | "unsure"
+    score: float
+    method: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face with its embedding."""
+
+    detection: Detection
+    embedding: npt.NDArray[np.float32]
+    model: str
+    liveness: Liveness | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One candidate of a 1:N search, or the result of a 1:1 comparison against a subject."""
+
+    subject_id: int | None
+    name: str
+    similarity: float
+    distance: float
+    same: bool
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject_id": self.subject_id,
+            "name": self.name,
+            "similarity": round(float(self.similarity), 6),
+            "distance": round(float(self.distance), 6),
+            "same": bool(self.same),
+            "threshold": round(float(self.threshold), 6),
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of a 1:1 verification.
+
+    ``distance`` is the squared Euclidean distance between unit vectors, ``2 - 2 * similarity``.
+    ``threshold`` is a *similarity* threshold, set at ``fmr`` on the model's calibration set.
+    """
+
+    similarity: float
+    distance: float
+    same: bool
+    threshold: float
+    fmr: float | str
+    model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "similarity": round(float(self.similarity), 6),
+            "distance": round(float(self.distance), 6),
+            "same": bool(self.same),
+            "threshold": round(float(self.threshold), 6),
+            "fmr": self.fmr,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Static description of an embedding model.
+
+    ``thresholds`` maps an operating point (``"1e-3"``, ``"1e-2"``, ``"best_accuracy"``) to a
+    cosine-similarity threshold calibrated on LFW view 1 (``pairsDevTrain.txt``).
+    """
+
+    name: str
+    dim: int
+    input_size: tuple[int, int]
+    template: tuple[tuple[float, float], ...]
+    thresholds: Mapping[str, float]
+    weights_file: str
+    weights_sha256: str
+    package: str
+    licence: str
+    notes: str = ""
