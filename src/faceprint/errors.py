@@ -20,6 +20,7 @@ __all__ = [
     "EmbedderMismatchError",
     "DatasetNotFoundError",
     "InvalidEmbeddingError",
+    "InvalidSubjectError",
 ]
 
 
@@ -76,3 +77,7 @@ class DatasetNotFoundError(FaceprintError, FileNotFoundError):
 
 class InvalidEmbeddingError(FaceprintError, ValueError):
     """An embedding has the wrong shape, dtype, is not finite or not unit-length."""
+
+
+class InvalidSubjectError(GalleryError, ValueError):
+    """A subject name, its metadata or its template sources are invalid (empty, too long, ...)."""

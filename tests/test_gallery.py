@@ -1,0 +1,547 @@
+"""Tests for faceprint.gallery: store round trips, transactions, search maths, index."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from faceprint.errors import (
+    EmbedderMismatchError,
+    GalleryError,
+    InvalidEmbeddingError,
+    InvalidSubjectError,
+    SubjectNotFoundError,
+)
+from faceprint.gallery import INDEXES, ExactIndex, Gallery, VectorIndex, make_index
+from faceprint.types import Match
+
+FP = "test-embedder-v1"
+DIM = 16
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    x = rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, read through a separate connection."""
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("meta", "subjects", "templates")
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "gallery.db"
+
+
+@pytest.fixture
+def gallery(db: Path):
+    with Gallery(db) as g:
+        yield g
+
+
+@pytest.fixture
+def populated(gallery: Gallery) -> tuple[Gallery, dict[str, np.ndarray]]:
+    """30 subjects with 1-4 random templates each (seeded)."""
+    rng = np.random.default_rng(0)
+    data = {}
+    for i in range(30):
+        templates = unit(rng, int(rng.integers(1, 5)))
+        data[f"subject-{i:02d}"] = templates
+        gallery.enroll(f"subject-{i:02d}", templates, fingerprint=FP)
+    return gallery, data
+
+
+def brute_force(query: np.ndarray, data: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    scores = []
+    for name, templates in data.items():
+        best = max(float(np.dot(query.astype(np.float64), t.astype(np.float64))) for t in templates)
+        scores.append((name, best))
+    return sorted(scores, key=lambda item: -item[1])
+
+
+def assert_same_matches(got: list[Match], want: list[Match]) -> None:
+    """Equal up to float32 rounding (a batched matrix product may differ from a single row's)."""
+    assert [(m.subject_id, m.name, m.same, m.threshold) for m in got] == [
+        (m.subject_id, m.name, m.same, m.threshold) for m in want
+    ]
+    np.testing.assert_allclose([m.similarity for m in got], [m.similarity for m in want], atol=1e-6)
+    np.testing.assert_allclose([m.distance for m in got], [m.distance for m in want], atol=2e-6)
+
+
+# ------------------------------------------------------------------ store basics
+
+
+def test_empty_gallery(gallery: Gallery) -> None:
+    assert len(gallery) == 0
+    assert gallery.n_templates == 0
+    assert gallery.fingerprint is None and gallery.dim is None
+    assert gallery.subjects() == []
+    q = unit(np.random.default_rng(1), 1)[0]
+    assert gallery.search(q, threshold=0.5, fingerprint=FP) == []
+    assert gallery.search_many(np.stack([q, q]), threshold=0.5, fingerprint=FP) == [[], []]
+
+
+def test_enroll_get_contains(gallery: Gallery) -> None:
+    e = unit(np.random.default_rng(2), 2)
+    subject = gallery.enroll("  alice ", e, fingerprint=FP, sources=["a.jpg", "b.jpg"], metadata={"x": 1})
+    assert subject.name == "alice" and subject.n_templates == 2 and subject.metadata == {"x": 1}
+    assert subject.created_at
+    assert gallery.get("alice") == subject == gallery.get(subject.id)
+    assert "alice" in gallery and subject.id in gallery and "bob" not in gallery and 3.5 not in gallery
+    assert gallery.fingerprint == FP and gallery.dim == DIM
+    with pytest.raises(SubjectNotFoundError, match="bob"):
+        gallery.get("bob")
+    with pytest.raises(SubjectNotFoundError):
+        gallery.get(999)
+    with pytest.raises(KeyError):  # SubjectNotFoundError is also a KeyError
+        gallery.templates("bob")
+
+
+def test_enroll_appends_templates(gallery: Gallery) -> None:
+    rng = np.random.default_rng(3)
+    first, more = unit(rng, 1), unit(rng, 2)
+    a = gallery.enroll("alice", first[0], fingerprint=FP, metadata={"team": "red"})
+    b = gallery.enroll("alice", more, fingerprint=FP, metadata={"desk": 4})
+    assert b.id == a.id and b.n_templates == 3 and b.created_at == a.created_at
+    assert b.metadata == {"team": "red", "desk": 4}
+    assert len(gallery) == 1 and gallery.n_templates == 3
+    stored = gallery.templates("alice")
+    assert stored.dtype == np.float32 and stored.shape == (3, DIM)
+    np.testing.assert_array_equal(stored, np.vstack([first, more]))
+
+
+def test_round_trip_across_reopen(db: Path) -> None:
+    rng = np.random.default_rng(4)
+    queries = unit(rng, 5)
+    with Gallery(db) as g:
+        for i in range(6):
+            g.enroll(f"s{i}", unit(rng, 1 + i % 3), fingerprint=FP, metadata={"i": i})
+        before = g.search_many(queries, k=3, threshold=0.2, fingerprint=FP)
+        subjects = g.subjects()
+        templates = g.templates("s4")
+    with Gallery(db) as g:
+        assert g.subjects() == subjects
+        assert g.fingerprint == FP and g.dim == DIM
+        np.testing.assert_array_equal(g.templates("s4"), templates)
+        assert g.search_many(queries, k=3, threshold=0.2, fingerprint=FP) == before
+        for query, want in zip(queries, before, strict=True):
+            assert_same_matches(g.search(query, k=3, threshold=0.2, fingerprint=FP), want)
+
+
+def test_sqlite_settings_and_schema(db: Path) -> None:
+    Gallery(db).close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"meta", "subjects", "templates"} <= tables
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    finally:
+        conn.close()
+
+
+def test_closed_gallery_raises(db: Path) -> None:
+    g = Gallery(db)
+    g.close()
+    g.close()  # idempotent
+    with pytest.raises(GalleryError, match="closed"):
+        len(g)
+
+
+def test_in_memory_gallery() -> None:
+    with Gallery(":memory:") as g:
+        g.enroll("a", unit(np.random.default_rng(5), 2), fingerprint=FP)
+        assert g.path == ":memory:" and len(g) == 1
+
+
+# ------------------------------------------------------------------ rename / remove
+
+
+def test_rename(populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, data = populated
+    query = data["subject-07"][0]
+    assert gallery.search(query, k=1, threshold=0.5, fingerprint=FP)[0].name == "subject-07"  # builds index
+    old = gallery.get("subject-07")
+    renamed = gallery.rename("subject-07", "zed")
+    assert renamed.id == old.id and renamed.name == "zed" and renamed.n_templates == old.n_templates
+    assert "subject-07" not in gallery and gallery.get("zed") == renamed
+    assert gallery.search(query, k=1, threshold=0.5, fingerprint=FP)[0].name == "zed"
+    assert gallery.rename(old.id, "zed").name == "zed"  # by id, to the same name: no-op
+    assert [s.name for s in gallery.subjects()][-1] == "zed"  # ordered by name
+
+
+def test_rename_collision(populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, _ = populated
+    before = gallery.subjects()
+    with pytest.raises(GalleryError, match="already"):
+        gallery.rename("subject-01", "subject-02")
+    with pytest.raises(InvalidSubjectError):
+        gallery.rename("subject-01", "   ")
+    with pytest.raises(SubjectNotFoundError):
+        gallery.rename("nobody", "somebody")
+    assert gallery.subjects() == before
+
+
+def test_remove_cascades(db: Path, populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, data = populated
+    query = data["subject-05"][0]
+    assert gallery.search(query, k=1, threshold=0.5, fingerprint=FP)[0].name == "subject-05"
+    sid = gallery.get("subject-05").id
+    n_before = gallery.n_templates
+    erased = gallery.remove("subject-05")
+    assert erased == len(data["subject-05"])
+    assert gallery.n_templates == n_before - erased and len(gallery) == 29
+    assert "subject-05" not in gallery
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM templates WHERE subject_id = ?", (sid,)).fetchone()[0] == 0
+    finally:
+        conn.close()
+    names = [m.name for m in gallery.search(query, k=30, threshold=0.5, fingerprint=FP)]
+    assert "subject-05" not in names and len(names) == 29
+    with pytest.raises(SubjectNotFoundError):
+        gallery.remove("subject-05")
+
+
+def test_removing_last_subject_forgets_embedder(gallery: Gallery) -> None:
+    rng = np.random.default_rng(6)
+    gallery.enroll("a", unit(rng, 1), fingerprint=FP)
+    assert gallery.remove("a") == 1
+    assert gallery.fingerprint is None and gallery.dim is None
+    assert gallery.search(unit(rng, 1)[0], threshold=0.5, fingerprint=FP) == []
+    gallery.enroll("b", unit(rng, 1, dim=8), fingerprint="other-model")
+    assert gallery.fingerprint == "other-model" and gallery.dim == 8
+
+
+# ------------------------------------------------------------------ embedder checks
+
+
+def test_fingerprint_mismatch_refused(db: Path, gallery: Gallery) -> None:
+    rng = np.random.default_rng(7)
+    gallery.enroll("alice", unit(rng, 1), fingerprint=FP)
+    before = snapshot(db)
+    with pytest.raises(EmbedderMismatchError, match=f"{FP}.*other-model"):
+        gallery.enroll("bob", unit(rng, 1), fingerprint="other-model")
+    with pytest.raises(EmbedderMismatchError, match=f"{FP}.*other-model"):
+        gallery.enroll("alice", unit(rng, 1), fingerprint="other-model")
+    with pytest.raises(EmbedderMismatchError, match=f"{FP}.*other-model"):
+        gallery.search(unit(rng, 1)[0], threshold=0.5, fingerprint="other-model")
+    with pytest.raises(EmbedderMismatchError):
+        gallery.search_many(unit(rng, 2), threshold=0.5, fingerprint="other-model")
+    assert snapshot(db) == before
+
+
+def test_dim_mismatch_refused(db: Path, gallery: Gallery) -> None:
+    rng = np.random.default_rng(8)
+    gallery.enroll("alice", unit(rng, 1), fingerprint=FP)
+    before = snapshot(db)
+    with pytest.raises(EmbedderMismatchError, match="16-d.*8-d"):
+        gallery.enroll("bob", unit(rng, 1, dim=8), fingerprint=FP)
+    with pytest.raises(EmbedderMismatchError):
+        gallery.search(unit(rng, 1, dim=8)[0], threshold=0.5, fingerprint=FP)
+    assert snapshot(db) == before
+
+
+# ------------------------------------------------------------------ validation & transactions
+
+
+def _bad_batches() -> dict[str, Any]:
+    good = unit(np.random.default_rng(9), 3)
+    nan = good.copy()
+    nan[2, 0] = np.nan
+    inf = good.copy()
+    inf[1, 3] = np.inf
+    return {
+        "nan": nan,
+        "inf": inf,
+        "3d": good[None],
+        "not-unit": np.vstack([good[:2], 2 * good[2:]]),
+        "zero": np.zeros((1, DIM), dtype=np.float32),
+        "empty-rows": np.empty((0, DIM), dtype=np.float32),
+        "empty-list": [],
+        "scalar": np.float32(1.0),
+        "int-dtype": np.eye(DIM, dtype=np.int64)[:2],
+        "ragged": [[1.0, 0.0], [1.0]],
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_batches()))
+def test_invalid_embeddings_leave_db_unchanged(db: Path, gallery: Gallery, case: str) -> None:
+    gallery.enroll("alice", unit(np.random.default_rng(10), 2), fingerprint=FP)
+    before = snapshot(db)
+    with pytest.raises(InvalidEmbeddingError, match="expected"):
+        gallery.enroll("bob", _bad_batches()[case], fingerprint=FP)
+    with pytest.raises(InvalidEmbeddingError):
+        gallery.enroll("alice", _bad_batches()[case], fingerprint=FP)
+    assert snapshot(db) == before
+    assert len(gallery) == 1 and gallery.n_templates == 2
+
+
+def test_not_unit_norm_message_says_expected_and_got(gallery: Gallery) -> None:
+    with pytest.raises(InvalidEmbeddingError, match=r"expected unit-norm.*got norm 2"):
+        gallery.enroll("a", np.full(4, 1.0), fingerprint=FP)
+    gallery.enroll("a", np.array([1.0, 0.0005, 0.0, 0.0]), fingerprint=FP)  # within 1e-3
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, 42, None])
+def test_invalid_names(gallery: Gallery, name: Any) -> None:
+    with pytest.raises(InvalidSubjectError):
+        gallery.enroll(name, unit(np.random.default_rng(11), 1), fingerprint=FP)
+    assert len(gallery) == 0 and gallery.fingerprint is None
+
+
+def test_invalid_sources_and_metadata(gallery: Gallery) -> None:
+    e = unit(np.random.default_rng(12), 2)
+    with pytest.raises(InvalidSubjectError, match="2 sources"):
+        gallery.enroll("a", e, fingerprint=FP, sources=["only-one"])
+    with pytest.raises(InvalidSubjectError, match="JSON"):
+        gallery.enroll("a", e, fingerprint=FP, metadata={"when": object()})
+    assert len(gallery) == 0
+    assert gallery.enroll("x" * 200, e, fingerprint=FP).name == "x" * 200
+
+
+def test_failure_after_subject_insert_rolls_back(
+    db: Path, gallery: Gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(13)
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    # First enrollment: fingerprint, dim and subject are all written before the failure.
+    before = snapshot(db)
+    monkeypatch.setattr(Gallery, "_insert_templates", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        gallery.enroll("alice", unit(rng, 2), fingerprint=FP)
+    assert snapshot(db) == before
+    assert len(gallery) == 0 and "alice" not in gallery and gallery.fingerprint is None
+    monkeypatch.undo()
+
+    # With data (and a built index) present: a new subject and an append both roll back.
+    gallery.enroll("alice", unit(rng, 2), fingerprint=FP)
+    query = gallery.templates("alice")[0]
+    assert gallery.search(query, threshold=0.5, fingerprint=FP)[0].name == "alice"
+    before = snapshot(db)
+    monkeypatch.setattr(Gallery, "_insert_templates", boom)
+    with pytest.raises(RuntimeError):
+        gallery.enroll("bob", unit(rng, 1), fingerprint=FP)
+    with pytest.raises(RuntimeError):
+        gallery.enroll("alice", unit(rng, 1), fingerprint=FP, metadata={"changed": True})
+    monkeypatch.undo()
+    assert snapshot(db) == before
+    assert [m.name for m in gallery.search(query, k=5, threshold=0.5, fingerprint=FP)] == ["alice"]
+    assert gallery.get("alice").n_templates == 2 and gallery.get("alice").metadata == {}
+
+
+# ------------------------------------------------------------------ search maths
+
+
+def test_search_matches_brute_force(populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, data = populated
+    rng = np.random.default_rng(14)
+    queries = np.vstack([unit(rng, 8), data["subject-03"][0]])
+    threshold = 0.3
+    for k in (1, 5, 12):
+        batched = gallery.search_many(queries, k=k, threshold=threshold, fingerprint=FP)
+        assert len(batched) == len(queries)
+        for query, matches in zip(queries, batched, strict=True):
+            expected = brute_force(query, data)[:k]
+            assert_same_matches(gallery.search(query, k=k, threshold=threshold, fingerprint=FP), matches)
+            assert [m.name for m in matches] == [name for name, _ in expected]
+            np.testing.assert_allclose([m.similarity for m in matches], [s for _, s in expected], atol=1e-5)
+            sims = [m.similarity for m in matches]
+            assert sims == sorted(sims, reverse=True)
+            for m in matches:
+                assert m.distance == pytest.approx(2 - 2 * m.similarity)
+                assert m.same == (m.similarity >= threshold) and m.threshold == threshold
+                assert m.subject_id == gallery.get(m.name).id
+    exact = gallery.search(data["subject-03"][0], k=1, threshold=0.99, fingerprint=FP)[0]
+    assert exact.name == "subject-03" and exact.same and exact.similarity == pytest.approx(1.0, abs=1e-6)
+
+
+def test_search_aggregates_by_subject_max() -> None:
+    # alice has many close-but-not-best templates; bob has a single best one.
+    q = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+
+    def at(cos: float) -> np.ndarray:
+        return np.array([cos, np.sqrt(1 - cos**2), 0.0], dtype=np.float32)
+
+    with Gallery(":memory:") as g:
+        g.enroll("alice", np.stack([at(0.90), at(0.91), at(0.92), at(0.93)]), fingerprint=FP)
+        g.enroll("bob", at(0.95), fingerprint=FP)
+        g.enroll("carol", np.stack([at(0.10), at(0.50)]), fingerprint=FP)
+        matches = g.search(q, k=2, threshold=0.94, fingerprint=FP)
+    assert [m.name for m in matches] == ["bob", "alice"]
+    assert matches[0].similarity == pytest.approx(0.95, abs=1e-6) and matches[0].same
+    assert matches[1].similarity == pytest.approx(0.93, abs=1e-6) and not matches[1].same
+
+
+def test_k_larger_than_number_of_subjects(populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, data = populated
+    query = unit(np.random.default_rng(15), 1)[0]
+    matches = gallery.search(query, k=100, threshold=0.5, fingerprint=FP)
+    assert len(matches) == 30 and len({m.name for m in matches}) == 30
+    assert [m.name for m in matches] == [name for name, _ in brute_force(query, data)]
+
+
+def test_search_argument_checks(populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, _ = populated
+    q = unit(np.random.default_rng(16), 2)
+    with pytest.raises(InvalidEmbeddingError):
+        gallery.search(q, threshold=0.5, fingerprint=FP)  # a batch given to search
+    with pytest.raises(InvalidEmbeddingError):
+        gallery.search_many(q[0], threshold=0.5, fingerprint=FP)
+    with pytest.raises(InvalidEmbeddingError):
+        gallery.search(2 * q[0], threshold=0.5, fingerprint=FP)
+    with pytest.raises(ValueError, match="k"):
+        gallery.search(q[0], k=0, threshold=0.5, fingerprint=FP)
+    with pytest.raises(ValueError, match="threshold"):
+        gallery.search(q[0], threshold=float("nan"), fingerprint=FP)
+    assert gallery.search_many(np.empty((0, DIM), np.float32), threshold=0.5, fingerprint=FP) == []
+
+
+def test_index_kept_in_sync_and_rebuilt(populated: tuple[Gallery, dict[str, np.ndarray]]) -> None:
+    gallery, data = populated
+    rng = np.random.default_rng(17)
+    queries = unit(rng, 4)
+    gallery.search_many(queries, k=5, threshold=0.5, fingerprint=FP)  # build the index
+    extra = unit(rng, 3)
+    gallery.enroll("subject-00", extra, fingerprint=FP)
+    gallery.enroll("newcomer", unit(rng, 2), fingerprint=FP)
+    gallery.remove("subject-10")
+    incremental = gallery.search_many(queries, k=8, threshold=0.5, fingerprint=FP)
+    assert gallery.rebuild_index() == gallery.n_templates
+    rebuilt = gallery.search_many(queries, k=8, threshold=0.5, fingerprint=FP)
+    for got, want in zip(rebuilt, incremental, strict=True):
+        assert_same_matches(got, want)
+    data = {**data, "subject-00": np.vstack([data["subject-00"], extra])}
+    data.pop("subject-10")
+    data["newcomer"] = gallery.templates("newcomer")
+    for query, matches in zip(queries, incremental, strict=True):
+        assert [m.name for m in matches] == [name for name, _ in brute_force(query, data)[:8]]
+
+
+# ------------------------------------------------------------------ ExactIndex
+
+
+def test_exact_index_matches_brute_force() -> None:
+    rng = np.random.default_rng(18)
+    vectors = unit(rng, 50)
+    ids = rng.permutation(1000)[:50].astype(np.int64)
+    index = make_index("exact", DIM)
+    assert isinstance(index, ExactIndex) and isinstance(index, VectorIndex)
+    index.add(ids[:20], vectors[:20])
+    index.add(ids[20:], vectors[20:])  # grows past the initial capacity
+    index.remove(ids[:5])
+    index.remove(np.array([123456], dtype=np.int64))  # unknown ids are ignored
+    assert len(index) == 45
+    kept_ids, kept = ids[5:], vectors[5:]
+    queries = unit(rng, 6)
+    sims, got = index.search(queries, 7)
+    assert sims.shape == got.shape == (6, 7) and sims.dtype == np.float32 and got.dtype == np.int64
+    for row, query in enumerate(queries):
+        brute = kept.astype(np.float64) @ query.astype(np.float64)
+        order = np.argsort(-brute)[:7]
+        np.testing.assert_array_equal(got[row], kept_ids[order])
+        np.testing.assert_allclose(sims[row], brute[order], atol=1e-5)
+
+
+def test_exact_index_pads_when_fewer_than_k() -> None:
+    index = ExactIndex(3)
+    sims, ids = index.search(np.eye(3, dtype=np.float32)[:1], 2)
+    assert ids.tolist() == [[-1, -1]] and np.isneginf(sims).all()
+    index.add(np.array([4, 2]), np.eye(3, dtype=np.float32)[:2])
+    sims, ids = index.search(np.eye(3, dtype=np.float32), 4)
+    assert ids[:, 2:].tolist() == [[-1, -1]] * 3 and np.isneginf(sims[:, 2:]).all()
+    assert ids[0, 0] == 4 and ids[1, 0] == 2
+    assert ids[2, :2].tolist() == [2, 4]  # tie at 0: broken by id
+    with pytest.raises(ValueError, match="unique"):
+        index.add(np.array([4]), np.eye(3, dtype=np.float32)[:1])
+    with pytest.raises(ValueError, match="shape"):
+        index.search(np.ones((1, 5), dtype=np.float32), 1)
+
+
+def test_unknown_index_name_lists_valid_ones(db: Path) -> None:
+    assert "exact" in INDEXES
+    with pytest.raises(ValueError, match="valid names: exact"):
+        make_index("faiss-hnsw", DIM)
+    with pytest.raises(ValueError, match="valid names: exact"):
+        Gallery(db, index="nope")
+
+
+# ------------------------------------------------------------------ opening bad files
+
+
+def test_corrupt_file_raises_gallery_error(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"this is a JPEG, honest\x00" * 100)
+    with pytest.raises(GalleryError, match="is not a faceprint gallery") as info:
+        Gallery(bad)
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert bad.read_bytes() == b"this is a JPEG, honest\x00" * 100
+
+
+def test_foreign_sqlite_database_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(GalleryError, match="is not a faceprint gallery"):
+        Gallery(other)
+
+
+def test_newer_schema_version_refused(db: Path) -> None:
+    Gallery(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(GalleryError, match="schema version 99"):
+        Gallery(db)
+
+
+# ------------------------------------------------------------------ threads
+
+
+def test_concurrent_reads(populated: tuple[Gallery, dict[str, np.ndarray]], db: Path) -> None:
+    gallery, data = populated
+    queries = unit(np.random.default_rng(19), 8)
+    expected = gallery.search_many(queries, k=3, threshold=0.5, fingerprint=FP)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def reader(worker: int) -> None:
+        try:
+            barrier.wait()
+            own = Gallery(db) if worker % 2 else None  # shared object and separate connections
+            target = own or gallery
+            for _ in range(20):
+                for query, want in zip(queries, expected, strict=True):
+                    assert_same_matches(target.search(query, k=3, threshold=0.5, fingerprint=FP), want)
+                assert len(target.subjects()) == 30 and "subject-01" in target
+                assert target.templates("subject-02").shape == data["subject-02"].shape
+            if own is not None:
+                own.close()
+        except BaseException as err:  # collected and re-raised in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
