@@ -22,7 +22,7 @@ from typing import Literal, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from . import weights
+from . import runtime, weights
 from .registry import Registry
 from .types import Detection, Image
 
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+runtime.quiet_opencv()
 
 Selection = Literal["all", "largest", "central"]
 

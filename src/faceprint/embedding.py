@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from . import weights
+from . import runtime, weights
 from .alignment import ARCFACE_TEMPLATE_112, align, scaled_template
 from .errors import InvalidImageError
 from .registry import Registry
@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+runtime.quiet_opencv()
 
 Embeddings = npt.NDArray[np.float32]
 

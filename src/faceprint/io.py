@@ -23,7 +23,7 @@ from .types import Image
 
 __all__ = ["ImageInput", "load_image", "DEFAULT_MAX_PIXELS", "max_pixels", "describe_source"]
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], np.ndarray, PILImage.Image]
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], np.ndarray, PILImage.Image]  # noqa: UP007
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Default pixel limit (about 7000 x 7000); override with ``FACEPRINT_MAX_PIXELS`` or ``max_pixels=``."""

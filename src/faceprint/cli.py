@@ -1,0 +1,459 @@
+"""The ``faceprint`` command line (Typer + Rich).
+
+Results go to stdout (a table, or JSON with ``--json``); diagnostics to stderr. Exit codes:
+0 success / match, 1 no match (verify: different people; identify: nobody known), 2 bad input
+or any other faceprint error, always as a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import FaceprintError
+
+app = typer.Typer(
+    name="faceprint",
+    help="Offline face recognition: detect, verify, enroll, identify, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+app.add_typer(evaluate_app, name="evaluate")
+
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Embedder: sface, facenet or fusion (sface+facenet).")
+]
+FlipOpt = Annotated[bool, typer.Option("--flip/--no-flip", help="Test-time flip augmentation.")]
+DetectorOpt = Annotated[str, typer.Option("--detector", "-d", help="Detector: yunet or retinaface.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+FmrOpt = Annotated[
+    str, typer.Option("--fmr", help="Operating point: 1e-2, 1e-3, 1e-4 or best_accuracy.")
+]
+GalleryOpt = Annotated[
+    Path | None,
+    typer.Option("--gallery", "-g", help="Gallery database (default: $FACEPRINT_GALLERY or ~/.local/share)."),
+]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise _Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn faceprint / OS errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except _Exit:
+        raise
+    except FaceprintError as e:
+        _fail(str(e))
+    except (OSError, ValueError) as e:
+        _fail(f"{type(e).__name__}: {e}")
+
+
+def _pipeline(model: str = "sface", flip: bool = False, detector: str = "yunet", threads: int | None = None) -> Any:
+    from .embedding import get_embedder
+    from .pipeline import FacePipeline
+    from .runtime import set_num_threads
+
+    if threads is not None:
+        set_num_threads(threads)
+    embedder = get_embedder(model, flip=flip)
+    return FacePipeline(detector=detector, embedder=embedder)
+
+
+def _gallery_path(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    env = os.environ.get("FACEPRINT_GALLERY")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "faceprint" / "gallery.db"
+
+
+def _open_gallery(path: Path | None, *, create: bool) -> Any:
+    from .gallery import Gallery
+
+    p = _gallery_path(path)
+    if not create and not p.exists():
+        _fail(f"no gallery at {p}; enroll someone first or pass --gallery")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return Gallery(p)
+
+
+def _print_json(data: object) -> None:
+    out.print_json(json.dumps(data))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal and os.environ.get("FACEPRINT_PROGRESS") != "1",
+    )
+
+
+def _run(fn: Callable[[], int | None]) -> None:
+    try:
+        with _errors():
+            code = fn()
+    except _Exit as e:
+        raise typer.Exit(e.code) from None
+    raise typer.Exit(code or 0)
+
+
+# --------------------------------------------------------------------------------------------
+@app.command()
+def detect(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    draw: Annotated[Path | None, typer.Option("--draw", help="Write a copy with boxes and landmarks.")] = None,
+    detector: DetectorOpt = "yunet",
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Find faces and their 5 landmarks."""
+
+    def body() -> int:
+        from .detection import get_detector
+        from .io import load_image
+        from .runtime import set_num_threads
+
+        if threads is not None:
+            set_num_threads(threads)
+        img = load_image(image)
+        dets = get_detector(detector).detect(img)
+        if draw is not None:
+            _draw(img, dets, draw)
+        if as_json:
+            _print_json({"image": str(image), "faces": [d.to_dict() for d in dets]})
+        else:
+            table = Table(title=f"{len(dets)} face(s) in {image.name}")
+            for col in ("#", "box (x1, y1, x2, y2)", "score", "size"):
+                table.add_column(col)
+            for i, d in enumerate(dets):
+                box = ", ".join(f"{v:.0f}" for v in d.box)
+                table.add_row(str(i), box, f"{d.score:.3f}", f"{d.width:.0f}x{d.height:.0f}")
+            out.print(table)
+        return 0 if dets else 1
+
+    _run(body)
+
+
+def _draw(img: Any, dets: list[Any], path: Path) -> None:
+    import cv2
+
+    canvas = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    thick = max(1, round(max(img.shape[:2]) / 400))
+    colors = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]
+    for d in dets:
+        x1, y1, x2, y2 = (round(v) for v in d.box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 200, 0), thick)
+        cv2.putText(canvas, f"{d.score:.2f}", (x1, max(0, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick,
+                    (0, 200, 0), thick)
+        for (x, y), c in zip(d.landmarks, colors):
+            cv2.circle(canvas, (round(x), round(y)), thick + 1, c, -1)
+    if not cv2.imwrite(str(path), canvas):
+        _fail(f"cannot write {path} (unknown extension or unwritable folder)")
+
+
+@app.command()
+def verify(
+    image_a: Annotated[Path, typer.Argument(help="First image.")],
+    image_b: Annotated[Path, typer.Argument(help="Second image.")],
+    model: ModelOpt = "sface",
+    flip: FlipOpt = False,
+    fmr: FmrOpt = "1e-3",
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """1:1 verification: exit 0 if the same person, 1 if not."""
+
+    def body() -> int:
+        pipe = _pipeline(model, flip, threads=threads)
+        res = pipe.verify(image_a, image_b, fmr=fmr)
+        if as_json:
+            _print_json(res.to_dict())
+        else:
+            verdict = "[bold green]same person[/]" if res.same else "[bold red]different people[/]"
+            out.print(
+                f"{verdict}  similarity {res.similarity:.4f}  (threshold {res.threshold:.4f} at FMR {res.fmr}, "
+                f"model {res.model})",
+                highlight=False,
+            )
+        return 0 if res.same else 1
+
+    _run(body)
+
+
+@app.command()
+def enroll(
+    name: Annotated[str, typer.Argument(help="Person's name.")],
+    images: Annotated[list[Path], typer.Argument(help="One or more photos of that person.")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = "sface",
+    flip: FlipOpt = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse photos with several faces.")] = False,
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Enroll a person from one or more photos (all photos or none are stored)."""
+
+    def body() -> int:
+        pipe = _pipeline(model, flip, threads=threads)
+        with _open_gallery(gallery, create=True) as g:
+            subject = pipe.enroll(name, list(images), g, on_multiple="error" if strict else "largest")
+        if as_json:
+            _print_json({"id": subject.id, "name": subject.name, "templates": subject.n_templates})
+        else:
+            out.print(f"enrolled [bold]{subject.name}[/] (id {subject.id}): {subject.n_templates} template(s)")
+        return 0
+
+    _run(body)
+
+
+@app.command()
+def identify(
+    image: Annotated[Path, typer.Argument(help="Image with one or more faces.")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = "sface",
+    flip: FlipOpt = False,
+    k: Annotated[int, typer.Option("-k", help="Candidates per face.")] = 3,
+    fmr: FmrOpt = "1e-3",
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """1:N identification of every face; exit 1 when no face is recognised."""
+
+    def body() -> int:
+        pipe = _pipeline(model, flip, threads=threads)
+        with _open_gallery(gallery, create=False) as g:
+            results = pipe.identify(image, g, k=k, fmr=fmr)
+        if as_json:
+            _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
+        else:
+            table = Table(title=f"{len(results)} face(s) in {image.name}")
+            for col in ("face", "identity", "similarity", "candidates"):
+                table.add_column(col)
+            for i, r in enumerate(results):
+                best = r.matches[0].similarity if r.matches else float("nan")
+                cands = ", ".join(f"{m.name} {m.similarity:.3f}" for m in r.matches)
+                style = "green" if r.known else "red"
+                table.add_row(str(i), f"[{style}]{r.name}[/]", f"{best:.3f}", cands)
+            out.print(table)
+        return 0 if any(r.known for r in results) else 1
+
+    _run(body)
+
+
+@gallery_app.command("list")
+def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
+    """List enrolled subjects."""
+
+    def body() -> int:
+        with _open_gallery(gallery, create=False) as g:
+            subjects = g.subjects()
+            fp = g.fingerprint
+        if as_json:
+            _print_json(
+                {"model": fp, "subjects": [{"id": s.id, "name": s.name, "templates": s.n_templates,
+                                            "created_at": s.created_at} for s in subjects]}
+            )
+        else:
+            table = Table(title=f"{len(subjects)} subject(s), model {fp}")
+            for col in ("id", "name", "templates", "enrolled"):
+                table.add_column(col)
+            for s in subjects:
+                table.add_row(str(s.id), s.name, str(s.n_templates), s.created_at)
+            out.print(table)
+        return 0
+
+    _run(body)
+
+
+@gallery_app.command("remove")
+def gallery_remove(
+    name: Annotated[str, typer.Argument(help="Subject name or id.")], gallery: GalleryOpt = None
+) -> None:
+    """Delete a subject and all its templates."""
+
+    def body() -> int:
+        with _open_gallery(gallery, create=False) as g:
+            n = g.remove(_name_or_id(name))
+        out.print(f"removed {name} ({n} template(s) erased)")
+        return 0
+
+    _run(body)
+
+
+@gallery_app.command("rename")
+def gallery_rename(
+    name: Annotated[str, typer.Argument(help="Current name or id.")],
+    new_name: Annotated[str, typer.Argument(help="New name.")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Rename a subject."""
+
+    def body() -> int:
+        with _open_gallery(gallery, create=False) as g:
+            s = g.rename(_name_or_id(name), new_name)
+        out.print(f"renamed {name} -> {s.name}")
+        return 0
+
+    _run(body)
+
+
+def _name_or_id(value: str) -> str | int:
+    return int(value) if value.isdigit() else value
+
+
+@evaluate_app.command("lfw")
+def evaluate_lfw(
+    model: ModelOpt = "sface",
+    flip: FlipOpt = False,
+    detector: DetectorOpt = "yunet",
+    pairs: Annotated[str, typer.Option("--pairs", help="pairs.txt (view 2), pairsDevTest.txt, ...")] = "pairs.txt",
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default $FACEPRINT_DATA).")] = None,
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """LFW verification protocol: 10-fold accuracy, ROC AUC, TAR at FMR."""
+
+    def body() -> int:
+        from .evaluation import data_root
+        from .lfw import evaluate_lfw as run
+
+        root = data if data is not None else data_root(required=True)
+        pipe = _pipeline(model, flip, detector, threads)
+        with _progress() as prog:
+            task = prog.add_task("embedding LFW images", total=None)
+            report = run(
+                pipe,
+                Path(root),  # type: ignore[arg-type]
+                pairs_file=pairs,
+                progress=lambda n: prog.advance(task, n),
+                n_images=lambda n: prog.update(task, total=n),
+            )
+        d = report.to_dict()
+        if as_json:
+            _print_json(d)
+        else:
+            table = Table(title=f"LFW {pairs}: {d['model']}")
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            table.add_row("accuracy (10-fold)", f"{100 * d['accuracy']:.2f} ± {100 * d['accuracy_std']:.2f} %")
+            table.add_row("ROC AUC", f"{d['auc']:.5f}")
+            table.add_row("EER", f"{100 * d['eer']:.2f} %")
+            table.add_row("TAR @ FMR 1e-2", f"{100 * d['tar_at_fmr_1e-2']:.2f} %")
+            table.add_row("TAR @ FMR 1e-3", f"{100 * d['tar_at_fmr_1e-3']:.2f} %")
+            table.add_row("pairs", str(d["n_pairs"]))
+            table.add_row("failures to acquire (pairs)", str(d["failures_to_acquire"]))
+            out.print(table)
+        return 0
+
+    _run(body)
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """Installed models, their packages, weight licences and calibrated thresholds."""
+
+    def body() -> int:
+        from .embedding import EMBEDDERS, get_embedder
+        from .weights import WEIGHT_FILES, installed_version, is_installed
+
+        rows = []
+        for key, wf in WEIGHT_FILES.items():
+            thresholds: dict[str, float] = {}
+            if key in EMBEDDERS:
+                thresholds = dict(get_embedder(key).thresholds)
+            rows.append({
+                "model": key,
+                "role": "embedder" if key in EMBEDDERS else "detector",
+                "description": wf.description,
+                "package": wf.distribution,
+                "pinned": wf.version,
+                "installed": installed_version(key) if is_installed(key) else None,
+                "sha256": wf.sha256,
+                "licence": wf.licence,
+                "source": wf.source,
+                "thresholds": thresholds,
+                "install": wf.install_hint,
+            })
+        if as_json:
+            _print_json(rows)
+        else:
+            table = Table(title="faceprint models (nothing is downloaded; files come from these packages)")
+            for col in ("model", "role", "package", "installed", "weights licence", "threshold @FMR 1e-3"):
+                table.add_column(col, overflow="fold")
+            for r in rows:
+                thr = r["thresholds"].get("1e-3")
+                table.add_row(
+                    r["model"], r["role"], f"{r['package']}=={r['pinned']}",
+                    r["installed"] or f"[red]no[/] ({r['install']})", r["licence"],
+                    f"{thr:.4f}" if thr is not None else "-",
+                )
+            out.print(table)
+        return 0
+
+    _run(body)
+
+
+@app.command()
+def demo(
+    gallery: GalleryOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Enroll people from bundled sample photos, identify altered copies, reject a stranger."""
+
+    def body() -> int:
+        from .demo import run_demo
+
+        ok = run_demo(out, gallery=gallery, threads=threads)
+        return 0 if ok else 1
+
+    _run(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Running the LFW protocols with a pipeline: embed every image once, score the pairs, report.
+
+The metric code lives in :mod:`faceprint.evaluation`; this module only drives a
+:class:`~faceprint.pipeline.FacePipeline` over the data set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import DatasetNotFoundError
+from .evaluation import Pair, VerificationReport, cosine_scores, evaluate_verification, read_lfw_pairs
+from .pipeline import FacePipeline
+
+__all__ = ["lfw_pairs", "embed_pairs", "evaluate_lfw"]
+
+
+def lfw_pairs(root: Path, pairs_file: str = "pairs.txt") -> list[Pair]:
+    """Read an official LFW pair list from ``root/lfw`` (``pairs.txt``, ``pairsDevTrain.txt``, ...)."""
+    lfw = Path(root) / "lfw"
+    path = lfw / pairs_file
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{path} not found; set FACEPRINT_DATA to the folder holding lfw/")
+    return read_lfw_pairs(path, lfw / "lfw-deepfunneled")
+
+
+def embed_pairs(
+    pipeline: FacePipeline,
+    pairs: Sequence[Pair],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list[str]]:
+    """Embed each distinct image of ``pairs`` once (central face); NaN rows are failures to acquire."""
+    paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
+    index = {p: i for i, p in enumerate(paths)}
+    emb, errors = pipeline.embed_many(paths, select="central", progress=progress)
+    a = emb[[index[p.path_a] for p in pairs]]
+    b = emb[[index[p.path_b] for p in pairs]]
+    return a, b, [e for e in errors if e]
+
+
+def evaluate_lfw(
+    pipeline: FacePipeline,
+    root: Path,
+    *,
+    pairs_file: str = "pairs.txt",
+    progress: Callable[[int], None] | None = None,
+    n_images: Callable[[int], None] | None = None,
+) -> VerificationReport:
+    """The LFW view-2 10-fold protocol (or a view-1 list with one fold) for ``pipeline``."""
+    pairs = lfw_pairs(root, pairs_file)
+    if n_images is not None:
+        n_images(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
+    a, b, _ = embed_pairs(pipeline, pairs, progress=progress)
+    scores = cosine_scores(a, b)
+    labels = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    model = getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?"))
+    return evaluate_verification(scores, labels, folds, model=str(model))

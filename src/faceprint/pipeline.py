@@ -1,0 +1,323 @@
+"""The user-facing pipeline: detect -> align -> embed -> verify / identify / enroll.
+
+Two tiers (see STYLE.md): plain functions (:func:`detect`, :func:`embed`, :func:`verify`,
+:func:`enroll`, :func:`identify`) backed by a lazily built default :class:`FacePipeline`, and the
+:class:`FacePipeline` object for full control over detector, embedder and options.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .detection import Detector, Selection, get_detector, select_faces
+from .embedding import Embedder, get_embedder
+from .errors import FaceprintError, MultipleFacesError, NoFaceError
+from .io import ImageInput, describe_source, load_image
+from .types import Detection, Face, Image, Match, Verification
+
+if TYPE_CHECKING:
+    from .gallery import Gallery, Subject
+
+__all__ = [
+    "FacePipeline",
+    "Identification",
+    "default_pipeline",
+    "detect",
+    "embed",
+    "verify",
+    "enroll",
+    "identify",
+    "UNKNOWN",
+]
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+OnMultiple = Literal["largest", "central", "error"]
+
+
+@dataclass(frozen=True)
+class Identification:
+    """1:N result for one face: the top-k candidates and the decision.
+
+    ``name`` is the best candidate's name when its similarity reaches the threshold, else
+    :data:`UNKNOWN` (open-set rejection).
+    """
+
+    detection: Detection
+    matches: tuple[Match, ...]
+    name: str
+    threshold: float
+    fmr: str
+
+    @property
+    def known(self) -> bool:
+        return self.name != UNKNOWN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "known": self.known,
+            "threshold": round(self.threshold, 6),
+            "fmr": self.fmr,
+            "detection": self.detection.to_dict(),
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+
+@dataclass
+class FacePipeline:
+    """Detector + embedder with the options that tie them together.
+
+    Parameters
+    ----------
+    detector, embedder
+        Backend objects or registered names (``"yunet"``, ``"retinaface"``; ``"sface"``,
+        ``"facenet"``, ``"fusion"``).
+    min_face_size
+        Ignore faces whose shorter box side is below this many pixels.
+    fmr
+        Default operating point: the calibrated threshold at this false-match rate
+        (``"1e-2"``, ``"1e-3"``, ``"1e-4"``) or ``"best_accuracy"``.
+    max_pixels
+        Decompression-bomb guard for decoded images (see :func:`faceprint.io.load_image`).
+
+    Examples
+    --------
+    >>> pipe = FacePipeline(detector="yunet", embedder="sface")  # nothing loads yet
+    >>> pipe.embedder.dim
+    128
+    """
+
+    detector: Detector | str = "yunet"
+    embedder: Embedder | str = "sface"
+    min_face_size: float = 16.0
+    fmr: str = "1e-3"
+    max_pixels: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.detector, str):
+            self.detector = get_detector(self.detector)
+        if isinstance(self.embedder, str):
+            self.embedder = get_embedder(self.embedder)
+
+    # -- stages -----------------------------------------------------------------------------
+    @property
+    def _det(self) -> Detector:
+        assert not isinstance(self.detector, str)
+        return self.detector
+
+    @property
+    def _emb(self) -> Embedder:
+        assert not isinstance(self.embedder, str)
+        return self.embedder
+
+    def load(self, source: ImageInput) -> Image:
+        return load_image(source, max_pixels=self.max_pixels)
+
+    def detect(self, source: ImageInput, *, select: Selection = "all") -> list[Detection]:
+        """Faces in ``source`` (highest score first); an empty list when there are none."""
+        image = self.load(source)
+        return select_faces(self._det.detect(image), image.shape, select, min_face_size=self.min_face_size)
+
+    def faces(self, source: ImageInput, *, select: Selection = "all") -> list[Face]:
+        """Detect and embed every (selected) face."""
+        image = self.load(source)
+        dets = select_faces(self._det.detect(image), image.shape, select, min_face_size=self.min_face_size)
+        embs = self._emb.embed_faces(image, dets)
+        return [Face(detection=d, embedding=e, model=self._emb.fingerprint) for d, e in zip(dets, embs)]
+
+    def face(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> Face:
+        """The one face of ``source``: :class:`NoFaceError` if none, ``on_multiple`` decides for several."""
+        image = self.load(source)
+        dets = select_faces(self._det.detect(image), image.shape, "all", min_face_size=self.min_face_size)
+        what = describe_source(source)
+        if not dets:
+            raise NoFaceError(f"{what}: no face found")
+        if len(dets) > 1:
+            if on_multiple == "error":
+                raise MultipleFacesError(f"{what}: {len(dets)} faces found, expected one")
+            dets = select_faces(dets, image.shape, on_multiple)
+        emb = self._emb.embed_faces(image, dets[:1])[0]
+        return Face(detection=dets[0], embedding=emb, model=self._emb.fingerprint)
+
+    def embed(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> npt.NDArray[np.float32]:
+        """The unit embedding of the one face of ``source``."""
+        return self.face(source, on_multiple=on_multiple).embedding
+
+    def embed_many(
+        self,
+        sources: Sequence[ImageInput],
+        *,
+        select: Selection = "central",
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[npt.NDArray[np.float32], list[str | None]]:
+        """Embed one face per source for evaluation-style batch work.
+
+        Returns ``(embeddings, errors)``: a row of NaN and an error message for each source that
+        failed (unreadable image or no face: a failure to acquire), never an exception.
+        """
+        out = np.full((len(sources), self._emb.dim), np.nan, np.float32)
+        errors: list[str | None] = [None] * len(sources)
+        for i, src in enumerate(sources):
+            try:
+                image = self.load(src)
+                dets = select_faces(
+                    self._det.detect(image), image.shape, select, min_face_size=self.min_face_size
+                )
+                if not dets:
+                    raise NoFaceError(f"{describe_source(src)}: no face found")
+                out[i] = self._emb.embed_faces(image, dets[:1])[0]
+            except FaceprintError as err:
+                errors[i] = str(err)
+            if progress is not None:
+                progress(1)
+        return out, errors
+
+    # -- decisions --------------------------------------------------------------------------
+    def threshold(self, fmr: str | None = None) -> float:
+        """The embedder's calibrated similarity threshold at ``fmr`` (default: the pipeline's)."""
+        fmr = fmr or self.fmr
+        table = self._emb.thresholds
+        if fmr not in table:
+            valid = ", ".join(sorted(table)) or "none: the model is not calibrated (run bench/calibrate.py)"
+            raise FaceprintError(
+                f"no calibrated threshold for model {getattr(self._emb, 'key', self._emb.name)!r} "
+                f"at fmr={fmr!r}; available: {valid}"
+            )
+        return float(table[fmr])
+
+    def compare(self, a: npt.ArrayLike, b: npt.ArrayLike, *, fmr: str | None = None) -> Verification:
+        """Verify two embeddings from this pipeline's embedder."""
+        va, vb = np.asarray(a, np.float32).reshape(-1), np.asarray(b, np.float32).reshape(-1)
+        if va.shape != (self._emb.dim,) or vb.shape != (self._emb.dim,):
+            raise ValueError(f"expected two {self._emb.dim}-d embeddings, got {va.shape} and {vb.shape}")
+        sim = float(np.clip(va @ vb, -1.0, 1.0))
+        thr = self.threshold(fmr)
+        return Verification(
+            similarity=sim,
+            distance=2.0 - 2.0 * sim,
+            same=sim >= thr,
+            threshold=thr,
+            fmr=fmr or self.fmr,
+            model=self._emb.fingerprint,
+        )
+
+    def verify(self, a: ImageInput, b: ImageInput, *, fmr: str | None = None) -> Verification:
+        """1:1: are the (largest) faces of ``a`` and ``b`` the same person?
+
+        Raises :class:`NoFaceError` when either image has no face.
+        """
+        return self.compare(self.embed(a), self.embed(b), fmr=fmr)
+
+    def enroll(
+        self,
+        name: str,
+        sources: ImageInput | Sequence[ImageInput],
+        gallery: Gallery,
+        *,
+        on_multiple: OnMultiple = "largest",
+        metadata: dict[str, Any] | None = None,
+    ) -> Subject:
+        """Add one or more photos of ``name`` to ``gallery`` (all or nothing).
+
+        Every photo is decoded and embedded first; if any fails (bad file, no face, several
+        faces with ``on_multiple="error"``) nothing is written and the error names the file.
+        """
+        items = _as_list(sources)
+        if not items:
+            raise ValueError("enroll needs at least one image")
+        embs = np.stack([self.embed(s, on_multiple=on_multiple) for s in items])
+        labels = [describe_source(s) for s in items]
+        return gallery.enroll(
+            name, embs, fingerprint=self._emb.fingerprint, sources=labels, metadata=metadata
+        )
+
+    def identify(
+        self,
+        source: ImageInput,
+        gallery: Gallery,
+        *,
+        k: int = 5,
+        fmr: str | None = None,
+        select: Selection = "all",
+    ) -> list[Identification]:
+        """1:N: for each face of ``source``, the top-``k`` subjects and the open-set decision."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        thr = self.threshold(fmr)
+        results = []
+        for face in self.faces(source, select=select):
+            matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=self._emb.fingerprint)
+            name = matches[0].name if matches and matches[0].same else UNKNOWN
+            results.append(
+                Identification(
+                    detection=face.detection,
+                    matches=tuple(matches),
+                    name=name,
+                    threshold=thr,
+                    fmr=fmr or self.fmr,
+                )
+            )
+        return results
+
+
+def _as_list(sources: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    if isinstance(sources, (list, tuple)):
+        return list(sources)
+    return [sources]  # type: ignore[list-item]
+
+
+_default: FacePipeline | None = None
+_default_lock = threading.Lock()
+
+
+def default_pipeline() -> FacePipeline:
+    """The shared pipeline behind the plain functions (YuNet + SFace), built on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = FacePipeline()
+        return _default
+
+
+def detect(source: ImageInput, *, select: Selection = "all") -> list[Detection]:
+    """Detect faces with the default pipeline.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> detect(np.zeros((64, 64, 3), np.uint8))
+    []
+    """
+    return default_pipeline().detect(source, select=select)
+
+
+def embed(source: ImageInput) -> npt.NDArray[np.float32]:
+    """Unit embedding of the largest face in ``source`` (default pipeline)."""
+    return default_pipeline().embed(source)
+
+
+def verify(a: ImageInput, b: ImageInput, *, fmr: str | None = None) -> Verification:
+    """1:1 verification with the default pipeline at its calibrated threshold."""
+    return default_pipeline().verify(a, b, fmr=fmr)
+
+
+def enroll(name: str, sources: ImageInput | Sequence[ImageInput], gallery: Gallery) -> Subject:
+    """Enroll ``name`` from one photo or a list of photos into ``gallery`` (default pipeline)."""
+    return default_pipeline().enroll(name, sources, gallery)
+
+
+def identify(source: ImageInput, gallery: Gallery, *, k: int = 5) -> list[Identification]:
+    """1:N identification of every face in ``source`` against ``gallery`` (default pipeline)."""
+    return default_pipeline().identify(source, gallery, k=k)
+
+

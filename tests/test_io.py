@@ -1,0 +1,429 @@
+"""Tests for faceprint.io.load_image: every kind of bad or unusual input gives a typed error or the right image."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageFile
+
+from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidImageError
+from faceprint.io import DEFAULT_MAX_PIXELS, load_image, max_pixels
+
+
+def encode(img: PILImage.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def check_error(excinfo: pytest.ExceptionInfo[BaseException], *words: str) -> None:
+    """The error is a faceprint error *and* a ValueError, and its message says what went wrong."""
+    err = excinfo.value
+    assert isinstance(err, FaceprintError)
+    assert isinstance(err, ValueError)
+    msg = str(err)
+    for word in words:
+        assert word.lower() in msg.lower(), f"{word!r} not in {msg!r}"
+
+
+def assert_rgb(img: np.ndarray, shape: tuple[int, int]) -> None:
+    assert isinstance(img, np.ndarray)
+    assert img.dtype == np.uint8
+    assert img.shape == (*shape, 3)
+    assert img.flags["C_CONTIGUOUS"]
+
+
+@pytest.fixture
+def rgb_array() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def png_file(tmp_path: Path, rgb_array: np.ndarray) -> Path:
+    path = tmp_path / "img.png"
+    PILImage.fromarray(rgb_array).save(path)
+    return path
+
+
+@pytest.fixture
+def jpeg_bytes() -> bytes:
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 256, size=(64, 80, 3), dtype=np.uint8)
+    return encode(PILImage.fromarray(arr), "JPEG", quality=90)
+
+
+# -- files that are not images ------------------------------------------------------------------
+def test_missing_path(tmp_path: Path) -> None:
+    path = tmp_path / "nope.jpg"
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(path)
+    check_error(excinfo, "nope.jpg", "no such file")
+    with pytest.raises(InvalidImageError):
+        load_image(str(path))
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(tmp_path)
+    check_error(excinfo, str(tmp_path), "directory")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(path)
+    check_error(excinfo, "empty.jpg", "empty")
+    with pytest.raises(InvalidImageError, match="empty"):
+        load_image(b"")
+
+
+def test_text_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not an image\n" * 10)
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(path)
+    check_error(excinfo, "notes.jpg", "not a recognised image")
+
+
+def test_truncated_jpeg(tmp_path: Path, jpeg_bytes: bytes) -> None:
+    path = tmp_path / "half.jpg"
+    path.write_bytes(jpeg_bytes[: len(jpeg_bytes) // 2])
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(path)
+    check_error(excinfo, "half.jpg", "truncated")
+
+
+@pytest.mark.data
+def test_truncated_jpeg_from_lfw(tmp_path: Path, lfw_image) -> None:
+    data = lfw_image("Aaron_Peirsol", 1).read_bytes()
+    path = tmp_path / "half.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(path)
+    check_error(excinfo, "truncated")
+
+
+def test_corrupt_png(rgb_array: np.ndarray) -> None:
+    data = bytearray(encode(PILImage.fromarray(rgb_array)))
+    data[60:90] = b"\x00" * 30  # inside the first IDAT chunk
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(bytes(data))
+    check_error(excinfo, "corrupt")
+
+
+def test_png_header_only(rgb_array: np.ndarray) -> None:
+    data = encode(PILImage.fromarray(rgb_array))
+    with pytest.raises(InvalidImageError):
+        load_image(data[:40])
+
+
+# -- colour modes -----------------------------------------------------------------------------
+def test_rgb_png_roundtrip(png_file: Path, rgb_array: np.ndarray) -> None:
+    img = load_image(png_file)
+    assert_rgb(img, (24, 32))
+    np.testing.assert_array_equal(img, rgb_array)
+
+
+def test_grayscale_pgm_made_here(tmp_path: Path) -> None:
+    gray = np.arange(20 * 30, dtype=np.int64).reshape(20, 30) % 256
+    path = tmp_path / "g.pgm"
+    PILImage.fromarray(gray.astype(np.uint8)).save(path)
+    img = load_image(path)
+    assert_rgb(img, (20, 30))
+    for c in range(3):
+        np.testing.assert_array_equal(img[..., c], gray)
+
+
+@pytest.mark.data
+def test_grayscale_pgm_from_orl(data_root: Path) -> None:
+    path = data_root / "orl" / "orl_faces" / "s1" / "1.pgm"
+    if not path.is_file():
+        pytest.skip(f"ORL file not found: {path}")
+    img = load_image(path)
+    assert_rgb(img, (112, 92))
+    np.testing.assert_array_equal(img[..., 0], img[..., 1])
+    np.testing.assert_array_equal(img[..., 0], img[..., 2])
+    np.testing.assert_array_equal(img[..., 0], np.asarray(PILImage.open(path)))
+
+
+def test_rgba_png_composited_on_white() -> None:
+    rgba = np.array(
+        [[[255, 0, 0, 255], [0, 0, 0, 0]], [[0, 0, 0, 128], [10, 200, 30, 255]]],
+        dtype=np.uint8,
+    )
+    img = load_image(encode(PILImage.fromarray(rgba, "RGBA")))
+    assert_rgb(img, (2, 2))
+    np.testing.assert_array_equal(img[0, 0], [255, 0, 0])  # opaque: unchanged
+    np.testing.assert_array_equal(img[0, 1], [255, 255, 255])  # transparent: white, not black
+    np.testing.assert_allclose(img[1, 0], [127, 127, 127], atol=1)  # half-transparent black
+    np.testing.assert_array_equal(img[1, 1], [10, 200, 30])
+
+
+def test_rgba_array_composited_on_white() -> None:
+    rgba = np.zeros((3, 4, 4), np.uint8)  # fully transparent black
+    img = load_image(rgba)
+    assert_rgb(img, (3, 4))
+    assert np.all(img == 255)
+
+
+def test_palette_png() -> None:
+    pal = PILImage.new("P", (3, 2))
+    pal.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
+    pal.putdata([0, 1, 2, 2, 1, 0])
+    img = load_image(encode(pal))
+    assert_rgb(img, (2, 3))
+    np.testing.assert_array_equal(img[0], [[255, 0, 0], [0, 255, 0], [0, 0, 255]])
+    np.testing.assert_array_equal(img[1], [[0, 0, 255], [0, 255, 0], [255, 0, 0]])
+
+
+def test_palette_png_with_transparency() -> None:
+    pal = PILImage.new("P", (2, 1))
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * (256 * 3 - 6))
+    pal.putdata([0, 1])
+    img = load_image(encode(pal, transparency=0))
+    np.testing.assert_array_equal(img[0], [[255, 255, 255], [255, 0, 0]])
+
+
+def test_16bit_png_scaled() -> None:
+    values = np.array([[0, 257 * 100, 65535], [257, 257 * 200, 32768]], np.uint16)
+    pil = PILImage.fromarray(values)
+    assert pil.mode == "I;16"
+    img = load_image(encode(pil))
+    assert_rgb(img, (2, 3))
+    np.testing.assert_array_equal(img[..., 0], [[0, 100, 255], [1, 200, 128]])
+
+
+def test_dark_16bit_png_is_not_read_as_8bit() -> None:
+    # A 16-bit image is 16-bit whatever its content: 200/65535 of full scale is ~1/255, not 200/255.
+    pil = PILImage.fromarray(np.full((2, 2), 200, np.uint16))
+    assert pil.mode == "I;16"
+    img = load_image(encode(pil))
+    assert int(img.max()) <= 1, f"16-bit value 200 came back as {int(img.max())}"
+
+
+def test_one_bit_and_la_modes() -> None:
+    img = load_image(encode(PILImage.new("1", (3, 2), 1)))
+    assert_rgb(img, (2, 3))
+    assert np.all(img == 255)
+    img = load_image(encode(PILImage.new("LA", (3, 2), (10, 0))))  # transparent
+    assert np.all(img == 255)
+
+
+# -- numpy arrays ------------------------------------------------------------------------------
+def test_uint8_array_passthrough(rgb_array: np.ndarray) -> None:
+    img = load_image(rgb_array)
+    assert_rgb(img, (24, 32))
+    np.testing.assert_array_equal(img, rgb_array)
+    strided = rgb_array[:, ::2]  # not contiguous
+    img = load_image(strided)
+    assert img.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(img, strided)
+
+
+def test_grayscale_arrays() -> None:
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    for arr in (gray, gray[..., None]):
+        img = load_image(arr)
+        assert_rgb(img, (3, 4))
+        np.testing.assert_array_equal(img[..., 2], gray)
+
+
+def test_float_array_unit_range() -> None:
+    arr = np.array([[[0.0, 0.5, 1.0]]], np.float32)
+    np.testing.assert_array_equal(load_image(arr), [[[0, 128, 255]]])
+
+
+def test_float_array_byte_range() -> None:
+    arr = np.array([[[0.0, 100.0, 255.0]]], np.float64)
+    np.testing.assert_array_equal(load_image(arr), [[[0, 100, 255]]])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_array_not_finite(bad: float) -> None:
+    arr = np.full((4, 4, 3), 0.5, np.float32)
+    arr[1, 2, 0] = bad
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(arr)
+    check_error(excinfo, "NaN")
+
+
+def test_float_array_out_of_range() -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(np.full((2, 2, 3), -0.5, np.float32))
+    check_error(excinfo, "[0, 1]")
+    with pytest.raises(InvalidImageError):
+        load_image(np.full((2, 2, 3), 300.0, np.float32))
+
+
+def test_negative_int_array() -> None:
+    arr = np.zeros((4, 4, 3), np.int16)
+    arr[0, 0, 0] = -1
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(arr)
+    check_error(excinfo, "non-negative")
+
+
+def test_uint16_array_scaled() -> None:
+    arr = np.full((2, 2, 3), 65535, np.uint16)
+    np.testing.assert_array_equal(load_image(arr), np.full((2, 2, 3), 255))
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 2), (2, 8, 8, 3), (10,), (8, 8, 5)])
+def test_wrong_array_shapes(shape: tuple[int, ...]) -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(np.zeros(shape, np.uint8))
+    check_error(excinfo, str(shape))
+
+
+def test_empty_array() -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(np.zeros((0, 5, 3), np.uint8))
+    check_error(excinfo, "no pixels")
+
+
+def test_unsupported_dtype() -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(np.zeros((2, 2, 3), np.complex64))
+    check_error(excinfo, "complex64")
+
+
+# -- EXIF orientation ----------------------------------------------------------------------------
+def exif_rotated_jpeg() -> bytes:
+    """A 40x20 (w x h) image, left half red, right half blue, tagged Orientation=6 (rotate 90 CW)."""
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)
+    arr[:, 20:] = (0, 0, 255)
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    return encode(PILImage.fromarray(arr), "JPEG", quality=95, exif=exif)
+
+
+def test_exif_orientation_applied(tmp_path: Path) -> None:
+    data = exif_rotated_jpeg()
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(data)
+    for source in (path, data, PILImage.open(io.BytesIO(data))):
+        img = load_image(source)
+        assert_rgb(img, (40, 20))  # transposed shape
+        # rotated 90 degrees clockwise: the left (red) half is now on top
+        np.testing.assert_allclose(img[5, 10], [255, 0, 0], atol=20)
+        np.testing.assert_allclose(img[35, 10], [0, 0, 255], atol=20)
+
+
+# -- decompression-bomb guard --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def big_png() -> bytes:
+    return encode(PILImage.new("L", (3000, 3000), 128), optimize=False)
+
+
+def test_bomb_guard_rejects(big_png: bytes) -> None:
+    with pytest.raises(ImageTooLargeError) as excinfo:
+        load_image(big_png, max_pixels=1_000_000)
+    check_error(excinfo, "3000x3000", "max_pixels")
+
+
+def test_bomb_guard_checks_before_decoding(big_png: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decode(self: object, *args: object, **kwargs: object) -> None:
+        raise AssertionError("pixels were decoded before the size check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    monkeypatch.setattr(PILImage.Image, "load", no_decode)
+    with pytest.raises(ImageTooLargeError):
+        load_image(big_png, max_pixels=1_000_000)
+
+
+def test_bomb_guard_allows_under_limit(big_png: bytes) -> None:
+    img = load_image(big_png, max_pixels=9_000_000)
+    assert_rgb(img, (3000, 3000))
+
+
+def test_bomb_guard_on_arrays_and_pil() -> None:
+    with pytest.raises(ImageTooLargeError):
+        load_image(np.zeros((100, 100, 3), np.uint8), max_pixels=9_999)
+    with pytest.raises(ImageTooLargeError):
+        load_image(PILImage.new("RGB", (100, 100)), max_pixels=9_999)
+    assert load_image(np.zeros((100, 100, 3), np.uint8), max_pixels=10_000).shape == (100, 100, 3)
+
+
+def test_max_pixels_above_pillows_own_limit_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow's global guard (MAX_IMAGE_PIXELS, ~89 Mpx by default) must not override an explicit,
+    # larger max_pixels. Shrink Pillow's limit so a small image stands in for a 100 Mpx photo.
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1_000)
+    data = encode(PILImage.new("RGB", (40, 40)))  # 1600 px: over Pillow's limit, under ours
+    img = load_image(data, max_pixels=10_000)
+    assert_rgb(img, (40, 40))
+
+
+def test_invalid_max_pixels_argument() -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(np.zeros((2, 2, 3), np.uint8), max_pixels=0)
+    check_error(excinfo, "max_pixels")
+
+
+def test_env_max_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    arr = np.zeros((20, 20, 3), np.uint8)  # 400 px
+    monkeypatch.delenv("FACEPRINT_MAX_PIXELS", raising=False)
+    assert max_pixels() == DEFAULT_MAX_PIXELS
+    monkeypatch.setenv("FACEPRINT_MAX_PIXELS", "399")
+    assert max_pixels() == 399
+    with pytest.raises(ImageTooLargeError):
+        load_image(arr)
+    with pytest.raises(ImageTooLargeError):
+        load_image(encode(PILImage.fromarray(arr)))
+    assert load_image(arr, max_pixels=400).shape == (20, 20, 3)  # explicit argument wins
+    monkeypatch.setenv("FACEPRINT_MAX_PIXELS", "400")
+    assert load_image(arr).shape == (20, 20, 3)
+
+
+@pytest.mark.parametrize("value", ["abc", "1e6", "0", "-5"])
+def test_env_max_pixels_invalid(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("FACEPRINT_MAX_PIXELS", value)
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(np.zeros((2, 2, 3), np.uint8))
+    check_error(excinfo, "FACEPRINT_MAX_PIXELS")
+
+
+# -- input types -------------------------------------------------------------------------------
+def test_bytes_like_and_file_inputs(png_file: Path, rgb_array: np.ndarray) -> None:
+    data = png_file.read_bytes()
+    sources: list[object] = [
+        str(png_file),
+        png_file,
+        data,
+        bytearray(data),
+        memoryview(data),
+        io.BytesIO(data),
+        PILImage.open(png_file),
+        PILImage.fromarray(rgb_array),
+    ]
+    with open(png_file, "rb") as fh:
+        sources.append(fh)
+        for source in sources:
+            img = load_image(source)  # type: ignore[arg-type]
+            assert_rgb(img, (24, 32))
+            np.testing.assert_array_equal(img, rgb_array)
+
+
+def test_text_mode_file_object(tmp_path: Path) -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(io.StringIO("not bytes"))  # type: ignore[arg-type]
+    check_error(excinfo, "binary")
+
+
+@pytest.mark.parametrize("source", [42, 3.5, None, [1, 2, 3]])
+def test_unsupported_type(source: object) -> None:
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(source)  # type: ignore[arg-type]
+    check_error(excinfo, type(source).__name__)
+
+
+def test_errors_are_value_errors() -> None:
+    assert issubclass(InvalidImageError, FaceprintError)
+    assert issubclass(InvalidImageError, ValueError)
+    assert issubclass(ImageTooLargeError, InvalidImageError)
