@@ -50,8 +50,10 @@ def similarity_transform(
     src: npt.ArrayLike, dst: npt.ArrayLike
 ) -> npt.NDArray[np.float64]:
     """Least-squares similarity transform (2x3) mapping ``src`` points onto ``dst`` points."""
-    s = np.asarray(src, np.float32).reshape(-1, 2)
-    d = np.asarray(dst, np.float32).reshape(-1, 2)
+    s = np.asarray(src, np.float32)
+    d = np.asarray(dst, np.float32)
+    if s.ndim != 2 or s.shape[1] != 2 or d.ndim != 2 or d.shape[1] != 2:
+        raise ValueError(f"expected (n, 2) xy point arrays, got {s.shape} and {d.shape}")
     if s.shape != d.shape or s.shape[0] < 2:
         raise ValueError(f"need matching point sets of at least 2 points, got {s.shape} and {d.shape}")
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(d))):

@@ -86,6 +86,8 @@ def select_faces(
     ``central`` picks the face that maximises area discounted by its distance from the image
     centre, the right choice for portrait / ID photos and LFW-style crops.
     """
+    if mode not in ("all", "largest", "central"):
+        raise ValueError(f"unknown face selection {mode!r}; valid: all, largest, central")
     faces = [d for d in detections if min(d.width, d.height) >= min_face_size]
     if mode == "all" or len(faces) <= 1:
         return list(faces)
@@ -113,9 +115,15 @@ def _resize_for_detection(image: Image, max_side: int) -> tuple[Image, float]:
     return image, scale
 
 
-def _to_detection(box: Sequence[float], score: float, landmarks: np.ndarray, scale: float) -> Detection:
+def _to_detection(
+    box: Sequence[float], score: float, landmarks: np.ndarray, scale: float, shape: tuple[int, ...]
+) -> Detection:
+    """Map back to original pixels; the box is clipped to the image (landmarks are not)."""
     inv = 1.0 / scale
+    h, w = shape[:2]
     x1, y1, x2, y2 = (float(v) * inv for v in box)
+    x1, x2 = min(max(x1, 0.0), float(w)), min(max(x2, 0.0), float(w))
+    y1, y2 = min(max(y1, 0.0), float(h)), min(max(y2, 0.0), float(h))
     return Detection(
         box=(x1, y1, x2, y2),
         score=float(min(max(score, 0.0), 1.0)),
@@ -168,7 +176,7 @@ class YuNetDetector:
         out = []
         for f in faces:
             x, y, w, h = (float(v) for v in f[:4])
-            out.append(_to_detection((x, y, x + w, y + h), float(f[14]), f[4:14], scale))
+            out.append(_to_detection((x, y, x + w, y + h), float(f[14]), f[4:14], scale, image.shape))
         return sorted(out, key=lambda d: -d.score)
 
 
@@ -239,5 +247,5 @@ class RetinaFaceDetector:
         for i in np.asarray(idx).reshape(-1):
             k = keep[int(i)]
             x1, y1, bw, bh = b[k]
-            out.append(_to_detection((x1, y1, x1 + bw, y1 + bh), float(s[k]), p[k], scale))
+            out.append(_to_detection((x1, y1, x1 + bw, y1 + bh), float(s[k]), p[k], scale, image.shape))
         return sorted(out, key=lambda d: -d.score)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Union
 
@@ -123,14 +126,30 @@ def _check_size(width: int, height: int, limit: int, what: str) -> None:
         )
 
 
+_pillow_lock = threading.Lock()
+
+
+@contextmanager
+def _pillow_limit(limit: int) -> Iterator[None]:
+    """Raise Pillow's own bomb limit to ours while opening (Pillow errors at 2x its limit)."""
+    with _pillow_lock:
+        saved = PILImage.MAX_IMAGE_PIXELS
+        if saved is not None and saved < limit:
+            PILImage.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
+
+
 def _decode(data: bytes, limit: int, what: str) -> Image:
     if not data:
         raise InvalidImageError(f"{what}: empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        with warnings.catch_warnings(), _pillow_limit(limit):
+            # Our own limit replaces Pillow's bomb guard (checked from the header, before any decoding).
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             pil = PILImage.open(io.BytesIO(data))
-            # The header alone tells the size: refuse bombs before decoding any pixel.
             _check_size(pil.width, pil.height, limit, what)
             pil.load()
     except (ImageTooLargeError, InvalidImageError):
@@ -151,7 +170,11 @@ def _from_pil(pil: PILImage.Image, limit: int, what: str) -> Image:
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the image
         pass
     mode = pil.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if mode.startswith("I;16"):
+        # 16-bit data is scaled by its full range, however dark the image is.
+        gray16 = np.asarray(pil).astype(np.float64) * (255.0 / 65535.0) + 0.5
+        return _from_array(np.clip(gray16, 0, 255).astype(np.uint8), limit)
+    if mode in ("I", "F"):
         return _from_array(np.asarray(pil), limit)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in pil.info):
         pil = pil.convert("RGBA")
@@ -191,7 +214,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
         if hi <= 255:
             return arr.astype(np.uint8)
         # 16-bit (or wider) data: scale by the dtype's range, 65535 for 16-bit images.
-        top = 65535 if hi <= 65535 else int(np.iinfo(arr.dtype).max)
+        top = 65535 if hi <= 65535 else hi  # wider than 16 bit: stretch the data's own range
         return (arr.astype(np.float64) * (255.0 / top) + 0.5).astype(np.uint8)
     raise InvalidImageError(f"unsupported image dtype {arr.dtype}")
 

@@ -1,0 +1,489 @@
+"""Tests for the ``faceprint`` command line through Typer's CliRunner.
+
+Contract: results on stdout (a table, or JSON with ``--json``), diagnostics on stderr; exit code
+0 success / match, 1 no match, 2 bad input with a one-line message and never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner, Result
+
+from faceprint.cli import app
+from faceprint.gallery import Gallery
+
+LfwImage = Callable[[str, int], Path]
+
+runner = CliRunner()  # this Typer keeps stderr apart: result.stdout / result.stderr / result.output (both)
+
+
+def invoke(*args: object) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def no_crash(result: Result) -> None:
+    """The command ended through its own exit path, not an unhandled exception."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"unhandled {result.exception!r}\n{result.output}"
+    )
+    assert "Traceback" not in result.output
+
+
+def ok(result: Result, code: int = 0) -> Result:
+    no_crash(result)
+    assert result.exit_code == code, f"exit {result.exit_code}, expected {code}\n{result.output}"
+    return result
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(result.stdout)
+
+
+def user_error(result: Result, *words: str) -> str:
+    """Exit 2 with exactly one line on stderr, nothing on stdout, no traceback; returns the line."""
+    no_crash(result)
+    assert result.exit_code == 2, f"exit {result.exit_code}, expected 2\n{result.output}"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected a one-line error, got:\n{result.stderr}"
+    assert result.stdout == ""
+    line = lines[0]
+    for word in words:
+        assert word.lower() in line.lower(), f"{word!r} not in {line!r}"
+    return line
+
+
+# -- images -------------------------------------------------------------------------------------
+@pytest.fixture
+def blank_png(tmp_path: Path) -> Path:
+    path = tmp_path / "blank.png"
+    PILImage.fromarray(np.full((200, 240, 3), 127, np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def text_jpg(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.jpg"
+    path.write_text("these are my holiday notes, not a photo\n")
+    return path
+
+
+@pytest.fixture
+def truncated_jpg(tmp_path: Path, lfw_image: LfwImage) -> Path:
+    data = lfw_image("George_W_Bush", 1).read_bytes()
+    path = tmp_path / "truncated.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture
+def empty_jpg(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.fixture(params=["missing", "text", "truncated", "empty"])
+def bad_image(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    """A bad input file and a word its error message must contain."""
+    kind = request.param
+    if kind == "missing":
+        return tmp_path / "does_not_exist.jpg", "no such file"
+    if kind == "text":
+        return request.getfixturevalue("text_jpg"), "not a recognised image"
+    if kind == "truncated":
+        return request.getfixturevalue("truncated_jpg"), "truncated"
+    return request.getfixturevalue("empty_jpg"), "empty"
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Path:
+    return tmp_path / "faces" / "gallery.db"
+
+
+@pytest.fixture
+def bush_gallery(gallery: Path, lfw_image: LfwImage) -> Path:
+    """A gallery holding George W Bush (photos 1 and 3)."""
+    ok(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 3),
+              "--gallery", gallery))
+    return gallery
+
+
+def subjects(gallery: Path) -> list[dict[str, Any]]:
+    data = as_json(ok(invoke("gallery", "list", "--gallery", gallery, "--json")))
+    return list(data["subjects"])
+
+
+# -- help ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["detect"],
+        ["verify"],
+        ["enroll"],
+        ["identify"],
+        ["gallery"],
+        ["gallery", "list"],
+        ["gallery", "remove"],
+        ["gallery", "rename"],
+        ["evaluate"],
+        ["evaluate", "lfw"],
+        ["models"],
+        ["demo"],
+    ],
+    ids=lambda c: " ".join(c) or "faceprint",
+)
+def test_help(command: list[str]) -> None:
+    result = ok(invoke(*command, "--help"))
+    assert "Usage" in result.output
+    assert "--help" in result.output
+
+
+def test_help_lists_every_command() -> None:
+    out = ok(invoke("--help")).stdout
+    for name in ("detect", "verify", "enroll", "identify", "gallery", "evaluate", "models", "demo"):
+        assert name in out
+
+
+def test_usage_error_exits_2_without_traceback() -> None:
+    result = invoke("enroll", "only-a-name")
+    no_crash(result)
+    assert result.exit_code == 2
+    assert "Missing argument" in result.stderr
+
+
+# -- detect -------------------------------------------------------------------------------------
+@pytest.mark.real
+@pytest.mark.data
+def test_detect_json(lfw_image: LfwImage) -> None:
+    img = lfw_image("George_W_Bush", 1)
+    data = as_json(ok(invoke("detect", img, "--json")))
+    assert data["image"] == str(img)
+    assert len(data["faces"]) == 1
+    face = data["faces"][0]
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 250 and 0 <= y1 < y2 <= 250
+    assert 0.5 < face["score"] <= 1.0
+    assert np.asarray(face["landmarks"]).shape == (5, 2)
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_detect_table(lfw_image: LfwImage) -> None:
+    out = ok(invoke("detect", lfw_image("George_W_Bush", 1))).stdout
+    assert "1 face(s)" in out
+    assert "George_W_Bush_0001.jpg" in out
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_detect_draw_writes_png(lfw_image: LfwImage, tmp_path: Path) -> None:
+    img = lfw_image("George_W_Bush", 1)
+    out = tmp_path / "boxes.png"
+    ok(invoke("detect", img, "--draw", out))
+    with PILImage.open(out) as drawn:
+        assert drawn.format == "PNG"
+        assert drawn.size == (250, 250)
+        pixels = np.asarray(drawn.convert("RGB"))
+    with PILImage.open(img) as original:
+        assert not np.array_equal(pixels, np.asarray(original.convert("RGB")))  # something was drawn
+
+
+@pytest.mark.real
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["boxes.xyz", "no_such_folder/boxes.png"])
+def test_detect_draw_unwritable_is_user_error(lfw_image: LfwImage, tmp_path: Path, name: str) -> None:
+    user_error(invoke("detect", lfw_image("George_W_Bush", 1), "--draw", tmp_path / name), "boxes")
+
+
+@pytest.mark.real
+def test_detect_blank_exits_1(blank_png: Path) -> None:
+    result = ok(invoke("detect", blank_png, "--json"), code=1)
+    assert as_json(result)["faces"] == []
+    assert "0 face(s)" in ok(invoke("detect", blank_png), code=1).stdout
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_detect_bad_input(bad_image: tuple[Path, str]) -> None:
+    path, word = bad_image
+    user_error(invoke("detect", path), path.name, word)
+
+
+# -- verify -------------------------------------------------------------------------------------
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_same_person(lfw_image: LfwImage) -> None:
+    result = ok(invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2)))
+    assert "same person" in result.stdout
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_different_people(lfw_image: LfwImage) -> None:
+    result = ok(invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("Serena_Williams", 1)), code=1)
+    assert "different people" in result.stdout
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_json(lfw_image: LfwImage) -> None:
+    same = as_json(ok(invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--json")))
+    assert {"similarity", "threshold", "same", "model", "distance", "fmr"} <= set(same)
+    assert same["same"] is True
+    assert same["similarity"] >= same["threshold"]
+    assert same["model"].startswith("sface@")
+    assert same["fmr"] == "1e-3"
+    assert same["distance"] == pytest.approx(2 - 2 * same["similarity"], abs=1e-5)
+
+    diff = as_json(
+        ok(invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("Serena_Williams", 1), "--json"), code=1)
+    )
+    assert diff["same"] is False
+    assert diff["similarity"] < diff["threshold"]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_facenet_model(lfw_image: LfwImage, facenet: object) -> None:
+    data = as_json(
+        ok(invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--json",
+                  "--model", "facenet"))
+    )
+    assert data["model"].startswith("facenet@")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_unknown_fmr_lists_operating_points(lfw_image: LfwImage) -> None:
+    line = user_error(
+        invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--fmr", "5"),
+        "available",
+    )
+    for point in ("1e-2", "1e-3", "best_accuracy"):
+        assert point in line
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_unknown_model(lfw_image: LfwImage) -> None:
+    user_error(
+        invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--model", "nope"),
+        "nope", "sface", "facenet",
+    )
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_no_face(lfw_image: LfwImage, blank_png: Path) -> None:
+    user_error(invoke("verify", lfw_image("George_W_Bush", 1), blank_png), "blank.png", "no face")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_bad_input(lfw_image: LfwImage, bad_image: tuple[Path, str]) -> None:
+    path, word = bad_image
+    user_error(invoke("verify", lfw_image("George_W_Bush", 1), path), path.name, word)
+
+
+# -- enroll / identify / gallery ------------------------------------------------------------------
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_then_list(gallery: Path, lfw_image: LfwImage) -> None:
+    result = ok(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 3),
+                       "--gallery", gallery, "--json"))
+    enrolled = as_json(result)
+    assert enrolled["name"] == "George W Bush" and enrolled["templates"] == 2
+
+    data = as_json(ok(invoke("gallery", "list", "--gallery", gallery, "--json")))
+    assert data["model"].startswith("sface@")
+    assert [(s["name"], s["templates"]) for s in data["subjects"]] == [("George W Bush", 2)]
+    assert isinstance(data["subjects"][0]["id"], int)
+
+    table = ok(invoke("gallery", "list", "--gallery", gallery)).stdout
+    assert "George W Bush" in table and "1 subject(s)" in table
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_again_adds_templates(bush_gallery: Path, lfw_image: LfwImage) -> None:
+    out = ok(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 4), "--gallery", bush_gallery)).stdout
+    assert "George W Bush" in out
+    assert [s["templates"] for s in subjects(bush_gallery)] == [3]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify(bush_gallery: Path, lfw_image: LfwImage) -> None:
+    img = lfw_image("George_W_Bush", 2)
+    data = as_json(ok(invoke("identify", img, "--gallery", bush_gallery, "--json")))
+    assert data["image"] == str(img)
+    assert len(data["faces"]) == 1
+    face = data["faces"][0]
+    assert face["name"] == "George W Bush"
+    assert face["known"] is True
+    assert face["matches"][0]["name"] == "George W Bush"
+    assert face["matches"][0]["similarity"] >= face["threshold"]
+
+    table = ok(invoke("identify", img, "--gallery", bush_gallery)).stdout
+    assert "George W Bush" in table
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_stranger_exits_1(bush_gallery: Path, lfw_image: LfwImage) -> None:
+    result = ok(invoke("identify", lfw_image("Serena_Williams", 1), "--gallery", bush_gallery, "--json"), code=1)
+    face = as_json(result)["faces"][0]
+    assert face["name"] == "unknown"
+    assert face["known"] is False
+    assert "unknown" in ok(invoke("identify", lfw_image("Serena_Williams", 1), "--gallery", bush_gallery),
+                           code=1).stdout
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_no_face_exits_1(bush_gallery: Path, blank_png: Path) -> None:
+    result = ok(invoke("identify", blank_png, "--gallery", bush_gallery, "--json"), code=1)
+    assert as_json(result)["faces"] == []
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_missing_gallery(tmp_path: Path, lfw_image: LfwImage) -> None:
+    missing = tmp_path / "nowhere" / "gallery.db"
+    user_error(invoke("identify", lfw_image("George_W_Bush", 2), "--gallery", missing), "no gallery", str(missing))
+    assert not missing.exists()
+    assert not missing.parent.exists()
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_bad_input(bush_gallery: Path, bad_image: tuple[Path, str]) -> None:
+    path, word = bad_image
+    user_error(invoke("identify", path, "--gallery", bush_gallery), path.name, word)
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_with_other_model_refused(bush_gallery: Path, lfw_image: LfwImage, facenet: object) -> None:
+    user_error(invoke("identify", lfw_image("George_W_Bush", 2), "--gallery", bush_gallery, "--model", "facenet"),
+               "facenet")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_bad_input_writes_nothing(
+    bush_gallery: Path, lfw_image: LfwImage, bad_image: tuple[Path, str]
+) -> None:
+    path, word = bad_image
+    before = subjects(bush_gallery)
+    user_error(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 4), path, "--gallery", bush_gallery),
+               path.name, word)
+    user_error(invoke("enroll", "Someone Else", lfw_image("Colin_Powell", 1), path, "--gallery", bush_gallery),
+               path.name, word)
+    assert subjects(bush_gallery) == before
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_no_face_writes_nothing(gallery: Path, lfw_image: LfwImage, blank_png: Path) -> None:
+    user_error(invoke("enroll", "Colin Powell", lfw_image("Colin_Powell", 1), blank_png, "--gallery", gallery),
+               "blank.png", "no face")
+    if gallery.exists():  # an empty store may have been created; it must hold nobody
+        with Gallery(gallery) as g:
+            assert len(g) == 0 and g.n_templates == 0
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_strict_refuses_several_faces(gallery: Path, lfw_image: LfwImage) -> None:
+    # Junichiro_Koizumi_0001 shows two faces
+    multi = lfw_image("Junichiro_Koizumi", 1)
+    user_error(invoke("enroll", "Koizumi", multi, "--gallery", gallery, "--strict"), "2 faces")
+    ok(invoke("enroll", "Koizumi", multi, "--gallery", gallery))  # default: the largest face
+    assert [s["templates"] for s in subjects(gallery)] == [1]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_gallery_rename(bush_gallery: Path) -> None:
+    out = ok(invoke("gallery", "rename", "George W Bush", "President Bush", "--gallery", bush_gallery)).stdout
+    assert "President Bush" in out
+    assert [s["name"] for s in subjects(bush_gallery)] == ["President Bush"]
+    # by id as well
+    sid = subjects(bush_gallery)[0]["id"]
+    ok(invoke("gallery", "rename", str(sid), "GWB", "--gallery", bush_gallery))
+    assert [(s["id"], s["name"], s["templates"]) for s in subjects(bush_gallery)] == [(sid, "GWB", 2)]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_gallery_remove(bush_gallery: Path) -> None:
+    out = ok(invoke("gallery", "remove", "George W Bush", "--gallery", bush_gallery)).stdout
+    assert "2 template(s)" in out
+    assert subjects(bush_gallery) == []
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_gallery_unknown_subject(bush_gallery: Path) -> None:
+    user_error(invoke("gallery", "remove", "Nobody", "--gallery", bush_gallery), "Nobody")
+    user_error(invoke("gallery", "rename", "Nobody", "Somebody", "--gallery", bush_gallery), "Nobody")
+    assert [s["name"] for s in subjects(bush_gallery)] == ["George W Bush"]
+
+
+@pytest.mark.parametrize("command", [["gallery", "list"], ["gallery", "remove", "x"], ["gallery", "rename", "x", "y"]])
+def test_gallery_commands_need_an_existing_gallery(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "missing.db"
+    user_error(invoke(*command, "--gallery", missing), "no gallery")
+    assert not missing.exists()
+
+
+# -- models / evaluate ----------------------------------------------------------------------------
+def test_models_json() -> None:
+    rows = as_json(ok(invoke("models", "--json")))
+    by_key = {r["model"]: r for r in rows}
+    assert {"yunet", "sface", "retinaface", "facenet"} <= set(by_key)
+    assert by_key["yunet"]["role"] == by_key["retinaface"]["role"] == "detector"
+    assert by_key["sface"]["role"] == by_key["facenet"]["role"] == "embedder"
+    for key in ("yunet", "sface", "retinaface", "facenet"):
+        row = by_key[key]
+        assert row["licence"], key
+        try:
+            version = metadata.version(row["package"])
+        except metadata.PackageNotFoundError:
+            version = None
+        assert row["installed"] == version, key
+        assert len(row["sha256"]) == 64
+
+
+def test_models_table() -> None:
+    out = ok(invoke("models")).stdout
+    for key in ("yunet", "sface", "retinaface", "facenet"):
+        assert key in out
+
+
+def test_models_lists_calibrated_thresholds() -> None:
+    rows = {r["model"]: r for r in as_json(ok(invoke("models", "--json")))}
+    for key in ("sface", "facenet"):
+        assert "1e-3" in rows[key]["thresholds"], f"{key} is not calibrated (src/faceprint/calibration.json)"
+        assert -1.0 < rows[key]["thresholds"]["1e-3"] < 1.0
+
+
+def test_evaluate_lfw_without_data(tmp_path: Path) -> None:
+    empty = tmp_path / "datasets"
+    empty.mkdir()
+    user_error(invoke("evaluate", "lfw", "--data", empty, "--pairs", "pairsDevTest.txt"),
+               "pairsDevTest.txt", "not found")
+
+
+def test_evaluate_lfw_unknown_model(tmp_path: Path) -> None:
+    user_error(invoke("evaluate", "lfw", "--data", tmp_path, "--model", "nope"), "nope")
