@@ -7,7 +7,9 @@ Contract: results on stdout (a table, or JSON with ``--json``), diagnostics on s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from faceprint.cli import app
 from faceprint.gallery import Gallery
@@ -24,12 +26,31 @@ LfwImage = Callable[[str, int], Path]
 
 runner = CliRunner()  # this Typer keeps stderr apart: result.stdout / result.stderr / result.output (both)
 
-
-def invoke(*args: object) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def no_crash(result: Result) -> None:
+@dataclass(frozen=True)
+class Run:
+    """A CliRunner result with ANSI codes removed.
+
+    The CLI's Rich consoles pick their colour mode when ``faceprint.cli`` is imported; under
+    ``pytest -s`` in a terminal that is a colour mode, and CliRunner's captured output then
+    carries escape codes that are not part of what the command means.
+    """
+
+    exit_code: int
+    exception: BaseException | None
+    stdout: str
+    stderr: str
+    output: str
+
+
+def invoke(*args: object, env: dict[str, str] | None = None) -> Run:
+    r = runner.invoke(app, [str(a) for a in args], env=env)
+    return Run(r.exit_code, r.exception, _ANSI.sub("", r.stdout), _ANSI.sub("", r.stderr), _ANSI.sub("", r.output))
+
+
+def no_crash(result: Run) -> None:
     """The command ended through its own exit path, not an unhandled exception."""
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"unhandled {result.exception!r}\n{result.output}"
@@ -37,17 +58,17 @@ def no_crash(result: Result) -> None:
     assert "Traceback" not in result.output
 
 
-def ok(result: Result, code: int = 0) -> Result:
+def ok(result: Run, code: int = 0) -> Run:
     no_crash(result)
     assert result.exit_code == code, f"exit {result.exit_code}, expected {code}\n{result.output}"
     return result
 
 
-def as_json(result: Result) -> Any:
+def as_json(result: Run) -> Any:
     return json.loads(result.stdout)
 
 
-def user_error(result: Result, *words: str) -> str:
+def user_error(result: Run, *words: str) -> str:
     """Exit 2 with exactly one line on stderr, nothing on stdout, no traceback; returns the line."""
     no_crash(result)
     assert result.exit_code == 2, f"exit {result.exit_code}, expected 2\n{result.output}"
@@ -58,6 +79,14 @@ def user_error(result: Result, *words: str) -> str:
     for word in words:
         assert word.lower() in line.lower(), f"{word!r} not in {line!r}"
     return line
+
+
+@pytest.fixture(autouse=True)
+def _real_models_installed(request: pytest.FixtureRequest) -> None:
+    """Tests marked ``real`` skip (via the conftest model fixtures) when YuNet / SFace are not installed."""
+    if request.node.get_closest_marker("real") is not None:
+        request.getfixturevalue("yunet")
+        request.getfixturevalue("sface")
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -111,8 +140,16 @@ def gallery(tmp_path: Path) -> Path:
 @pytest.fixture
 def bush_gallery(gallery: Path, lfw_image: LfwImage) -> Path:
     """A gallery holding George W Bush (photos 1 and 3)."""
-    ok(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 3),
-              "--gallery", gallery))
+    ok(
+        invoke(
+            "enroll",
+            "George W Bush",
+            lfw_image("George_W_Bush", 1),
+            lfw_image("George_W_Bush", 3),
+            "--gallery",
+            gallery,
+        )
+    )
     return gallery
 
 
@@ -218,6 +255,60 @@ def test_detect_bad_input(bad_image: tuple[Path, str]) -> None:
     user_error(invoke("detect", path), path.name, word)
 
 
+def write_variant(src: Path, kind: str, tmp_path: Path) -> Path:
+    """``src`` re-encoded as an unusual but valid image whose displayed content is unchanged."""
+    with PILImage.open(src) as im:
+        rgb = im.convert("RGB")
+    if kind == "gray":
+        out, img = tmp_path / "gray.png", rgb.convert("L")
+    elif kind == "rgba":
+        out, img = tmp_path / "rgba.png", rgb.convert("RGBA")
+    elif kind == "palette":
+        out, img = tmp_path / "palette.png", rgb.convert("P", palette=PILImage.Palette.ADAPTIVE)
+    elif kind == "gray16":
+        gray = np.asarray(rgb.convert("L"), np.uint16) * 257
+        out, img = tmp_path / "gray16.png", PILImage.fromarray(gray)
+        img.save(out)
+        return out
+    elif kind == "exif_rotated":
+        # pixels stored rotated 90 degrees counter-clockwise; EXIF orientation 6 says "turn clockwise to view"
+        out = tmp_path / "exif_rotated.jpg"
+        exif = PILImage.Exif()
+        exif[0x0112] = 6
+        rgb.transpose(PILImage.Transpose.ROTATE_90).save(out, "JPEG", quality=95, exif=exif)
+        return out
+    else:
+        raise AssertionError(kind)
+    img.save(out)
+    return out
+
+
+@pytest.mark.real
+@pytest.mark.data
+@pytest.mark.parametrize("kind", ["gray", "rgba", "palette", "gray16", "exif_rotated"])
+def test_detect_unusual_but_valid_images(lfw_image: LfwImage, tmp_path: Path, kind: str) -> None:
+    src = lfw_image("George_W_Bush", 1)
+    (reference,) = as_json(ok(invoke("detect", src, "--json")))["faces"]
+    data = as_json(ok(invoke("detect", write_variant(src, kind, tmp_path), "--json")))
+    assert len(data["faces"]) == 1, kind
+    # same place as in the original: the image was read upright and at full size
+    np.testing.assert_allclose(data["faces"][0]["box"], reference["box"], atol=12)
+
+
+def test_detect_directory_is_user_error(tmp_path: Path) -> None:
+    user_error(invoke("detect", tmp_path), "directory")
+
+
+def test_detect_unknown_detector(blank_png: Path) -> None:
+    user_error(invoke("detect", blank_png, "--detector", "nope"), "nope", "yunet", "retinaface")
+
+
+def test_detect_huge_image_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    PILImage.fromarray(np.zeros((200, 300, 3), np.uint8)).save(path)
+    user_error(invoke("detect", path, env={"FACEPRINT_MAX_PIXELS": "10000"}), "big.png", "limit")
+
+
 # -- verify -------------------------------------------------------------------------------------
 @pytest.mark.real
 @pytest.mark.data
@@ -255,8 +346,11 @@ def test_verify_json(lfw_image: LfwImage) -> None:
 @pytest.mark.data
 def test_verify_facenet_model(lfw_image: LfwImage, facenet: object) -> None:
     data = as_json(
-        ok(invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--json",
-                  "--model", "facenet"))
+        ok(
+            invoke(
+                "verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--json", "--model", "facenet"
+            )
+        )
     )
     assert data["model"].startswith("facenet@")
 
@@ -277,7 +371,9 @@ def test_verify_unknown_fmr_lists_operating_points(lfw_image: LfwImage) -> None:
 def test_verify_unknown_model(lfw_image: LfwImage) -> None:
     user_error(
         invoke("verify", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), "--model", "nope"),
-        "nope", "sface", "facenet",
+        "nope",
+        "sface",
+        "facenet",
     )
 
 
@@ -298,8 +394,17 @@ def test_verify_bad_input(lfw_image: LfwImage, bad_image: tuple[Path, str]) -> N
 @pytest.mark.real
 @pytest.mark.data
 def test_enroll_then_list(gallery: Path, lfw_image: LfwImage) -> None:
-    result = ok(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 3),
-                       "--gallery", gallery, "--json"))
+    result = ok(
+        invoke(
+            "enroll",
+            "George W Bush",
+            lfw_image("George_W_Bush", 1),
+            lfw_image("George_W_Bush", 3),
+            "--gallery",
+            gallery,
+            "--json",
+        )
+    )
     enrolled = as_json(result)
     assert enrolled["name"] == "George W Bush" and enrolled["templates"] == 2
 
@@ -344,8 +449,9 @@ def test_identify_stranger_exits_1(bush_gallery: Path, lfw_image: LfwImage) -> N
     face = as_json(result)["faces"][0]
     assert face["name"] == "unknown"
     assert face["known"] is False
-    assert "unknown" in ok(invoke("identify", lfw_image("Serena_Williams", 1), "--gallery", bush_gallery),
-                           code=1).stdout
+    assert (
+        "unknown" in ok(invoke("identify", lfw_image("Serena_Williams", 1), "--gallery", bush_gallery), code=1).stdout
+    )
 
 
 @pytest.mark.real
@@ -374,29 +480,35 @@ def test_identify_bad_input(bush_gallery: Path, bad_image: tuple[Path, str]) -> 
 @pytest.mark.real
 @pytest.mark.data
 def test_identify_with_other_model_refused(bush_gallery: Path, lfw_image: LfwImage, facenet: object) -> None:
-    user_error(invoke("identify", lfw_image("George_W_Bush", 2), "--gallery", bush_gallery, "--model", "facenet"),
-               "facenet")
+    user_error(
+        invoke("identify", lfw_image("George_W_Bush", 2), "--gallery", bush_gallery, "--model", "facenet"), "facenet"
+    )
 
 
 @pytest.mark.real
 @pytest.mark.data
-def test_enroll_bad_input_writes_nothing(
-    bush_gallery: Path, lfw_image: LfwImage, bad_image: tuple[Path, str]
-) -> None:
+def test_enroll_bad_input_writes_nothing(bush_gallery: Path, lfw_image: LfwImage, bad_image: tuple[Path, str]) -> None:
     path, word = bad_image
     before = subjects(bush_gallery)
-    user_error(invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 4), path, "--gallery", bush_gallery),
-               path.name, word)
-    user_error(invoke("enroll", "Someone Else", lfw_image("Colin_Powell", 1), path, "--gallery", bush_gallery),
-               path.name, word)
+    user_error(
+        invoke("enroll", "George W Bush", lfw_image("George_W_Bush", 4), path, "--gallery", bush_gallery),
+        path.name,
+        word,
+    )
+    user_error(
+        invoke("enroll", "Someone Else", lfw_image("Colin_Powell", 1), path, "--gallery", bush_gallery), path.name, word
+    )
     assert subjects(bush_gallery) == before
 
 
 @pytest.mark.real
 @pytest.mark.data
 def test_enroll_no_face_writes_nothing(gallery: Path, lfw_image: LfwImage, blank_png: Path) -> None:
-    user_error(invoke("enroll", "Colin Powell", lfw_image("Colin_Powell", 1), blank_png, "--gallery", gallery),
-               "blank.png", "no face")
+    user_error(
+        invoke("enroll", "Colin Powell", lfw_image("Colin_Powell", 1), blank_png, "--gallery", gallery),
+        "blank.png",
+        "no face",
+    )
     if gallery.exists():  # an empty store may have been created; it must hold nobody
         with Gallery(gallery) as g:
             assert len(g) == 0 and g.n_templates == 0
@@ -440,6 +552,28 @@ def test_gallery_unknown_subject(bush_gallery: Path) -> None:
     assert [s["name"] for s in subjects(bush_gallery)] == ["George W Bush"]
 
 
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_k_below_one(bush_gallery: Path, lfw_image: LfwImage) -> None:
+    user_error(invoke("identify", lfw_image("George_W_Bush", 2), "--gallery", bush_gallery, "-k", "0"), "k must be")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_empty_name(gallery: Path, lfw_image: LfwImage) -> None:
+    user_error(invoke("enroll", "   ", lfw_image("George_W_Bush", 1), "--gallery", gallery), "name")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_gallery_that_is_not_a_database(tmp_path: Path, lfw_image: LfwImage) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("not a database\n")
+    user_error(invoke("gallery", "list", "--gallery", bogus), "not a faceprint gallery")
+    user_error(invoke("enroll", "x", lfw_image("George_W_Bush", 1), "--gallery", bogus), "not a faceprint gallery")
+    assert bogus.read_text() == "not a database\n"
+
+
 @pytest.mark.parametrize("command", [["gallery", "list"], ["gallery", "remove", "x"], ["gallery", "rename", "x", "y"]])
 def test_gallery_commands_need_an_existing_gallery(tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "missing.db"
@@ -481,8 +615,9 @@ def test_models_lists_calibrated_thresholds() -> None:
 def test_evaluate_lfw_without_data(tmp_path: Path) -> None:
     empty = tmp_path / "datasets"
     empty.mkdir()
-    user_error(invoke("evaluate", "lfw", "--data", empty, "--pairs", "pairsDevTest.txt"),
-               "pairsDevTest.txt", "not found")
+    user_error(
+        invoke("evaluate", "lfw", "--data", empty, "--pairs", "pairsDevTest.txt"), "pairsDevTest.txt", "not found"
+    )
 
 
 def test_evaluate_lfw_unknown_model(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeDetector, FakeEmbedder, make_detection, solid_image
 from PIL import Image as PILImage
 
 from faceprint.errors import (
@@ -21,6 +20,7 @@ from faceprint.errors import (
 from faceprint.gallery import Gallery
 from faceprint.pipeline import UNKNOWN, FacePipeline, Identification
 from faceprint.types import Detection, Face, Image, Verification
+from fakes import FakeDetector, FakeEmbedder, make_detection, solid_image
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -103,9 +103,7 @@ def test_detect_drops_faces_below_min_face_size(fake_embedder: FakeEmbedder) -> 
     assert pipe.detect(solid_image(RED)) == []
     with pytest.raises(NoFaceError):
         pipe.face(solid_image(RED))
-    assert FacePipeline(detector=FakeDetector([tiny]), embedder=fake_embedder, min_face_size=5).detect(
-        solid_image(RED)
-    )
+    assert FacePipeline(detector=FakeDetector([tiny]), embedder=fake_embedder, min_face_size=5).detect(solid_image(RED))
 
 
 def test_detect_accepts_paths_and_bytes(pipe: FacePipeline, tmp_path: Path) -> None:
@@ -302,9 +300,7 @@ def test_enroll_strict_multiple_faces_writes_nothing(two_faces: FacePipeline, ga
     np.testing.assert_allclose(gallery.templates(subject.id), vec(BLUE)[None], atol=1e-6)
 
 
-def test_failed_enroll_keeps_existing_templates(
-    pipe: FacePipeline, gallery: Gallery, corrupt_file: Path
-) -> None:
+def test_failed_enroll_keeps_existing_templates(pipe: FacePipeline, gallery: Gallery, corrupt_file: Path) -> None:
     pipe.enroll("alice", solid_image(RED), gallery)
     with pytest.raises(InvalidImageError):
         pipe.enroll("alice", [solid_image(RED), corrupt_file], gallery)
@@ -423,9 +419,7 @@ def real_pipe(yunet: object, sface: object) -> FacePipeline:
 
 
 @pytest.fixture(scope="module")
-def real_gallery(
-    real_pipe: FacePipeline, lfw_image: LfwImage, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def real_gallery(real_pipe: FacePipeline, lfw_image: LfwImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A gallery of five LFW people, each enrolled from their first photo."""
     path = tmp_path_factory.mktemp("real") / "gallery.db"
     with Gallery(path) as g:
@@ -481,9 +475,7 @@ def test_real_detect_blank_is_empty_list(real_pipe: FacePipeline) -> None:
 @pytest.mark.real
 @pytest.mark.data
 @pytest.mark.parametrize("name", ENROLLED)
-def test_real_identify_rank1(
-    real_pipe: FacePipeline, real_gallery: Path, lfw_image: LfwImage, name: str
-) -> None:
+def test_real_identify_rank1(real_pipe: FacePipeline, real_gallery: Path, lfw_image: LfwImage, name: str) -> None:
     with Gallery(real_gallery) as g:
         r = identify_one(real_pipe, lfw_image(name, 2), g)
     assert r.matches[0].name == name  # rank-1
@@ -492,9 +484,7 @@ def test_real_identify_rank1(
 
 @pytest.mark.real
 @pytest.mark.data
-def test_real_identify_stranger_is_unknown(
-    real_pipe: FacePipeline, real_gallery: Path, lfw_image: LfwImage
-) -> None:
+def test_real_identify_stranger_is_unknown(real_pipe: FacePipeline, real_gallery: Path, lfw_image: LfwImage) -> None:
     with Gallery(real_gallery) as g:
         for i in (1, 2):
             r = identify_one(real_pipe, lfw_image(STRANGER, i), g)
@@ -526,3 +516,19 @@ def test_real_gallery_refuses_other_model(
         with pytest.raises(EmbedderMismatchError):
             other.enroll("George_W_Bush", lfw_image("George_W_Bush", 2), g)
         assert g.n_templates == before
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_real_plain_functions(lfw_image: LfwImage, tmp_path: Path, yunet: object, sface: object) -> None:
+    import faceprint.pipeline as fp
+
+    assert fp.detect(np.zeros((64, 64, 3), np.uint8)) == []
+    assert len(fp.detect(lfw_image("George_W_Bush", 1))) == 1
+    assert fp.embed(lfw_image("George_W_Bush", 1)).shape == (128,)
+    assert fp.verify(lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2)).same is True
+    with Gallery(tmp_path / "plain.db") as g:
+        assert fp.enroll("George W Bush", [lfw_image("George_W_Bush", 1)], g).n_templates == 1
+        (r,) = fp.identify(lfw_image("George_W_Bush", 2), g, k=1)
+        assert r.name == "George W Bush"
+    assert fp.default_pipeline() is fp.default_pipeline()

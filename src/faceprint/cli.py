@@ -184,8 +184,12 @@ def _draw(img: Any, dets: list[Any], path: Path) -> None:
                     (0, 200, 0), thick)
         for (x, y), c in zip(d.landmarks, colors):
             cv2.circle(canvas, (round(x), round(y)), thick + 1, c, -1)
-    if not cv2.imwrite(str(path), canvas):
-        _fail(f"cannot write {path} (unknown extension or unwritable folder)")
+    try:
+        written = cv2.imwrite(str(path), canvas)
+    except cv2.error:
+        written = False
+    if not written:
+        _fail(f"cannot write {path} (unknown image extension or unwritable folder)")
 
 
 @app.command()
@@ -232,8 +236,10 @@ def enroll(
 
     def body() -> int:
         pipe = _pipeline(model, flip, threads=threads)
+        # embed every photo before touching the gallery: a bad photo leaves no trace
+        embs, sources = pipe.enrollment_embeddings(list(images), on_multiple="error" if strict else "largest")
         with _open_gallery(gallery, create=True) as g:
-            subject = pipe.enroll(name, list(images), g, on_multiple="error" if strict else "largest")
+            subject = g.enroll(name, embs, fingerprint=pipe.embedder.fingerprint, sources=sources)
         if as_json:
             _print_json({"id": subject.id, "name": subject.name, "templates": subject.n_templates})
         else:

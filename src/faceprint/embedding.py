@@ -103,7 +103,7 @@ def l2_normalize(x: npt.ArrayLike, axis: int = -1) -> Embeddings:
 
 @lru_cache(maxsize=1)
 def load_calibration() -> dict[str, Any]:
-    """Thresholds calibrated by ``bench/calibrate.py`` on LFW view 1 (``pairsDevTrain.txt``)."""
+    """Thresholds calibrated by ``bench/lfw.py --write-calibration`` on LFW view 1 (``pairsDevTrain.txt``)."""
     try:
         text = resources.files("faceprint").joinpath("calibration.json").read_text()
     except FileNotFoundError:
@@ -242,9 +242,10 @@ class SFaceEmbedder(_AlignedEmbedder):
         return np.stack(outs).astype(np.float32)
 
 
-FACENET_TEMPLATE_160 = scaled_template(ARCFACE_TEMPLATE_112, 112, 160, zoom=0.8, shift_y=-0.06)
+FACENET_TEMPLATE_160 = scaled_template(ARCFACE_TEMPLATE_112, 112, 160, zoom=0.9, shift_y=-0.05)
 """FaceNet was trained on loose MTCNN crops (box + margin); this maps the ArcFace points into a
-looser 160x160 crop. zoom / shift were chosen on LFW view-1 DevTrain pairs (bench/calibrate.py)."""
+looser 160x160 crop. zoom / shift were chosen on 700 LFW view-1 DevTrain pairs
+(bench/tune_facenet_template.py; numbers in bench/results/facenet_template.json)."""
 
 
 @EMBEDDERS.register("facenet")

@@ -24,7 +24,7 @@ def lfw_pairs(root: Path, pairs_file: str = "pairs.txt") -> list[Pair]:
     lfw = Path(root) / "lfw"
     path = lfw / pairs_file
     if not path.is_file():
-        raise DatasetNotFoundError(f"{path} not found; set FACEPRINT_DATA to the folder holding lfw/")
+        raise DatasetNotFoundError(f"{path} not found (FACEPRINT_DATA or --data must name the folder holding lfw/)")
     return read_lfw_pairs(path, lfw / "lfw-deepfunneled")
 
 

@@ -188,7 +188,9 @@ class FacePipeline:
         fmr = fmr or self.fmr
         table = self._emb.thresholds
         if fmr not in table:
-            valid = ", ".join(sorted(table)) or "none: the model is not calibrated (run bench/calibrate.py)"
+            valid = ", ".join(sorted(table)) or (
+                "none: the model is not calibrated (run: python bench/lfw.py --write-calibration)"
+            )
             raise FaceprintError(
                 f"no calibrated threshold for model {getattr(self._emb, 'key', self._emb.name)!r} "
                 f"at fmr={fmr!r}; available: {valid}"
@@ -216,6 +218,7 @@ class FacePipeline:
 
         Raises :class:`NoFaceError` when either image has no face.
         """
+        self.threshold(fmr)  # fail fast on an unknown operating point, before any work
         return self.compare(self.embed(a), self.embed(b), fmr=fmr)
 
     def enroll(
@@ -232,14 +235,20 @@ class FacePipeline:
         Every photo is decoded and embedded first; if any fails (bad file, no face, several
         faces with ``on_multiple="error"``) nothing is written and the error names the file.
         """
+        embs, labels = self.enrollment_embeddings(sources, on_multiple=on_multiple)
+        return gallery.enroll(
+            name, embs, fingerprint=self._emb.fingerprint, sources=labels, metadata=metadata
+        )
+
+    def enrollment_embeddings(
+        self, sources: ImageInput | Sequence[ImageInput], *, on_multiple: OnMultiple = "largest"
+    ) -> tuple[npt.NDArray[np.float32], list[str]]:
+        """Embeddings ``(n, dim)`` and source labels of enrollment photos; raises on the first bad photo."""
         items = _as_list(sources)
         if not items:
             raise ValueError("enroll needs at least one image")
         embs = np.stack([self.embed(s, on_multiple=on_multiple) for s in items])
-        labels = [describe_source(s) for s in items]
-        return gallery.enroll(
-            name, embs, fingerprint=self._emb.fingerprint, sources=labels, metadata=metadata
-        )
+        return embs, [describe_source(s) for s in items]
 
     def identify(
         self,
