@@ -272,11 +272,22 @@ class FaceNetEmbedder(_AlignedEmbedder):
         return np.stack(outs).astype(np.float32)
 
 
+def _calibrated_fusion_weights(member_keys: Sequence[str]) -> list[float] | None:
+    """Fusion weights chosen on LFW DevTrain by bench/lfw.py for exactly these members, if any."""
+    prefix = "fusion(" + "+".join(member_keys) + ";"
+    for key, entry in load_calibration().get("models", {}).items():
+        if key.startswith(prefix) and entry.get("fusion_weights"):
+            return [float(v) for v in entry["fusion_weights"]]
+    return None
+
+
 @EMBEDDERS.register("fusion")
 class FusionEmbedder:
-    """Weighted score fusion of several embedders (default: SFace + FaceNet, both with flip).
+    """Weighted score fusion of several embedders (default: SFace + FaceNet).
 
     ``cos(fuse(a), fuse(b)) = sum_i w_i cos(a_i, b_i)`` with weights normalised to sum to 1.
+    Without ``weights``, the weights chosen on LFW DevTrain for these members (stored in
+    ``calibration.json``) are used, else equal weights.
     """
 
     def __init__(
@@ -284,11 +295,13 @@ class FusionEmbedder:
         members: Sequence[Embedder | str] = ("sface", "facenet"),
         weights: Sequence[float] | None = None,
         *,
-        flip: bool = True,
+        flip: bool = False,
     ) -> None:
         built: list[Embedder] = [get_embedder(m, flip=flip) if isinstance(m, str) else m for m in members]
         if len(built) < 2:
             raise ValueError("fusion needs at least two embedders")
+        if weights is None:
+            weights = _calibrated_fusion_weights([getattr(m, "key", m.name) for m in built])
         w = np.ones(len(built)) if weights is None else np.asarray(weights, np.float64)
         if w.shape != (len(built),) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"weights must be {len(built)} non-negative numbers with a positive sum")

@@ -48,16 +48,27 @@ def evaluate_lfw(
     root: Path,
     *,
     pairs_file: str = "pairs.txt",
+    folds: int | None = None,
     progress: Callable[[int], None] | None = None,
     n_images: Callable[[int], None] | None = None,
 ) -> VerificationReport:
-    """The LFW view-2 10-fold protocol (or a view-1 list with one fold) for ``pipeline``."""
+    """The LFW view-2 10-fold protocol for ``pipeline``.
+
+    ``folds`` limits the run to the first ``folds`` folds (>= 2; a quick check, not the
+    protocol). A view-1 list (one fold, e.g. ``pairsDevTest.txt``) is scored at the model's
+    calibrated best-accuracy threshold, which was set on ``pairsDevTrain.txt``.
+    """
     pairs = lfw_pairs(root, pairs_file)
+    if folds is not None:
+        if folds < 2:
+            raise ValueError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
+        pairs = [p for p in pairs if p.fold < folds]
     if n_images is not None:
         n_images(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
     a, b, _ = embed_pairs(pipeline, pairs, progress=progress)
     scores = cosine_scores(a, b)
     labels = np.array([p.same for p in pairs])
-    folds = np.array([p.fold for p in pairs])
+    fold_ids = np.array([p.fold for p in pairs])
     model = getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?"))
-    return evaluate_verification(scores, labels, folds, model=str(model))
+    threshold = pipeline.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
+    return evaluate_verification(scores, labels, fold_ids, model=str(model), threshold=threshold)
