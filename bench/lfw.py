@@ -179,8 +179,9 @@ def main() -> None:
         cal = {
             "about": "Cosine-similarity thresholds calibrated on LFW view 1 pairsDevTrain.txt (1100 genuine, "
                      "1100 impostor pairs), detector yunet, by bench/lfw.py --write-calibration. "
-                     "FMR keys: threshold where the impostor match rate on DevTrain is <= FMR (1e-3 and 1e-4 "
-                     "lie below 1/1100 and equal the highest impostor score: extrapolations, not measurements).",
+                     "FMR keys: smallest threshold whose impostor match rate on DevTrain is <= FMR. With 1100 "
+                     "impostor pairs, 1e-3 admits exactly one impostor (thin evidence) and 1e-4 lies below 1/1100: "
+                     "it sits just above the highest impostor score, an extrapolation, not a measurement.",
             "date": meta["date"],
             "models": calibration,
         }

@@ -89,4 +89,5 @@ def align(
     if pts.shape != (5, 2):
         raise ValueError(f"expected (5, 2) landmarks, got {pts.shape}")
     matrix = similarity_transform(pts, template)
-    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(warped, np.uint8)

@@ -413,7 +413,7 @@ def models(as_json: JsonOpt = False) -> None:
         from .embedding import EMBEDDERS, get_embedder
         from .weights import WEIGHT_FILES, installed_version, is_installed
 
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key, wf in WEIGHT_FILES.items():
             thresholds: dict[str, float] = {}
             if key in EMBEDDERS:

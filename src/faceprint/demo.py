@@ -38,16 +38,18 @@ def sample_photos() -> dict[str, Image]:
 
 def _alterations(img: Image) -> dict[str, Image]:
     h, w = img.shape[:2]
-    rot = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h),
-                         borderMode=cv2.BORDER_REFLECT)
+    rot = np.asarray(
+        cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h), borderMode=cv2.BORDER_REFLECT),
+        np.uint8,
+    )
     ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 25])
     assert ok
     return {
         "mirrored": np.ascontiguousarray(img[:, ::-1]),
         "darker (x0.5)": (img.astype(np.float32) * 0.5).astype(np.uint8),
         "rotated 12 deg": rot,
-        "JPEG q=25": cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
-        "half size": cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+        "JPEG q=25": load_image(jpg.tobytes()),
+        "half size": np.asarray(cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA), np.uint8),
     }
 
 
