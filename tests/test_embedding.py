@@ -66,7 +66,7 @@ def test_fingerprints_differ() -> None:
         get_embedder("sface", flip=True).fingerprint,
         get_embedder("facenet").fingerprint,
         get_embedder("facenet", flip=True).fingerprint,
-        get_embedder("fusion").fingerprint,
+        get_embedder("fusion", flip=True).fingerprint,
         get_embedder("fusion", flip=False).fingerprint,
         FusionEmbedder(weights=[1, 2]).fingerprint,
     }

@@ -324,7 +324,8 @@ class FusionEmbedder:
 
     @property
     def fingerprint(self) -> str:
-        return "fusion(" + "|".join(m.fingerprint for m in self.members) + f";{self.weights})"
+        wts = ",".join(f"{v:.4f}" for v in self.weights)
+        return "fusion(" + "|".join(m.fingerprint for m in self.members) + f";{wts})"
 
     @property
     def thresholds(self) -> dict[str, float]:
