@@ -456,6 +456,27 @@ def test_identify_stranger_exits_1(bush_gallery: Path, lfw_image: LfwImage) -> N
 
 @pytest.mark.real
 @pytest.mark.data
+@pytest.mark.parametrize("classifier", ["knn", "svm"])
+def test_identify_with_classifier(bush_gallery: Path, lfw_image: LfwImage, classifier: str) -> None:
+    ok(invoke("enroll", "Serena Williams", lfw_image("Serena_Williams", 1), "--gallery", bush_gallery))
+    ok(invoke("enroll", "Vladimir Putin", lfw_image("Vladimir_Putin", 1), "--gallery", bush_gallery))
+    args = ("--gallery", bush_gallery, "--classifier", classifier, "--json")
+    face = as_json(ok(invoke("identify", lfw_image("Serena_Williams", 2), *args)))["faces"][0]
+    assert face["name"] == "Serena Williams"
+    probs = face["probabilities"]
+    assert probs[0]["name"] == "Serena Williams"
+    assert [p["probability"] for p in probs] == sorted((p["probability"] for p in probs), reverse=True)
+    # the open-set decision still uses the calibrated threshold: a stranger stays unknown
+    stranger = as_json(ok(invoke("identify", lfw_image("Colin_Powell", 1), *args), code=1))["faces"][0]
+    assert stranger["name"] == "unknown"
+
+
+def test_identify_unknown_classifier(tmp_path: Path, blank_png: Path) -> None:
+    user_error(invoke("identify", blank_png, "--gallery", tmp_path / "g.db", "--classifier", "forest"), "--classifier")
+
+
+@pytest.mark.real
+@pytest.mark.data
 def test_identify_no_face_exits_1(bush_gallery: Path, blank_png: Path) -> None:
     result = ok(invoke("identify", blank_png, "--gallery", bush_gallery, "--json"), code=1)
     assert as_json(result)["faces"] == []

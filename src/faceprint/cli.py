@@ -267,15 +267,25 @@ def identify(
     flip: FlipOpt = False,
     k: Annotated[int, typer.Option("-k", help="Candidates per face.")] = 3,
     fmr: FmrOpt = "1e-3",
+    classifier: Annotated[
+        str, typer.Option("--classifier", help="nearest (best template), knn or svm (trained on the gallery).")
+    ] = "nearest",
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
     """1:N identification of every face; exit 1 when no face is recognised."""
 
     def body() -> int:
+        from .classification import KNNFaceClassifier, SVMFaceClassifier, from_gallery
+
+        makers = {"nearest": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
+        if classifier not in makers:
+            _fail(f"--classifier must be one of {', '.join(makers)}, got {classifier!r}")
         pipe = _pipeline(model, flip, threads=threads)
         with _open_gallery(gallery, create=False) as g:
-            results = pipe.identify(image, g, k=k, fmr=fmr)
+            maker = makers[classifier]
+            clf = from_gallery(g, classifier=maker()) if maker is not None and len(g) > 0 else None
+            results = pipe.identify(image, g, k=k, fmr=fmr, classifier=clf)
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
         else:
@@ -284,7 +294,10 @@ def identify(
                 table.add_column(col)
             for i, r in enumerate(results):
                 best = r.matches[0].similarity if r.matches else float("nan")
-                cands = ", ".join(f"{m.name} {m.similarity:.3f}" for m in r.matches)
+                if r.probabilities:
+                    cands = ", ".join(f"{n} p={p:.2f}" for n, p in r.probabilities)
+                else:
+                    cands = ", ".join(f"{m.name} {m.similarity:.3f}" for m in r.matches)
                 style = "green" if r.known else "red"
                 table.add_row(str(i), f"[{style}]{r.name}[/]", f"{best:.3f}", cands)
             out.print(table)

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from .detection import Detector, Selection, get_detector, select_faces
 from .embedding import Embedder, get_embedder
-from .errors import FaceprintError, MultipleFacesError, NoFaceError
+from .errors import EmbedderMismatchError, FaceprintError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
 from .types import Detection, Face, Image, Match, Verification
 
@@ -56,6 +56,8 @@ class Identification:
     name: str
     threshold: float
     fmr: str
+    probabilities: tuple[tuple[str, float], ...] = ()
+    """Top-k (name, probability) from a classifier, when one was used (see ``identify``)."""
 
     @property
     def known(self) -> bool:
@@ -69,6 +71,7 @@ class Identification:
             "fmr": self.fmr,
             "detection": self.detection.to_dict(),
             "matches": [m.to_dict() for m in self.matches],
+            "probabilities": [{"name": n, "probability": round(p, 6)} for n, p in self.probabilities],
         }
 
 
@@ -258,15 +261,40 @@ class FacePipeline:
         k: int = 5,
         fmr: str | None = None,
         select: Selection = "all",
+        classifier: Any = None,
     ) -> list[Identification]:
-        """1:N: for each face of ``source``, the top-``k`` subjects and the open-set decision."""
+        """1:N: for each face of ``source``, the top-``k`` subjects and the open-set decision.
+
+        Without ``classifier`` the best candidate is the subject with the most similar template.
+        With a fitted classifier from :mod:`faceprint.classification` (e.g.
+        ``from_gallery(gallery, classifier=SVMFaceClassifier())``) the classifier picks the
+        candidate and gives probabilities; the open-set decision stays the calibrated verification
+        threshold on that candidate's best template similarity, so "unknown" keeps its FMR meaning.
+        """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         thr = self.threshold(fmr)
+        fp = self._emb.fingerprint
+        if classifier is not None and getattr(classifier, "fingerprint_", fp) not in (None, fp):
+            raise EmbedderMismatchError(
+                f"classifier was trained on {classifier.fingerprint_!r} embeddings, this pipeline makes {fp!r}"
+            )
         results = []
         for face in self.faces(source, select=select):
-            matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=self._emb.fingerprint)
-            name = matches[0].name if matches and matches[0].same else UNKNOWN
+            if classifier is None:
+                matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
+                name = matches[0].name if matches and matches[0].same else UNKNOWN
+                probs: tuple[tuple[str, float], ...] = ()
+            else:
+                everyone = gallery.search(face.embedding, k=max(len(gallery), 1), threshold=thr, fingerprint=fp)
+                proba = np.asarray(classifier.predict_proba(face.embedding[None]))[0]
+                order = np.argsort(-proba)
+                classes = [str(c) for c in classifier.classes_]
+                probs = tuple((classes[i], float(proba[i])) for i in order[:k])
+                by_name = {m.name: m for m in everyone}
+                best = by_name.get(classes[order[0]]) if len(order) else None
+                name = best.name if best is not None and best.same else UNKNOWN
+                matches = [by_name[c] for c, _ in probs if c in by_name]
             results.append(
                 Identification(
                     detection=face.detection,
@@ -274,6 +302,7 @@ class FacePipeline:
                     name=name,
                     threshold=thr,
                     fmr=fmr or self.fmr,
+                    probabilities=probs,
                 )
             )
         return results
