@@ -473,7 +473,8 @@ def demo(
     def body() -> int:
         from .demo import run_demo
 
-        ok = run_demo(out, gallery=gallery, threads=threads)
+        console = out if out.is_terminal else Console(width=120)
+        ok = run_demo(console, gallery=gallery, threads=threads)
         return 0 if ok else 1
 
     _run(body)

@@ -83,6 +83,14 @@ def _lfw_people(n: int = 6) -> list[tuple[str, list[Path]]]:
     return people
 
 
+def _lfw_stranger() -> Path | None:
+    root = data_root()
+    if root is None:
+        return None
+    path = root / "lfw" / "lfw-deepfunneled" / "Colin_Powell" / "Colin_Powell_0001.jpg"
+    return path if path.is_file() else None
+
+
 def run_demo(console: Console, *, gallery: Path | None = None, threads: int | None = None) -> bool:
     """Run the demo and print a table; returns True when every decision is correct."""
     if threads is not None:
@@ -102,12 +110,16 @@ def run_demo(console: Console, *, gallery: Path | None = None, threads: int | No
                 for what, altered in _alterations(img).items():
                     rows.append(_decide(pipe, g, altered, f"{name}, {what}", name))
             rows.append(_decide(pipe, g, stranger, "stranger (skimage cameraman)", UNKNOWN))
-            for name, files in _lfw_people():
+            people = _lfw_people()
+            for name, files in people:
                 if name in g:
                     g.remove(name)
                 pipe.enroll(name, files[0], g)
                 for f in files[1:]:
                     rows.append(_decide(pipe, g, f, f"LFW {f.name}", name))
+            stranger_path = _lfw_stranger()
+            if people and stranger_path is not None:
+                rows.append(_decide(pipe, g, stranger_path, f"LFW {stranger_path.name} (never enrolled)", UNKNOWN))
     table = Table(title=f"faceprint demo: {pipe.embedder.fingerprint}, threshold at FMR {pipe.fmr}")  # type: ignore[union-attr]
     for col in ("probe", "expected", "identified as", "similarity", ""):
         table.add_column(col)
