@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -643,3 +644,24 @@ def test_evaluate_lfw_without_data(tmp_path: Path) -> None:
 
 def test_evaluate_lfw_unknown_model(tmp_path: Path) -> None:
     user_error(invoke("evaluate", "lfw", "--data", tmp_path, "--model", "nope"), "nope")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_cluster_folder(tmp_path: Path, lfw_image: LfwImage) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("George_W_Bush", "Serena_Williams", "Hugo_Chavez"):
+        for i in (1, 2, 3):
+            shutil.copy(lfw_image(name, i), photos / f"{name}_{i}.jpg")
+    (photos / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    data = as_json(ok(invoke("cluster", photos, "--out", out, "--json")))
+    groups = [sorted(p["path"].rsplit("/", 1)[-1].rsplit("_", 1)[0] for p in g) for g in data["clusters"]]
+    assert sorted(groups) == [["George_W_Bush"] * 3, ["Hugo_Chavez"] * 3, ["Serena_Williams"] * 3]
+    assert [f["path"].endswith("notes.txt") for f in data["failures"]] == [True]
+    assert (out / "clusters.csv").is_file() and (out / "index.html").is_file()
+
+
+def test_cluster_missing_folder(tmp_path: Path) -> None:
+    user_error(invoke("cluster", tmp_path / "nope"), "not a folder")

@@ -419,6 +419,71 @@ def evaluate_lfw(
 
 
 @app.command()
+def cluster(
+    directory: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where clusters.csv and index.html go.")] = Path(
+        "faceprint-clusters"
+    ),
+    model: ModelOpt = "sface",
+    flip: FlipOpt = False,
+    method: Annotated[str, typer.Option("--method", help="agglomerative, dbscan or hdbscan.")] = "agglomerative",
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Cosine-distance cut (default: 1 - threshold at FMR 1e-4).")
+    ] = None,
+    min_size: Annotated[int, typer.Option("--min-size", help="Smallest group reported as a cluster.")] = 2,
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Group the faces of a folder of photos by person; writes a CSV and an HTML contact sheet."""
+
+    def body() -> int:
+        from .clustering import cluster_directory
+
+        if not directory.is_dir():
+            _fail(f"{directory}: not a folder")
+        if method not in ("agglomerative", "dbscan", "hdbscan"):
+            _fail(f"--method must be agglomerative, dbscan or hdbscan, got {method!r}")
+        pipe = _pipeline(model, flip, threads=threads)
+        with _progress() as prog:
+            task = prog.add_task("embedding faces", total=None)
+            res = cluster_directory(
+                directory,
+                pipe,
+                out_dir=out_dir,
+                method=method,  # type: ignore[arg-type]
+                threshold=threshold,
+                min_cluster_size=min_size,
+                progress=lambda n: prog.advance(task, n),
+                n_files=lambda n: prog.update(task, total=n),
+            )
+        groups = res.clusters()
+        if as_json:
+            _print_json({
+                "clusters": [[{"path": str(i.path), "face": i.face_index} for i in g] for g in groups],
+                "unclustered": int((res.labels < 0).sum()),
+                "failures": [{"path": str(f.path), "reason": f.reason} for f in res.failures],
+                "threshold": res.threshold,
+                "csv": str(res.csv_path),
+                "html": str(res.html_path),
+            })
+        else:
+            table = Table(title=f"{res.n_clusters} cluster(s) of {len(res.items)} face(s), cut {res.threshold:.3f}")
+            for col in ("cluster", "faces", "photos"):
+                table.add_column(col)
+            for i, g in enumerate(groups):
+                names = ", ".join(sorted({it.path.name for it in g})[:4]) + (" ..." if len(g) > 4 else "")
+                table.add_row(str(i), str(len(g)), names)
+            out.print(table)
+            out.print(
+                f"unclustered faces: {int((res.labels < 0).sum())}; files without a face / unreadable: "
+                f"{len(res.failures)}; wrote {res.csv_path} and {res.html_path}"
+            )
+        return 0
+
+    _run(body)
+
+
+@app.command()
 def models(as_json: JsonOpt = False) -> None:
     """Installed models, their packages, weight licences and calibrated thresholds."""
 
