@@ -665,3 +665,19 @@ def test_cluster_folder(tmp_path: Path, lfw_image: LfwImage) -> None:
 
 def test_cluster_missing_folder(tmp_path: Path) -> None:
     user_error(invoke("cluster", tmp_path / "nope"), "not a folder")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_evaluate_identification_quick(data_root: Path) -> None:
+    result = ok(invoke("evaluate", "identification", "--max-identities", "80", "--n-shot", "1", "--json"))
+    data = as_json(result)
+    (rep,) = data["reports"]
+    assert rep["n_shot"] == 1 and rep["n_identities"] >= 10
+    assert rep["rank1"] >= 0.9
+    assert set(rep["dir_at_fpir"]) == {"0.01", "0.1"}
+    assert data["failures_to_acquire"] == 0
+
+
+def test_evaluate_identification_bad_method() -> None:
+    user_error(invoke("evaluate", "identification", "--method", "forest"), "--method")

@@ -418,6 +418,63 @@ def evaluate_lfw(
     _run(body)
 
 
+@evaluate_app.command("identification")
+def evaluate_identification_cmd(
+    model: ModelOpt = "sface",
+    flip: FlipOpt = False,
+    n_shot: Annotated[list[int] | None, typer.Option("--n-shot", "-n", help="Gallery images per person.")] = None,
+    method: Annotated[str, typer.Option("--method", help="template, knn or svm.")] = "template",
+    seed: Annotated[int, typer.Option("--seed", help="Random split seed.")] = 0,
+    max_identities: Annotated[
+        int | None, typer.Option("--max-identities", help="Random subset of LFW people (quick run).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default $FACEPRINT_DATA).")] = None,
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """LFW N-shot identification: rank-1 / rank-5 (CMC) and DIR at FPIR 0.01 / 0.1."""
+
+    def body() -> int:
+        from .evaluation import data_root
+        from .lfw import evaluate_lfw_identification
+
+        if method not in ("template", "knn", "svm"):
+            _fail(f"--method must be template, knn or svm, got {method!r}")
+        root = data if data is not None else data_root(required=True)
+        pipe = _pipeline(model, flip, threads=threads)
+        with _progress() as prog:
+            task = prog.add_task("embedding LFW images", total=None)
+            reports, failures = evaluate_lfw_identification(
+                pipe,
+                Path(root),  # type: ignore[arg-type]
+                n_shots=n_shot or [1, 2, 5],
+                method=method,
+                seed=seed,
+                max_identities=max_identities,
+                progress=lambda n: prog.advance(task, n),
+                n_images=lambda n: prog.update(task, total=n),
+            )
+        rows = [r.to_dict() for r in reports]
+        if as_json:
+            _print_json({"failures_to_acquire": failures, "reports": rows})
+        else:
+            table = Table(title=f"LFW identification: {getattr(pipe.embedder, 'key', model)}, {method}, seed {seed}")
+            for col in ("N", "people", "mated", "non-mated", "rank-1", "rank-5", "DIR@FPIR 0.01", "DIR@FPIR 0.1"):
+                table.add_column(col, justify="right")
+            for r in rows:
+                d = r["dir_at_fpir"]
+                table.add_row(
+                    str(r["n_shot"]), str(r["n_identities"]), str(r["n_mated"]), str(r["n_nonmated"]),
+                    f"{100 * r['rank1']:.2f} %", f"{100 * r['rank5']:.2f} %",
+                    f"{100 * d['0.01']:.2f} %", f"{100 * d['0.1']:.2f} %",
+                )
+            out.print(table)
+            out.print(f"failures to acquire: {failures} image(s)")
+        return 0
+
+    _run(body)
+
+
 @app.command()
 def cluster(
     directory: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).")],

@@ -14,9 +14,10 @@ import numpy.typing as npt
 
 from .errors import DatasetNotFoundError
 from .evaluation import Pair, VerificationReport, cosine_scores, evaluate_verification, read_lfw_pairs
+from .identification import IdentificationReport
 from .pipeline import FacePipeline
 
-__all__ = ["lfw_pairs", "embed_pairs", "evaluate_lfw"]
+__all__ = ["lfw_pairs", "embed_pairs", "evaluate_lfw", "evaluate_lfw_identification"]
 
 
 def lfw_pairs(root: Path, pairs_file: str = "pairs.txt") -> list[Pair]:
@@ -72,3 +73,53 @@ def evaluate_lfw(
     model = getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?"))
     threshold = pipeline.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
     return evaluate_verification(scores, labels, fold_ids, model=str(model), threshold=threshold)
+
+
+def evaluate_lfw_identification(
+    pipeline: FacePipeline,
+    root: Path,
+    *,
+    n_shots: Sequence[int] = (1, 2, 5),
+    method: str = "template",
+    seed: int = 0,
+    max_identities: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    n_images: Callable[[int], None] | None = None,
+) -> tuple[list[IdentificationReport], int]:
+    """N-shot identification on LFW (see :mod:`faceprint.identification`); returns (reports, failures).
+
+    Every image of the chosen identities is embedded once (central face); people with too few images
+    for an N-shot gallery serve as non-mated probes. ``max_identities`` takes a seeded random subset
+    of all identities (a quick run; the full set is 12,405 images). ``method``: ``template`` (best
+    template), ``knn`` or ``svm`` (fitted on the gallery).
+    """
+    from .classification import KNNFaceClassifier, SVMFaceClassifier
+    from .identification import evaluate_identification
+
+    images = Path(root) / "lfw" / "lfw-deepfunneled"
+    if not images.is_dir():
+        raise DatasetNotFoundError(f"{images} not found (FACEPRINT_DATA or --data must name the folder holding lfw/)")
+    people = sorted(p for p in images.iterdir() if p.is_dir())
+    if max_identities is not None:
+        if max_identities < 2:
+            raise ValueError(f"max_identities must be >= 2, got {max_identities}")
+        rng = np.random.default_rng(seed)
+        people = sorted(rng.choice(np.array(people, dtype=object), min(max_identities, len(people)), replace=False))
+    paths = [f for person in people for f in sorted(person.glob("*.jpg"))]
+    if n_images is not None:
+        n_images(len(paths))
+    emb, errors = pipeline.embed_many(paths, select="central", progress=progress)
+    ok = np.array([e is None for e in errors], bool)
+    names = np.array([p.parent.name for p in paths])[ok]
+    makers = {"template": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
+    if method not in makers:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(makers)}")
+    reports = []
+    for n in n_shots:
+        maker = makers[method]
+        reports.append(
+            evaluate_identification(
+                emb[ok], names, n_shot=n, seed=seed, classifier=None if maker is None else maker()
+            )
+        )
+    return reports, int((~ok).sum())
