@@ -351,3 +351,22 @@ def test_from_gallery(cls: type, data: dict[str, Any], tmp_path: Path) -> None:
     assert np.mean(clf.predict(data["X_mated"]) == data["y_mated"]) >= 0.9
     with Gallery(tmp_path / "empty.db") as empty, pytest.raises(ValueError, match="holds no templates"):
         from_gallery(empty, classifier=cls())
+
+
+@pytest.mark.parametrize("cls", CLASSIFIERS)
+def test_gallery_and_classifier_survive_save_load(cls: type, data: dict[str, Any], tmp_path: Path) -> None:
+    """Enroll, train on the gallery, save the classifier, close everything; reopen both: same answers."""
+    db, model = tmp_path / "gallery.db", tmp_path / "clf.npz"
+    with Gallery(db) as gallery:
+        for name in np.unique(data["y"]):
+            gallery.enroll(str(name), data["X"][data["y"] == name].astype(np.float32), fingerprint="fake@0")
+        clf = from_gallery(gallery, classifier=cls()).fit_unknown_threshold(data["X_nonmated_fit"], fpir=0.05)
+        clf.save(model)
+        expected = clf.predict(data["X_mated"])
+    with Gallery(db) as reopened:
+        refit = from_gallery(reopened, classifier=cls()).fit_unknown_threshold(data["X_nonmated_fit"], fpir=0.05)
+    loaded = load_classifier(model)
+    assert loaded.fingerprint_ == "fake@0"
+    assert loaded.unknown_threshold_ == pytest.approx(clf.unknown_threshold_)
+    np.testing.assert_array_equal(loaded.predict(data["X_mated"]), expected)
+    np.testing.assert_array_equal(refit.predict(data["X_mated"]), expected)
