@@ -56,7 +56,7 @@ def load(flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         set_num_threads(2)
         data = build(root / "lfw" / "lfw-deepfunneled")
         CACHE.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(CACHE, **data)
+        np.savez(CACHE, **data)  # type: ignore[arg-type]
     z = np.load(CACHE, allow_pickle=False)
     emb = l2_normalize(z["sface"] + z["sface_flipped"]) if flip else z["sface"]
     ok = ~np.isnan(emb[:, 0])

@@ -17,7 +17,7 @@ from .evaluation import Pair, VerificationReport, cosine_scores, evaluate_verifi
 from .identification import IdentificationReport
 from .pipeline import FacePipeline
 
-__all__ = ["lfw_pairs", "embed_pairs", "evaluate_lfw", "evaluate_lfw_identification"]
+__all__ = ["lfw_pairs", "embed_pairs", "lfw_scores", "evaluate_lfw", "evaluate_lfw_identification"]
 
 
 def lfw_pairs(root: Path, pairs_file: str = "pairs.txt") -> list[Pair]:
@@ -44,6 +44,68 @@ def embed_pairs(
     return a, b, [e for e in errors if e]
 
 
+def lfw_scores(
+    pipeline: FacePipeline,
+    root: Path,
+    *,
+    pairs_file: str = "pairs.txt",
+    folds: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    n_images: Callable[[int], None] | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Cosine scores, labels and fold ids of an LFW pair list for ``pipeline``.
+
+    Every distinct image is embedded once (central face). ``folds`` keeps only the first ``folds``
+    folds (>= 2; a quick check, not the protocol). A NaN score marks a failure to acquire.
+
+    Parameters
+    ----------
+    pipeline : FacePipeline
+    root : Path
+        The data sets folder (the one holding ``lfw/``).
+    pairs_file : str, default "pairs.txt"
+        A pair list under ``root/lfw`` (``pairs.txt``, ``pairsDevTest.txt``, ...).
+    folds : int, optional
+        Only the first ``folds`` folds.
+    progress : callable, optional
+        Called with the number of images embedded since the last call.
+    n_images : callable, optional
+        Called once with the number of distinct images to embed.
+
+    Returns
+    -------
+    scores : ndarray of float64, shape (n_pairs,)
+    labels : ndarray of bool, shape (n_pairs,)
+        True for genuine pairs.
+    fold_ids : ndarray of int64, shape (n_pairs,)
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When the pair list is missing.
+    ValueError
+        When ``folds < 2``.
+
+    Examples
+    --------
+    >>> scores, labels, fold_ids = lfw_scores(pipeline, Path("/data"), folds=2)  # doctest: +SKIP
+    >>> scores.shape  # doctest: +SKIP
+    (1200,)
+    """
+    pairs = lfw_pairs(root, pairs_file)
+    if folds is not None:
+        if folds < 2:
+            raise ValueError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
+        pairs = [p for p in pairs if p.fold < folds]
+    if n_images is not None:
+        n_images(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
+    a, b, _ = embed_pairs(pipeline, pairs, progress=progress)
+    scores = cosine_scores(a, b)
+    labels = np.array([p.same for p in pairs], dtype=bool)
+    fold_ids = np.array([p.fold for p in pairs], dtype=np.int64)
+    return scores, labels, fold_ids
+
+
 def evaluate_lfw(
     pipeline: FacePipeline,
     root: Path,
@@ -59,17 +121,9 @@ def evaluate_lfw(
     protocol). A view-1 list (one fold, e.g. ``pairsDevTest.txt``) is scored at the model's
     calibrated best-accuracy threshold, which was set on ``pairsDevTrain.txt``.
     """
-    pairs = lfw_pairs(root, pairs_file)
-    if folds is not None:
-        if folds < 2:
-            raise ValueError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
-        pairs = [p for p in pairs if p.fold < folds]
-    if n_images is not None:
-        n_images(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
-    a, b, _ = embed_pairs(pipeline, pairs, progress=progress)
-    scores = cosine_scores(a, b)
-    labels = np.array([p.same for p in pairs])
-    fold_ids = np.array([p.fold for p in pairs])
+    scores, labels, fold_ids = lfw_scores(
+        pipeline, root, pairs_file=pairs_file, folds=folds, progress=progress, n_images=n_images
+    )
     model = getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?"))
     threshold = pipeline.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
     return evaluate_verification(scores, labels, fold_ids, model=str(model), threshold=threshold)
