@@ -60,6 +60,40 @@ def test_missing_pairs_file_names_the_path(tmp_path: Path) -> None:
         lfw_pairs(tmp_path)
 
 
+@pytest.fixture
+def tiny_lfw(data_root: Path, tmp_path: Path) -> Path:
+    """A 2-fold view-2 layout with 3 genuine + 3 impostor pairs per fold, over real LFW images."""
+    src = (data_root / "lfw" / "pairs.txt").read_text().splitlines()
+    fold0, fold1 = src[1:601], src[601:1201]
+    lines = ["2 3"] + fold0[:3] + fold0[300:303] + fold1[:3] + fold1[300:303]
+    root = tmp_path / "tiny"
+    (root / "lfw").mkdir(parents=True)
+    (root / "lfw" / "pairs.txt").write_text("\n".join(lines) + "\n")
+    images = root / "lfw" / "lfw-deepfunneled"
+    for line in lines[1:]:
+        parts = line.split()
+        for name in [parts[0]] if len(parts) == 3 else [parts[0], parts[2]]:
+            if not (images / name).exists():
+                shutil.copytree(data_root / "lfw" / "lfw-deepfunneled" / name, images / name)
+    return root
+
+
+def test_cli_report_two_models_side_by_side(tiny_lfw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    args = ["evaluate", "lfw", "--data", str(tiny_lfw), "-m", "sface", "-m", "facenet", "--report", str(out), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(re.sub(r"\x1b\[[0-9;]*m", "", result.stdout))
+    assert [m["model"] for m in data["models"]] == ["sface", "facenet"]
+    report = json.loads((out / "report.json").read_text())
+    assert [m["model"] for m in report["models"]] == ["sface", "facenet"]
+    for cli_row, rep_row in zip(data["models"], report["models"]):
+        assert rep_row["accuracy"] == pytest.approx(cli_row["accuracy"])
+        assert rep_row["auc"] == pytest.approx(cli_row["auc"])
+    html = (out / "report.html").read_text()
+    assert 'id="roc"' in html and 'id="det"' in html and "https://" not in html
+
+
 def test_cli_evaluate_lfw_json(data_root: Path, tmp_path: Path) -> None:
     # a 2-fold view-2 file with 3 genuine + 3 impostor pairs per fold, over real LFW images
     src = (data_root / "lfw" / "pairs.txt").read_text().splitlines()

@@ -369,50 +369,74 @@ def _name_or_id(value: str) -> str | int:
 
 @evaluate_app.command("lfw")
 def evaluate_lfw(
-    model: ModelOpt = "sface",
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Embedder(s): sface, facenet, fusion; repeat to compare side by side."),
+    ] = None,
     flip: FlipOpt = False,
     detector: DetectorOpt = "yunet",
     pairs: Annotated[str, typer.Option("--pairs", help="pairs.txt (view 2), pairsDevTest.txt, ...")] = "pairs.txt",
     data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default $FACEPRINT_DATA).")] = None,
     folds: Annotated[int | None, typer.Option("--folds", help="Only the first N folds (quick check).")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.html and report.json (plots) to DIR.")
+    ] = None,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """LFW verification protocol: 10-fold accuracy, ROC AUC, TAR at FMR."""
+    """LFW verification protocol: 10-fold accuracy, ROC AUC, TAR at FMR (several models side by side)."""
 
     def body() -> int:
-        from .evaluation import data_root
-        from .lfw import evaluate_lfw as run
+        import numpy as np
+
+        from .evaluation import data_root, evaluate_verification
+        from .lfw import lfw_scores
+        from .report import ModelScores, build_report, write_report
 
         root = data if data is not None else data_root(required=True)
-        pipe = _pipeline(model, flip, detector, threads)
-        with _progress() as prog:
-            task = prog.add_task("embedding LFW images", total=None)
-            report = run(
-                pipe,
-                Path(root),  # type: ignore[arg-type]
-                pairs_file=pairs,
-                folds=folds,
-                progress=lambda n: prog.advance(task, n),
-                n_images=lambda n: prog.update(task, total=n),
+        results, scored = [], []
+        for name in model or ["sface"]:
+            pipe = _pipeline(name, flip, detector, threads)
+            key = str(getattr(pipe.embedder, "key", name))
+            with _progress() as prog:
+                task = prog.add_task(f"embedding LFW images ({key})", total=None)
+                scores, labels, fold_ids = lfw_scores(
+                    pipe,
+                    Path(root),  # type: ignore[arg-type]
+                    pairs_file=pairs,
+                    folds=folds,
+                    progress=lambda n: prog.advance(task, n),  # noqa: B023
+                    n_images=lambda n: prog.update(task, total=n),  # noqa: B023
+                )
+            threshold = pipe.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
+            results.append(evaluate_verification(scores, labels, fold_ids, model=key, threshold=threshold).to_dict())
+            scored.append(
+                ModelScores(key, scores, labels, fold_ids, int(np.isnan(scores).sum()), threshold=threshold)
             )
-        d = report.to_dict()
+        if report_dir is not None:
+            _, html_path = write_report(build_report(scored, title=f"LFW {pairs}"), report_dir)
+            err.print(f"report: {html_path}", highlight=False)
         if as_json:
-            _print_json(d)
-        else:
-            table = Table(title=f"LFW {pairs}: {d['model']}")
-            table.add_column("metric")
-            table.add_column("value", justify="right")
-            n_folds = len(d["fold_accuracies"])
-            label = f"accuracy ({n_folds}-fold)" if n_folds > 1 else "accuracy (DevTrain threshold)"
-            table.add_row(label, f"{100 * d['accuracy']:.2f} ± {100 * d['accuracy_std']:.2f} %")
-            table.add_row("ROC AUC", f"{d['auc']:.5f}")
-            table.add_row("EER", f"{100 * d['eer']:.2f} %")
-            table.add_row("TAR @ FMR 1e-2", f"{100 * d['tar_at_fmr_1e-2']:.2f} %")
-            table.add_row("TAR @ FMR 1e-3", f"{100 * d['tar_at_fmr_1e-3']:.2f} %")
-            table.add_row("pairs", str(d["n_pairs"]))
-            table.add_row("failures to acquire (pairs)", str(d["failures_to_acquire"]))
-            out.print(table)
+            _print_json(results[0] if len(results) == 1 else {"models": results})
+            return 0
+        table = Table(title=f"LFW {pairs}")
+        table.add_column("metric")
+        for d in results:
+            table.add_column(d["model"], justify="right")
+        n_folds = len(results[0]["fold_accuracies"])
+        rows = [
+            (f"accuracy ({n_folds}-fold)" if n_folds > 1 else "accuracy (DevTrain threshold)",
+             lambda d: f"{100 * d['accuracy']:.2f} ± {100 * d['accuracy_std']:.2f} %"),
+            ("ROC AUC", lambda d: f"{d['auc']:.5f}"),
+            ("EER", lambda d: f"{100 * d['eer']:.2f} %"),
+            ("TAR @ FMR 1e-2", lambda d: f"{100 * d['tar_at_fmr_1e-2']:.2f} %"),
+            ("TAR @ FMR 1e-3", lambda d: f"{100 * d['tar_at_fmr_1e-3']:.2f} %"),
+            ("pairs", lambda d: str(d["n_pairs"])),
+            ("failures to acquire (pairs)", lambda d: str(d["failures_to_acquire"])),
+        ]
+        for label, fmt in rows:
+            table.add_row(label, *(fmt(d) for d in results))
+        out.print(table)
         return 0
 
     _run(body)
