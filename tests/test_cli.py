@@ -681,3 +681,13 @@ def test_evaluate_identification_quick(data_root: Path) -> None:
 
 def test_evaluate_identification_bad_method() -> None:
     user_error(invoke("evaluate", "identification", "--method", "forest"), "--method")
+
+
+@pytest.mark.data
+def test_dataset_stats_lfw_counts(data_root: Path) -> None:
+    data = as_json(ok(invoke("dataset", "stats", data_root / "lfw" / "lfw-deepfunneled", "--json")))
+    assert (data["identities"], data["identities_min2"], data["images"]) == (4921, 1680, 12405)
+
+
+def test_dataset_stats_bad_layout(tmp_path: Path) -> None:
+    user_error(invoke("dataset", "stats", tmp_path, "--layout", "pyramid"), "layout")

@@ -1,0 +1,224 @@
+"""Demographic bias of the verification pipeline: FMR / FNMR per group at the global threshold.
+
+    python bench/bias.py [--models sface facenet] [--n-boot 1000]   # -> bench/results/bias.json
+
+* LFW: the 6,000 view-2 pairs (``pairs.txt``) by gender (``male_names.txt`` / ``female_names.txt``),
+  scored with the cached LFW embeddings (``bench/lfw_embeddings.py``; SFace only).
+* UTKFace: every image embedded with YuNet + the model (cached in ``bench/cache/utkface_<model>.npz``);
+  detection failure rate per race x gender cell, and impostor FMR per race x gender cell and per age
+  band. UTKFace has no identity labels: every cross pair inside a group is treated as an impostor
+  pair (a very small number of same-person pairs may exist, which can only inflate the FMR).
+
+The threshold is the model's calibrated threshold at FMR 1e-3 (LFW DevTrain), the global operating
+point; CIs are percentile bootstrap over pairs (optimistic: pairs sharing images are not independent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from faceprint.evaluation import data_root  # noqa: E402
+from faceprint.runtime import set_num_threads  # noqa: E402
+
+CACHE_DIR = ROOT / "bench" / "cache"
+RESULTS = ROOT / "bench" / "results" / "bias.json"
+
+
+def utkface_embeddings(model: str, images: Path) -> tuple[list[str], np.ndarray, list[str]]:
+    """(file names, embeddings with NaN rows for failures, error strings '' for success); cached."""
+    cache = CACHE_DIR / f"utkface_{model}.npz"
+    if not cache.exists():
+        from faceprint.pipeline import FacePipeline
+
+        paths = sorted(images.glob("*.jpg"))
+        pipe = FacePipeline(detector="yunet", embedder=model)
+        t0 = time.time()
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if done[0] % 500 == 0:
+                print(f"  {model}: {done[0]}/{len(paths)} images, {done[0] / (time.time() - t0):.1f} img/s", flush=True)
+
+        emb, errors = pipe.embed_many(paths, select="central", progress=tick)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache,
+            names=np.array([p.name for p in paths]),
+            embeddings=emb,
+            errors=np.array([e or "" for e in errors]),
+        )
+    z = np.load(cache, allow_pickle=False)
+    return [str(n) for n in z["names"]], z["embeddings"], [str(e) for e in z["errors"]]
+
+
+def _fmt(x: float) -> str:
+    return "     -" if np.isnan(x) else f"{x:.4f}"
+
+
+def _row(label: str, n: int, k: int, rate: float, lo: float, hi: float) -> str:
+    return f"  {label:<16} {n:>9} {k:>7}  {_fmt(rate)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _ratio_line(rates: list, metric: str, exclude: tuple[str, ...] = ()) -> dict:
+    from faceprint.bias import worst_best_ratio
+
+    try:
+        ratio, worst, best = worst_best_ratio(rates, metric, exclude=exclude)  # type: ignore[arg-type]
+    except ValueError:
+        return {}
+    floored = getattr(best, metric) == 0.0
+    name = metric.upper() if metric != "rate" else "detection failure rate"
+    if np.isnan(ratio) and getattr(worst, metric) == 0.0:
+        print(f"  worst/best {name}: undefined (no error in any group)")
+    elif np.isnan(ratio):
+        n = getattr(best, {"fmr": "n_impostor", "fnmr": "n_genuine", "rate": "n"}[metric])
+        print(f"  worst/best {name}: not resolvable ({best.group} had no error in {n} pairs; 1/{n} = "
+              f"{1 / n:.4f} exceeds the worst rate {getattr(worst, metric):.4f} of {worst.group})")
+    else:
+        note = f" (no error in {best.group}: its rate floored at 1/n, a lower bound)" if floored else ""
+        print(f"  worst/best {name}: {ratio:.2f}  ({worst.group} / {best.group}){note}")
+    return {"ratio": None if np.isnan(ratio) else round(ratio, 4), "worst": worst.group, "best": best.group,
+            "floored": floored}
+
+
+def lfw_by_gender(root: Path, threshold: float, n_boot: int) -> dict:
+    from lfw_embeddings import load
+
+    from faceprint.bias import bias_sentences, group_error_rates, lfw_gender, pair_gender_groups, read_gender_lists
+    from faceprint.evaluation import cosine_scores
+    from faceprint.lfw import lfw_pairs
+
+    paths, _, emb = load()
+    index = {str(p): i for i, p in enumerate(paths)}
+    pairs = lfw_pairs(root, "pairs.txt")
+    nan = np.full(emb.shape[1], np.nan, np.float32)
+
+    def vec(p: Path) -> np.ndarray:
+        i = index.get(f"{p.parent.name}/{p.name}")
+        return nan if i is None else emb[i]
+
+    a = np.stack([vec(p.path_a) for p in pairs])
+    b = np.stack([vec(p.path_b) for p in pairs])
+    scores = cosine_scores(a, b)
+    labels = np.array([p.same for p in pairs])
+    gender = lfw_gender(root)
+    lists = read_gender_lists(root / "lfw" / "male_names.txt", root / "lfw" / "female_names.txt")
+    groups = pair_gender_groups([p.path_a for p in pairs], [p.path_b for p in pairs], gender)
+    rates = group_error_rates(scores, labels, groups, threshold, n_boot=n_boot)
+    print(f"\nLFW pairs.txt (6,000 pairs) by gender, SFace, threshold {threshold:.4f} (calibrated FMR 1e-3);")
+    print(f"  {int(np.isnan(scores).sum())} pairs with a failure to acquire (count as non-matches); "
+          f"{len(lists.in_both)} images in both gender lists excluded")
+    head = f"  {'group':<16} {'genuine':>9} {'FNM':>7}  FNMR   [95% CI]        "
+    print(head + f"  {'impostor':>9} {'FM':>7}  FMR    [95% CI]")
+    for r in rates:
+        print(_row(r.group, r.n_genuine, r.false_non_matches, r.fnmr, *r.fnmr_ci)
+              + _row("", r.n_impostor, r.false_matches, r.fmr, *r.fmr_ci)[18:])
+    excl = ("mixed", "unknown")
+    sentences = bias_sentences(rates, exclude=excl)
+    out = {
+        "threshold": threshold,
+        "pairs": len(pairs),
+        "fta_pairs": int(np.isnan(scores).sum()),
+        "images_in_both_lists": len(lists.in_both),
+        "groups": [r.to_dict() for r in rates],
+        "ratio_fnmr": _ratio_line(rates, "fnmr", excl),
+        "ratio_fmr": _ratio_line(rates, "fmr", excl),
+        "sentences": sentences,
+        "note": "ratios over male vs female pairs; 'mixed' (impostor pairs of a man and a woman) is listed, not ranked",
+    }
+    for s in sentences:
+        print("  " + s)
+    return out
+
+
+def utkface(model: str, root: Path, threshold: float, n_boot: int) -> dict:
+    from faceprint.bias import bias_sentences, group_proportions, utkface_groups, utkface_impostor_fmr
+
+    names, emb, errors = utkface_embeddings(model, root / "utkface" / "UTKFace")
+    failed = np.array([bool(e) for e in errors])
+    cells, bands, malformed = utkface_groups(names)
+    print(f"\nUTKFace ({len(names)} images, {malformed} malformed names), YuNet + {model}, "
+          f"threshold {threshold:.4f} (calibrated FMR 1e-3)")
+    print("  every cross pair inside a group is treated as an impostor pair (no identity labels; "
+          "a very small number of same-person pairs may exist)")
+    out: dict = {"model": model, "threshold": threshold, "images": len(names), "malformed_names": malformed}
+    # Baseline: impostor pairs drawn across all images (demographics not matched), same threshold.
+    (base,) = utkface_impostor_fmr(emb, ["all"] * len(names), threshold, max_pairs_per_group=2_000_000, n_boot=n_boot)
+    print(f"  baseline, 2,000,000 random cross pairs over all groups: FMR {base.fmr:.4f} "
+          f"[{base.fmr_ci[0]:.4f}, {base.fmr_ci[1]:.4f}] (nominal 1e-3 on LFW)")
+    out["baseline_all_groups"] = base.to_dict()
+    for title, groups in (("race x gender", cells), ("age band", bands)):
+        keep = [g is not None for g in groups]
+        g_ok = [g for g in groups if g is not None]
+        det = group_proportions(failed[keep], g_ok, n_boot=n_boot)
+        print(f"\n  detection failures by {title}:")
+        print(f"  {'group':<16} {'images':>9} {'failed':>7}  rate   [95% CI]")
+        for p in det:
+            print(_row(p.group, p.n, p.count, p.rate, *p.rate_ci))
+        det_ratio = _ratio_line(det, "rate")
+        det_sent = bias_sentences(det, ("rate",), what="detection failure rate")
+        rates = utkface_impostor_fmr(emb, groups, threshold, n_boot=n_boot)
+        print(f"  impostor FMR by {title}:")
+        print(f"  {'group':<16} {'impostor':>9} {'FM':>7}  FMR    [95% CI]")
+        for r in rates:
+            print(_row(r.group, r.n_impostor, r.false_matches, r.fmr, *r.fmr_ci))
+        fmr_ratio = _ratio_line(rates, "fmr")
+        sentences = det_sent + bias_sentences(rates, ("fmr",))
+        for s in sentences:
+            print("  " + s)
+        out[title] = {
+            "detection": [p.to_dict() for p in det],
+            "ratio_detection_failure": det_ratio,
+            "impostor_fmr": [r.to_dict() for r in rates],
+            "ratio_fmr": fmr_ratio,
+            "sentences": sentences,
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["sface"], help="UTKFace models (sface, facenet)")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--embed-only", action="store_true", help="only build the UTKFace embedding caches")
+    args = parser.parse_args()
+    set_num_threads(1)
+    root = data_root(required=True)
+    assert root is not None
+    from faceprint.embedding import get_embedder
+
+    if args.embed_only:
+        for m in args.models:
+            n, _, err = utkface_embeddings(m, root / "utkface" / "UTKFace")
+            print(m, len(n), sum(1 for x in err if x), "failures")
+        return
+    t0 = time.time()
+    result: dict[str, Any] = {
+        "fmr_operating_point": "1e-3",
+        "bootstrap": f"{args.n_boot} percentile resamples of pairs within each group; pairs sharing images are "
+        "not independent, so intervals are optimistic",
+        "lfw_gender": lfw_by_gender(root, get_embedder("sface").thresholds["1e-3"], args.n_boot),
+        "utkface": {},
+    }
+    for m in args.models:
+        result["utkface"][m] = utkface(m, root, get_embedder(m).thresholds["1e-3"], args.n_boot)
+    result["seconds"] = round(time.time() - t0, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n-> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
