@@ -3,7 +3,7 @@
     python bench/bias.py [--models sface facenet] [--n-boot 1000]   # -> bench/results/bias.json
 
 * LFW: the 6,000 view-2 pairs (``pairs.txt``) by gender (``male_names.txt`` / ``female_names.txt``),
-  scored with the cached LFW embeddings (``bench/lfw_embeddings.py``; SFace only).
+  scored with the embeddings ``bench/lfw.py`` cached (every model in --models).
 * UTKFace: every image embedded with YuNet + the model (cached in ``bench/cache/utkface_<model>.npz``);
   detection failure rate per race x gender cell, and impostor FMR per race x gender cell and per age
   band. UTKFace has no identity labels: every cross pair inside a group is treated as an impostor
@@ -93,20 +93,23 @@ def _ratio_line(rates: list, metric: str, exclude: tuple[str, ...] = ()) -> dict
             "floored": floored}
 
 
-def lfw_by_gender(root: Path, threshold: float, n_boot: int) -> dict:
-    from lfw_embeddings import load
-
+def lfw_by_gender(root: Path, model: str, threshold: float, n_boot: int) -> dict:
+    """Per-gender FMR / FNMR on pairs.txt from the embeddings bench/lfw.py cached (one row per image)."""
     from faceprint.bias import bias_sentences, group_error_rates, lfw_gender, pair_gender_groups, read_gender_lists
     from faceprint.evaluation import cosine_scores
     from faceprint.lfw import lfw_pairs
 
-    paths, _, emb = load()
-    index = {str(p): i for i, p in enumerate(paths)}
+    cache = Path(__file__).resolve().parent / "cache" / "lfw_embeddings.npz"
+    if not cache.exists():
+        raise SystemExit(f"{cache} missing: run python bench/lfw.py first")
+    z = np.load(cache, allow_pickle=False)
+    emb = z[model]
+    index = {k: i for i, k in enumerate(z["keys"].tolist())}
     pairs = lfw_pairs(root, "pairs.txt")
     nan = np.full(emb.shape[1], np.nan, np.float32)
 
     def vec(p: Path) -> np.ndarray:
-        i = index.get(f"{p.parent.name}/{p.name}")
+        i = index.get(str(p))
         return nan if i is None else emb[i]
 
     a = np.stack([vec(p.path_a) for p in pairs])
@@ -117,7 +120,7 @@ def lfw_by_gender(root: Path, threshold: float, n_boot: int) -> dict:
     lists = read_gender_lists(root / "lfw" / "male_names.txt", root / "lfw" / "female_names.txt")
     groups = pair_gender_groups([p.path_a for p in pairs], [p.path_b for p in pairs], gender)
     rates = group_error_rates(scores, labels, groups, threshold, n_boot=n_boot)
-    print(f"\nLFW pairs.txt (6,000 pairs) by gender, SFace, threshold {threshold:.4f} (calibrated FMR 1e-3);")
+    print(f"\nLFW pairs.txt (6,000 pairs) by gender, {model}, threshold {threshold:.4f} (calibrated FMR 1e-3);")
     print(f"  {int(np.isnan(scores).sum())} pairs with a failure to acquire (count as non-matches); "
           f"{len(lists.in_both)} images in both gender lists excluded")
     head = f"  {'group':<16} {'genuine':>9} {'FNM':>7}  FNMR   [95% CI]        "
@@ -128,6 +131,7 @@ def lfw_by_gender(root: Path, threshold: float, n_boot: int) -> dict:
     excl = ("mixed", "unknown")
     sentences = bias_sentences(rates, exclude=excl)
     out = {
+        "model": model,
         "threshold": threshold,
         "pairs": len(pairs),
         "fta_pairs": int(np.isnan(scores).sum()),
@@ -190,7 +194,7 @@ def utkface(model: str, root: Path, threshold: float, n_boot: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["sface"], help="UTKFace models (sface, facenet)")
+    parser.add_argument("--models", nargs="+", default=["sface", "facenet"], help="models (sface, facenet)")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--embed-only", action="store_true", help="only build the UTKFace embedding caches")
     args = parser.parse_args()
@@ -209,7 +213,7 @@ def main() -> None:
         "fmr_operating_point": "1e-3",
         "bootstrap": f"{args.n_boot} percentile resamples of pairs within each group; pairs sharing images are "
         "not independent, so intervals are optimistic",
-        "lfw_gender": lfw_by_gender(root, get_embedder("sface").thresholds["1e-3"], args.n_boot),
+        "lfw_gender": {m: lfw_by_gender(root, m, get_embedder(m).thresholds["1e-3"], args.n_boot) for m in args.models},
         "utkface": {},
     }
     for m in args.models:
