@@ -391,12 +391,14 @@ def evaluate_lfw(
     def body() -> int:
         import numpy as np
 
+        from .errors import FaceprintError
         from .evaluation import data_root, evaluate_verification
-        from .lfw import lfw_scores
-        from .report import ModelScores, build_report, write_report
+        from .lfw import lfw_pairs, lfw_scores
+        from .report import BiasSection, ModelScores, build_report, lfw_gender_bias, write_report
 
         root = data if data is not None else data_root(required=True)
         results, scored = [], []
+        bias: list[BiasSection] = []
         for name in model or ["sface"]:
             pipe = _pipeline(name, flip, detector, threads)
             key = str(getattr(pipe.embedder, "key", name))
@@ -415,8 +417,23 @@ def evaluate_lfw(
             scored.append(
                 ModelScores(key, scores, labels, fold_ids, int(np.isnan(scores).sum()), threshold=threshold)
             )
+            if report_dir is not None:
+                # gender bias at the model's calibrated global operating point (FMR 1e-3)
+                try:
+                    pair_list = lfw_pairs(Path(root), pairs)  # type: ignore[arg-type]
+                    if folds is not None:
+                        pair_list = [p for p in pair_list if p.fold < folds]
+                    bias.append(
+                        lfw_gender_bias(
+                            scores, labels, pair_list, Path(root), pipe.threshold("1e-3"), key,  # type: ignore[arg-type]
+                            title=f"LFW {pairs} by gender, calibrated FMR 1e-3 threshold",
+                        )
+                    )
+                except FaceprintError as e:
+                    err.print(f"[yellow]warning:[/] no gender bias section for {key}: {e}", highlight=False)
         if report_dir is not None:
-            _, html_path = write_report(build_report(scored, title=f"LFW {pairs}"), report_dir)
+            report = build_report(scored, title=f"LFW {pairs}", bias=bias)
+            _, html_path = write_report(report, report_dir)
             err.print(f"report: {html_path}", highlight=False)
         if as_json:
             _print_json(results[0] if len(results) == 1 else {"models": results})
@@ -439,6 +456,137 @@ def evaluate_lfw(
         for label, fmt in rows:
             table.add_row(label, *(fmt(d) for d in results))
         out.print(table)
+        return 0
+
+    _run(body)
+
+
+@evaluate_app.command("bias")
+def evaluate_bias_cmd(
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Embedder(s): sface, facenet, fusion; repeat for several."),
+    ] = None,
+    detector: DetectorOpt = "yunet",
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default $FACEPRINT_DATA).")] = None,
+    max_images: Annotated[
+        int | None, typer.Option("--max-images", help="Seeded random sample of UTKFace images (quick run).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sample and bootstrap seed.")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per group.")] = 1000,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.html and report.json (bias sections) to DIR.")
+    ] = None,
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """UTKFace bias: impostor FMR and detection failure rate per race x gender cell and age band.
+
+    Rates are measured at each model's calibrated FMR 1e-3 threshold (the global operating point).
+    UTKFace has no identity labels: every cross pair inside a group is treated as an impostor pair.
+    """
+
+    def body() -> int:
+        import numpy as np
+
+        from .bias import group_proportions, utkface_groups, utkface_impostor_fmr
+        from .errors import DatasetNotFoundError
+        from .evaluation import data_root
+        from .report import CI_NOTE, UTKFACE_IMPOSTOR_NOTE, BiasSection, bias_section, build_report, write_report
+
+        if max_images is not None and max_images < 2:
+            _fail(f"--max-images must be >= 2, got {max_images}")
+        if n_boot < 1:
+            _fail(f"--n-boot must be >= 1, got {n_boot}")
+        root = data if data is not None else data_root(required=True)
+        images = Path(root) / "utkface" / "UTKFace"  # type: ignore[arg-type]
+        if not images.is_dir():
+            raise DatasetNotFoundError(
+                f"{images} not found (FACEPRINT_DATA or --data must name the folder holding utkface/)"
+            )
+        paths = sorted(images.glob("*.jpg"))
+        if not paths:
+            raise DatasetNotFoundError(f"no .jpg images in {images}")
+        total = len(paths)
+        if max_images is not None and max_images < total:
+            rng = np.random.default_rng(seed)
+            paths = [paths[i] for i in sorted(rng.choice(total, max_images, replace=False).tolist())]
+        cells, bands, malformed = utkface_groups([p.name for p in paths])
+        sections: list[BiasSection] = []
+        summary: list[dict[str, Any]] = []
+        for name in model or ["sface"]:
+            pipe = _pipeline(name, False, detector, threads)
+            key = str(getattr(pipe.embedder, "key", name))
+            threshold = pipe.threshold("1e-3")
+            with _progress() as prog:
+                task = prog.add_task(f"embedding UTKFace images ({key})", total=len(paths))
+                emb, errors = pipe.embed_many(
+                    paths, select="central", progress=lambda n: prog.advance(task, n)  # noqa: B023
+                )
+            failed = np.array([e is not None for e in errors], dtype=bool)
+            model_sections = []
+            for what, groups in (("race x gender", cells), ("age band", bands)):
+                keep = np.array([g is not None for g in groups], dtype=bool)
+                labelled = [g for g in groups if g is not None]
+                det = group_proportions(failed[keep], labelled, n_boot=n_boot, seed=seed)
+                model_sections.append(
+                    bias_section(
+                        f"UTKFace detection failures by {what}", key, det, ("rate",),
+                        label="detection failure rate",
+                        note=f"{int(keep.sum())} images; a failure is an image where {detector} finds no face. "
+                        + CI_NOTE,
+                    )
+                )
+                rates = utkface_impostor_fmr(emb, groups, threshold, seed=seed, n_boot=n_boot)
+                model_sections.append(
+                    bias_section(
+                        f"UTKFace impostor FMR by {what}", key, rates, ("fmr",), threshold=threshold,
+                        note=f"Global threshold {threshold:.4f} (calibrated FMR 1e-3 on LFW). "
+                        + UTKFACE_IMPOSTOR_NOTE + " " + CI_NOTE,
+                    )
+                )
+            sections += model_sections
+            summary.append(
+                {
+                    "model": key,
+                    "threshold": threshold,
+                    "detection_failures": int(failed.sum()),
+                    "sections": [s.to_dict() for s in model_sections],
+                }
+            )
+        if report_dir is not None:
+            title = f"UTKFace bias ({len(paths)} of {total} images)"
+            _, html_path = write_report(build_report([], title=title, bias=sections), report_dir)
+            err.print(f"report: {html_path}", highlight=False)
+        if as_json:
+            _print_json(
+                {
+                    "images": len(paths),
+                    "images_available": total,
+                    "malformed_names": malformed,
+                    "seed": seed,
+                    "operating_point": "1e-3",
+                    "models": summary,
+                }
+            )
+            return 0
+        table = Table(title=f"UTKFace bias: worst / best group ({len(paths)} images, FMR 1e-3 threshold)")
+        for col in ("model", "section", "ratio", "worst", "best"):
+            table.add_column(col, justify="left" if col != "ratio" else "right")
+        for m in summary:
+            for sec in m["sections"]:
+                for r in sec["ratios"]:
+                    if r["ratio"] is None:
+                        ratio = r["status"]
+                    else:
+                        ratio = f"{r['ratio']:.2f}" + (" (lower bound)" if r["floored"] else "")
+                    table.add_row(m["model"], sec["title"], ratio, str(r["worst"] or "-"), str(r["best"] or "-"))
+        out.print(table)
+        out.print("Every cross pair inside a group is treated as an impostor pair (UTKFace has no identities).")
+        for m in summary:
+            for sec in m["sections"]:
+                for sentence in sec["sentences"]:
+                    out.print(f"{m['model']}: {sentence}", highlight=False)
         return 0
 
     _run(body)

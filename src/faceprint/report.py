@@ -12,6 +12,11 @@ offline (no CDN, no external file). Each table cell carries its raw JSON value i
 
 Non-finite values (a threshold of ``-inf`` at FMR 1, a CMC entry with no mated probe) are stored
 as ``null`` so that ``report.json`` is strict JSON.
+
+The optional bias section (:class:`BiasSection`, built with :func:`bias_section` or
+:func:`lfw_gender_bias`) shows error rates per demographic group at one global threshold
+(:mod:`faceprint.bias`): a table and a bar chart with bootstrap intervals, the worst / best group
+ratio, and a highlighted sentence when that ratio exceeds 2.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ import html
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +37,23 @@ from sklearn.metrics import roc_curve
 
 from .evaluation import evaluate_verification, fmr_key, tar_at_fmr, threshold_at_fmr
 
-__all__ = ["ModelScores", "build_report", "write_report", "MAX_CURVE_POINTS", "HISTOGRAM_BINS"]
+if TYPE_CHECKING:
+    from .bias import GroupProportion, GroupRate, Metric
+    from .evaluation import Pair
+
+__all__ = [
+    "ModelScores",
+    "BiasSection",
+    "bias_section",
+    "lfw_gender_bias",
+    "build_report",
+    "write_report",
+    "MAX_CURVE_POINTS",
+    "HISTOGRAM_BINS",
+    "BIAS_RATIO_LIMIT",
+    "CI_NOTE",
+    "UTKFACE_IMPOSTOR_NOTE",
+]
 
 MAX_CURVE_POINTS = 500
 """Most ROC / DET points stored per model (a subset of :func:`sklearn.metrics.roc_curve`'s points)."""
@@ -201,12 +222,266 @@ def _model_entry(m: ModelScores, fmrs: Sequence[float], operating_fmr: float) ->
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Bias sections
+# --------------------------------------------------------------------------------------------
+
+BIAS_RATIO_LIMIT = 2.0
+"""A worst / best group ratio above this is called out (sentence, highlighted box)."""
+
+CI_NOTE = (
+    "Intervals: percentile bootstrap over the pairs of each group; pairs sharing an image or a person are "
+    "not independent, so the intervals are optimistic (too narrow). A group with no error gets [0, 0]: "
+    "read it as fewer than about 3 / n."
+)
+
+UTKFACE_IMPOSTOR_NOTE = (
+    "UTKFace has no identity labels: every cross pair of images inside a group is treated as an impostor "
+    "pair (a very small number of same-person pairs may exist, which can only inflate the FMR). "
+    "FNMR cannot be measured here."
+)
+
+_METRIC_FIELDS: dict[str, tuple[str, str, str, str]] = {
+    # metric -> (n field, error-count field, rate field, interval field) of GroupRate / GroupProportion.to_dict()
+    "fmr": ("n_impostor", "false_matches", "fmr", "fmr_ci"),
+    "fnmr": ("n_genuine", "false_non_matches", "fnmr", "fnmr_ci"),
+    "rate": ("n", "count", "rate", "rate_ci"),
+}
+_METRIC_LABELS = {"fmr": "FMR", "fnmr": "FNMR", "rate": "rate"}
+
+
+@dataclass(frozen=True)
+class BiasSection:
+    """Error rates per demographic group at one global threshold, as shown in a report.
+
+    Build it with :func:`bias_section` (or :func:`lfw_gender_bias`), which fills ``ratios`` and
+    ``sentences`` from :func:`faceprint.bias.worst_best_ratio` and :func:`faceprint.bias.bias_sentences`.
+
+    Attributes
+    ----------
+    title : str
+    model : str
+    metrics : tuple of str
+        ``"fnmr"`` / ``"fmr"`` for :class:`~faceprint.bias.GroupRate` rates, ``"rate"`` for
+        :class:`~faceprint.bias.GroupProportion` rates.
+    rates : tuple of dict
+        ``GroupRate.to_dict()`` or ``GroupProportion.to_dict()`` per group.
+    ratios : tuple of dict
+        One per metric: ``{metric, label, ratio, worst, best, floored, excluded, status, exceeds_limit}``;
+        ``ratio`` is None when undefined (``status`` says why).
+    sentences : tuple of str
+        One per metric whose ratio exceeds ``limit``.
+    note : str
+        Caveats shown under the title (e.g. the UTKFace impostor-pair assumption).
+    threshold : float, optional
+        The global operating threshold the rates were measured at.
+    label : str
+        Name of the metric ``"rate"`` (e.g. ``"detection failure rate"``).
+    limit : float
+    """
+
+    title: str
+    model: str
+    metrics: tuple[str, ...]
+    rates: tuple[dict[str, Any], ...]
+    ratios: tuple[dict[str, Any], ...]
+    sentences: tuple[str, ...]
+    note: str = ""
+    threshold: float | None = None
+    label: str = ""
+    limit: float = BIAS_RATIO_LIMIT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored in ``report["bias"]``: also the per-metric table rows that are rendered."""
+        tables = []
+        for metric in self.metrics:
+            n_key, k_key, r_key, ci_key = _METRIC_FIELDS[metric]
+            rows = [
+                {
+                    "group": r["group"],
+                    "n": int(r[n_key]),
+                    "errors": int(r[k_key]),
+                    "rate": r[r_key],
+                    "ci_low": r[ci_key][0],
+                    "ci_high": r[ci_key][1],
+                }
+                for r in self.rates
+                if int(r[n_key]) > 0
+            ]
+            tables.append({"metric": metric, "label": self._label(metric), "rows": rows})
+        return {
+            "title": self.title,
+            "model": self.model,
+            "threshold": None if self.threshold is None else _num(self.threshold),
+            "metrics": list(self.metrics),
+            "rates": [dict(r) for r in self.rates],
+            "tables": tables,
+            "ratios": [dict(r) for r in self.ratios],
+            "sentences": list(self.sentences),
+            "highlight": any(r["exceeds_limit"] for r in self.ratios),
+            "limit": float(self.limit),
+            "note": self.note,
+        }
+
+    def _label(self, metric: str) -> str:
+        return self.label if metric == "rate" and self.label else _METRIC_LABELS[metric]
+
+
+def _ratio_info(
+    rates: Sequence[GroupRate | GroupProportion], metric: Metric, exclude: Collection[str], limit: float, label: str
+) -> dict[str, Any]:
+    from .bias import worst_best_ratio
+
+    info: dict[str, Any] = {
+        "metric": metric,
+        "label": label,
+        "ratio": None,
+        "worst": None,
+        "best": None,
+        "floored": False,
+        "excluded": sorted(exclude),
+        "status": "too few groups",
+        "exceeds_limit": False,
+    }
+    try:
+        ratio, worst, best = worst_best_ratio(rates, metric, exclude=exclude)
+    except ValueError:
+        return info
+    rate_key = _METRIC_FIELDS[metric][2]
+    worst_rate, best_rate = float(getattr(worst, rate_key)), float(getattr(best, rate_key))
+    if math.isnan(ratio) and worst_rate == 0.0:
+        info["status"] = "no errors"  # no worst or best group to name
+        return info
+    info.update(worst=worst.group, best=best.group)
+    if math.isnan(ratio):
+        info["status"] = "not resolvable"
+        return info
+    info.update(
+        ratio=_num(round(ratio, 6)),
+        floored=best_rate == 0.0,
+        status="ok",
+        exceeds_limit=bool(ratio > limit),
+    )
+    return info
+
+
+def bias_section(
+    title: str,
+    model: str,
+    rates: Sequence[GroupRate | GroupProportion],
+    metrics: Sequence[Metric] = ("fnmr", "fmr"),
+    *,
+    threshold: float | None = None,
+    exclude: Collection[str] = (),
+    note: str = "",
+    label: str = "",
+    limit: float = BIAS_RATIO_LIMIT,
+) -> BiasSection:
+    """A :class:`BiasSection` from per-group rates of :mod:`faceprint.bias`.
+
+    Parameters
+    ----------
+    title, model : str
+    rates : sequence of GroupRate or GroupProportion
+    metrics : sequence of {"fnmr", "fmr", "rate"}
+        Metrics shown (``"rate"`` for GroupProportion).
+    threshold : float, optional
+        The global threshold (shown; the rates must already be measured at it).
+    exclude : collection of str
+        Groups listed but left out of the worst / best ratio (e.g. ``"mixed"``, ``"unknown"``).
+    note : str
+        Caveats shown with the section.
+    label : str
+        Name of the ``"rate"`` metric (e.g. ``"detection failure rate"``).
+    limit : float, default 2
+        Ratios above it get a sentence and the highlighted box.
+
+    Examples
+    --------
+    >>> from faceprint.bias import group_error_rates
+    >>> rates = group_error_rates([0.9, 0.9, 0.1, 0.9, 0.1, 0.1], [0] * 6, list("aabbbb"), 0.5, n_boot=10)
+    >>> s = bias_section("demo", "m", rates, ("fmr",), threshold=0.5)
+    >>> s.ratios[0]["ratio"], s.sentences
+    (4.0, ('FMR of group a is 4.0 times that of group b (above 2: a material disparity)',))
+    """
+    from .bias import bias_sentences
+
+    ms = tuple(metrics)
+    if not ms:
+        raise ValueError("expected at least one metric")
+    for m in ms:
+        if m not in _METRIC_FIELDS:
+            raise ValueError(f"unknown metric {m!r}; valid: {', '.join(_METRIC_FIELDS)}")
+    ratios, sentences = [], []
+    for m in ms:
+        name = label if m == "rate" and label else _METRIC_LABELS[m]
+        ratios.append(_ratio_info(rates, m, exclude, limit, name))
+        sentences += bias_sentences(rates, (m,), exclude=exclude, limit=limit, what=label if m == "rate" else "")
+    return BiasSection(
+        title=str(title),
+        model=str(model),
+        metrics=ms,
+        rates=tuple(r.to_dict() for r in rates),
+        ratios=tuple(ratios),
+        sentences=tuple(sentences),
+        note=note,
+        threshold=None if threshold is None else float(threshold),
+        label=label,
+        limit=float(limit),
+    )
+
+
+def lfw_gender_bias(
+    scores: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    pairs: Sequence[Pair],
+    root: Path,
+    threshold: float,
+    model: str,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    title: str = "LFW pairs by gender",
+) -> BiasSection:
+    """FNMR and FMR of LFW pairs by gender (``male_names.txt`` / ``female_names.txt``) at ``threshold``.
+
+    ``scores`` / ``labels`` are aligned with ``pairs`` (e.g. from :func:`faceprint.lfw.lfw_scores` and
+    :func:`faceprint.lfw.lfw_pairs` with the same folds). Pair groups: ``male``, ``female``,
+    ``mixed`` (a man and a woman: impostor pairs only) and ``unknown`` (an image in neither list);
+    ``mixed`` and ``unknown`` are listed but left out of the worst / best ratios.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When the gender lists are not found under ``root`` (see :func:`faceprint.bias.lfw_gender`).
+    ValueError
+        When the lengths differ.
+    """
+    from .bias import group_error_rates, lfw_gender, pair_gender_groups
+
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if s.shape != (len(pairs),) or y.shape != s.shape:
+        raise ValueError(f"expected scores and labels of {len(pairs)} pairs, got {s.shape} and {y.shape}")
+    groups = pair_gender_groups([p.path_a for p in pairs], [p.path_b for p in pairs], lfw_gender(root))
+    rates = group_error_rates(s, y, groups, threshold, n_boot=n_boot, seed=seed)
+    note = (
+        f"{len(pairs)} pairs at the global threshold {threshold:.4f}; a failure to acquire counts as a non-match. "
+        "'mixed' pairs (a man and a woman) are impostor pairs only and 'unknown' pairs have an image in neither "
+        "gender list: both are listed, not ranked. " + CI_NOTE
+    )
+    return bias_section(
+        title, model, rates, ("fnmr", "fmr"), threshold=threshold, exclude=("mixed", "unknown"), note=note
+    )
+
+
 def build_report(
     models: Sequence[ModelScores],
     *,
     title: str,
     fmrs: Sequence[float] = (1e-2, 1e-3, 1e-4),
     operating_fmr: float = 1e-3,
+    bias: Sequence[BiasSection] | None = None,
 ) -> dict[str, Any]:
     """JSON-ready evaluation report of one or more models on the same pair protocol.
 
@@ -220,6 +495,9 @@ def build_report(
         False match rates of the threshold table (in ``(0, 1]``).
     operating_fmr : float, default 1e-3
         FMR whose threshold is drawn on the score histograms (``operating_threshold``).
+    bias : sequence of BiasSection, optional
+        Demographic bias sections; when given the report holds ``bias`` (``BiasSection.to_dict()``
+        each, rendered as the ``bias`` section of the page) and ``models`` may be empty.
 
     Returns
     -------
@@ -238,7 +516,7 @@ def build_report(
     Raises
     ------
     ValueError
-        On no models, duplicate names, malformed scores, or an FMR outside ``(0, 1]``.
+        On no models (and no bias section), duplicate names, malformed scores, or an FMR outside ``(0, 1]``.
 
     Examples
     --------
@@ -248,7 +526,7 @@ def build_report(
     >>> r["models"][0]["thresholds"][0]["tar"], r["models"][0]["auc"]
     (1.0, 1.0)
     """
-    if len(models) == 0:
+    if len(models) == 0 and not bias:
         raise ValueError("expected at least one model, got none")
     names = [m.model for m in models]
     if len(set(names)) != len(names):
@@ -258,7 +536,7 @@ def build_report(
         if not 0.0 < v <= 1.0:
             raise ValueError(f"expected false match rates in (0, 1], got {v!r}")
     entries = [_model_entry(m, fmr_list, float(operating_fmr)) for m in models]
-    return {
+    report: dict[str, Any] = {
         "title": str(title),
         "fmrs": fmr_list,
         "fmr_keys": [fmr_key(v) for v in fmr_list],
@@ -266,6 +544,9 @@ def build_report(
         "has_cmc": any(e["cmc"] is not None for e in entries),
         "models": entries,
     }
+    if bias is not None:
+        report["bias"] = [b.to_dict() for b in bias]
+    return report
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,6 +675,9 @@ thead th { background: #f2f2f2; }
 .row { display: flex; flex-wrap: wrap; align-items: flex-start; }
 img { max-width: 100%; }
 .note { color: #666; font-size: .9em; }
+.bias-alert { background: #fff3cd; border: 1px solid #e0a800; border-left: 6px solid #e0a800;
+  padding: .5em 1em; margin: .5em 0 1em; }
+.bias-alert p { margin: .3em 0; font-weight: 600; }
 """
 
 
@@ -463,10 +747,121 @@ def _cmc_table(report: dict[str, Any]) -> str:
     return f'<table id="cmc-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _bias_figure(section: dict[str, Any]) -> str:
+    """Horizontal bars of each metric's rate per group, with the bootstrap interval as error bars."""
+    from matplotlib.figure import Figure
+
+    tables = section["tables"]
+    n_rows = max([len(t["rows"]) for t in tables] + [1])
+    fig = Figure(figsize=(5 * len(tables), 1.2 + 0.4 * n_rows))
+    for i, t in enumerate(tables):
+        ax = fig.add_subplot(1, len(tables), i + 1)
+        rows = [r for r in t["rows"] if r["rate"] is not None]
+        y = np.arange(len(rows))
+        rate = np.array([r["rate"] for r in rows], dtype=np.float64)
+        low = np.array([r["ci_low"] if r["ci_low"] is not None else r["rate"] for r in rows], dtype=np.float64)
+        high = np.array([r["ci_high"] if r["ci_high"] is not None else r["rate"] for r in rows], dtype=np.float64)
+        xerr = np.vstack((np.clip(rate - low, 0, None), np.clip(high - rate, 0, None))) if rows else None
+        ax.barh(y, rate, xerr=xerr, color="tab:blue", alpha=0.7, capsize=3, ecolor="k")
+        ax.set_yticks(y, [r["group"] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{t['label']} (bars: {int(round(100 * _ci_level(section)))} % interval)")
+        ax.set_title(f"{t['label']} by group")
+        ax.grid(True, axis="x", alpha=0.3)
+        if not rows or float(np.nanmax(high, initial=0.0)) == 0.0:
+            ax.set_xlim(0, 1e-3)  # all zero: keep a visible axis
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _ci_level(section: dict[str, Any]) -> float:
+    for r in section["rates"]:
+        if "ci" in r:
+            return float(r["ci"])
+    return 0.95
+
+
+def _ratio_text(r: dict[str, Any]) -> str:
+    name = html.escape(r["label"])
+    if r["status"] == "too few groups":
+        return f"worst / best {name}: undefined (fewer than two groups with data)"
+    worst, best = html.escape(str(r["worst"])), html.escape(str(r["best"]))
+    if r["status"] == "no errors":
+        return f"worst / best {name}: undefined (no error in any group)"
+    if r["status"] == "not resolvable":
+        return f"worst / best {name}: not resolvable ({best} had no error in too few pairs to tell)"
+    value = f'<span class="ratio" data-value="{html.escape(json.dumps(r["ratio"]))}">{format_value(r["ratio"])}</span>'
+    floor = f" (no error in {best}: its rate floored at 1 / n, a lower bound)" if r["floored"] else ""
+    return f"worst / best {name}: {value} ({worst} / {best}){floor}"
+
+
+def _bias_section_html(index: int, section: dict[str, Any]) -> str:
+    threshold = "" if section["threshold"] is None else f" at threshold {format_value(section['threshold'])}"
+    parts = [
+        f'<div class="bias-block" id="bias-{index}"><h3>{html.escape(section["title"])} '
+        f"({html.escape(section['model'])}){threshold}</h3>"
+    ]
+    if section["note"]:
+        parts.append(f'<p class="note">{html.escape(section["note"])}</p>')
+    tables = []
+    for t in section["tables"]:
+        body = "".join(
+            f'<tr data-group="{html.escape(r["group"])}"><td class="label">{html.escape(r["group"])}</td>'
+            + _cell(r["n"])
+            + _cell(r["errors"])
+            + _cell(r["rate"])
+            + _cell(r["ci_low"])
+            + _cell(r["ci_high"])
+            + "</tr>"
+            for r in t["rows"]
+        )
+        label = html.escape(t["label"])
+        tables.append(
+            f'<div><table class="bias" data-section="{index}" data-metric="{html.escape(t["metric"])}"><thead><tr>'
+            f"<th>group</th><th>n</th><th>errors</th><th>{label}</th><th>CI low</th><th>CI high</th>"
+            f"</tr></thead><tbody>{body}</tbody></table></div>"
+        )
+    parts.append('<div class="row">' + "".join(tables) + "</div>")
+    parts.append(_img(_bias_figure(section), f"{section['title']}: rates per group with intervals"))
+    parts.append("<ul class=\"ratios\">" + "".join(f"<li>{_ratio_text(r)}</li>" for r in section["ratios"]) + "</ul>")
+    if section["sentences"]:
+        cls = "bias-alert" if section["highlight"] else "bias-sentences"
+        parts.append(
+            f'<div class="{cls}">' + "".join(f"<p>{html.escape(x)}</p>" for x in section["sentences"]) + "</div>"
+        )
+    else:
+        parts.append(f'<p class="note">No worst / best ratio exceeds {format_value(section["limit"])}.</p>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _bias_html(report: dict[str, Any]) -> str:
+    blocks = "".join(_bias_section_html(i, s) for i, s in enumerate(report["bias"]))
+    return (
+        '<section id="bias"><h2>Bias</h2>'
+        '<p class="note">Error rates per demographic group at one global operating threshold. '
+        "A worst / best ratio above 2 is called out.</p>"
+        f"{blocks}</section>"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The self-contained HTML page of a :func:`build_report` dict (see :func:`write_report`)."""
-    figs = _figures(report)
     title = html.escape(report["title"])
+    sections: list[str] = []
+    if report["models"]:
+        sections += _model_sections(report)
+    if "bias" in report:
+        sections.append(_bias_html(report))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{title}</h1>" + "\n".join(sections) + "</body></html>\n"
+    )
+
+
+def _model_sections(report: dict[str, Any]) -> list[str]:
+    figs = _figures(report)
     names = ", ".join(html.escape(m["model"]) for m in report["models"])
     sections = [
         '<section id="summary"><h2>Summary</h2>'
@@ -487,11 +882,7 @@ def render_html(report: dict[str, Any]) -> str:
         sections.append(
             f'<section id="cmc"><h2>CMC</h2>{_img(figs["cmc"], "CMC curves")}{_cmc_table(report)}</section>'
         )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{title}</h1>" + "\n".join(sections) + "</body></html>\n"
-    )
+    return sections
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
