@@ -61,16 +61,18 @@ def get_detector(name: str = "yunet", **kwargs: object) -> Detector:
     return DETECTORS.create(name, **kwargs)
 
 
-def check_image(image: object) -> Image:
+def check_image(image: object, *, what: str = "", min_side: int = 1) -> Image:
     """Validate that ``image`` is an RGB uint8 HxWx3 array (the internal convention)."""
     from .errors import InvalidImageError
 
+    prefix = f"{what}: " if what else ""
     if not isinstance(image, np.ndarray):
-        raise InvalidImageError(f"expected a numpy RGB uint8 HxWx3 array, got {type(image).__name__}")
+        raise InvalidImageError(f"{prefix}expected a numpy RGB uint8 HxWx3 array, got {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidImageError(f"expected RGB uint8 HxWx3, got {image.dtype} {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidImageError(f"image has no pixels: {image.shape}")
+        raise InvalidImageError(f"{prefix}expected RGB uint8 HxWx3, got {image.dtype} {image.shape}")
+    if image.shape[0] < min_side or image.shape[1] < min_side:
+        what_size = "has no pixels" if min_side <= 1 else "is too small"
+        raise InvalidImageError(f"{prefix}image {what_size}: {image.shape}")
     return image
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .alignment import ARCFACE_TEMPLATE_112, similarity_transform
+from .detection import check_image
 from .embedding import l2_normalize
 from .errors import InvalidImageError
 from .registry import Registry
@@ -88,13 +89,7 @@ _FLIP_ORDER = [1, 0, 2, 4, 3]  # a mirror swaps the left / right eye and mouth c
 
 
 def _check(image: object, what: str = "image") -> Image:
-    if not isinstance(image, np.ndarray):
-        raise InvalidImageError(f"{what}: expected a numpy RGB uint8 HxWx3 array, got {type(image).__name__}")
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidImageError(f"{what}: expected RGB uint8 HxWx3, got {image.dtype} {image.shape}")
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise InvalidImageError(f"{what}: image too small: {image.shape}")
-    return image
+    return check_image(image, what=what, min_side=2)
 
 
 def _points(landmarks: npt.ArrayLike | Detection) -> npt.NDArray[np.float64]:
