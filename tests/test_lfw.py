@@ -69,6 +69,8 @@ def tiny_lfw(data_root: Path, tmp_path: Path) -> Path:
     root = tmp_path / "tiny"
     (root / "lfw").mkdir(parents=True)
     (root / "lfw" / "pairs.txt").write_text("\n".join(lines) + "\n")
+    for lists in ("male_names.txt", "female_names.txt"):
+        shutil.copy(data_root / "lfw" / lists, root / "lfw" / lists)
     images = root / "lfw" / "lfw-deepfunneled"
     for line in lines[1:]:
         parts = line.split()
@@ -92,6 +94,25 @@ def test_cli_report_two_models_side_by_side(tiny_lfw: Path, tmp_path: Path) -> N
         assert rep_row["auc"] == pytest.approx(cli_row["auc"])
     html = (out / "report.html").read_text()
     assert 'id="roc"' in html and 'id="det"' in html and "https://" not in html
+    # gender bias section per model, at each model's calibrated FMR 1e-3 threshold
+    assert 'id="bias"' in html
+    assert [b["model"] for b in report["bias"]] == ["sface", "facenet"]
+    for b, key in zip(report["bias"], ["sface", "facenet"]):
+        assert b["threshold"] == pytest.approx(get_embedder(key).thresholds["1e-3"])
+        groups = {r["group"]: r for r in b["rates"]}
+        assert sum(r["n_genuine"] + r["n_impostor"] for r in groups.values()) == 12
+        assert {"male"} <= set(groups) <= {"male", "female", "mixed", "unknown"}
+        assert [r["metric"] for r in b["ratios"]] == ["fnmr", "fmr"]
+        assert all(r["excluded"] == ["mixed", "unknown"] for r in b["ratios"])
+
+
+def test_cli_report_without_gender_lists_still_writes(tiny_lfw: Path, tmp_path: Path) -> None:
+    for lists in ("male_names.txt", "female_names.txt"):
+        (tiny_lfw / "lfw" / lists).unlink()
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", "lfw", "--data", str(tiny_lfw), "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "report.json").read_text())["bias"] == []
 
 
 def test_cli_evaluate_lfw_json(data_root: Path, tmp_path: Path) -> None:
