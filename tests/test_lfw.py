@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from faceprint.embedding import get_embedder
 from faceprint.errors import DatasetNotFoundError
 from faceprint.lfw import evaluate_lfw, lfw_pairs
 from faceprint.pipeline import FacePipeline
+from lfw_tiny import make_tiny_lfw
 
 pytestmark = [pytest.mark.real, pytest.mark.data]
 
@@ -63,21 +63,7 @@ def test_missing_pairs_file_names_the_path(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_lfw(data_root: Path, tmp_path: Path) -> Path:
     """A 2-fold view-2 layout with 3 genuine + 3 impostor pairs per fold, over real LFW images."""
-    src = (data_root / "lfw" / "pairs.txt").read_text().splitlines()
-    fold0, fold1 = src[1:601], src[601:1201]
-    lines = ["2 3"] + fold0[:3] + fold0[300:303] + fold1[:3] + fold1[300:303]
-    root = tmp_path / "tiny"
-    (root / "lfw").mkdir(parents=True)
-    (root / "lfw" / "pairs.txt").write_text("\n".join(lines) + "\n")
-    for lists in ("male_names.txt", "female_names.txt"):
-        shutil.copy(data_root / "lfw" / lists, root / "lfw" / lists)
-    images = root / "lfw" / "lfw-deepfunneled"
-    for line in lines[1:]:
-        parts = line.split()
-        for name in [parts[0]] if len(parts) == 3 else [parts[0], parts[2]]:
-            if not (images / name).exists():
-                shutil.copytree(data_root / "lfw" / "lfw-deepfunneled" / name, images / name)
-    return root
+    return make_tiny_lfw(data_root, tmp_path / "tiny")
 
 
 def test_cli_report_two_models_side_by_side(tiny_lfw: Path, tmp_path: Path) -> None:
@@ -115,21 +101,8 @@ def test_cli_report_without_gender_lists_still_writes(tiny_lfw: Path, tmp_path: 
     assert json.loads((out / "report.json").read_text())["bias"] == []
 
 
-def test_cli_evaluate_lfw_json(data_root: Path, tmp_path: Path) -> None:
-    # a 2-fold view-2 file with 3 genuine + 3 impostor pairs per fold, over real LFW images
-    src = (data_root / "lfw" / "pairs.txt").read_text().splitlines()
-    fold0, fold1 = src[1:601], src[601:1201]
-    lines = ["2 3"] + fold0[:3] + fold0[300:303] + fold1[:3] + fold1[300:303]
-    root = tmp_path / "data"
-    (root / "lfw").mkdir(parents=True)
-    (root / "lfw" / "pairs.txt").write_text("\n".join(lines) + "\n")
-    images = root / "lfw" / "lfw-deepfunneled"
-    for line in lines[1:]:
-        parts = line.split()
-        names = [parts[0]] if len(parts) == 3 else [parts[0], parts[2]]
-        for name in names:
-            if not (images / name).exists():
-                shutil.copytree(data_root / "lfw" / "lfw-deepfunneled" / name, images / name)
+def test_cli_evaluate_lfw_json(tiny_lfw: Path) -> None:
+    root = tiny_lfw
     result = CliRunner().invoke(app, ["evaluate", "lfw", "--data", str(root), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(re.sub(r"\x1b\[[0-9;]*m", "", result.stdout))

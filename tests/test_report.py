@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from sklearn.metrics import auc, roc_curve
 
 from faceprint.evaluation import evaluate_verification, tar_at_fmr, threshold_at_fmr
 from faceprint.report import MAX_CURVE_POINTS, ModelScores, build_report, format_value, write_report
+from lfw_tiny import make_tiny_lfw
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("summary", "roc", "det", "histograms", "thresholds")
@@ -260,22 +260,6 @@ def test_bad_input_is_rejected(two_models: list[ModelScores]) -> None:
 
 
 # -- real data -----------------------------------------------------------------------------------
-def _tiny_lfw(data_root: Path, root: Path) -> Path:
-    """A 2-fold view-2 pairs.txt with 3 genuine + 3 impostor pairs per fold over copied LFW images."""
-    src = (data_root / "lfw" / "pairs.txt").read_text().splitlines()
-    fold0, fold1 = src[1:601], src[601:1201]
-    lines = ["2 3"] + fold0[:3] + fold0[300:303] + fold1[:3] + fold1[300:303]
-    (root / "lfw").mkdir(parents=True)
-    (root / "lfw" / "pairs.txt").write_text("\n".join(lines) + "\n")
-    images = root / "lfw" / "lfw-deepfunneled"
-    for line in lines[1:]:
-        parts = line.split()
-        for name in [parts[0]] if len(parts) == 3 else [parts[0], parts[2]]:
-            if not (images / name).exists():
-                shutil.copytree(data_root / "lfw" / "lfw-deepfunneled" / name, images / name)
-    return root
-
-
 @pytest.fixture(scope="module")
 def lfw_report(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     """The report of two embedders (SFace, FaceNet; FaceNet only when installed) on a tiny LFW slice."""
@@ -284,7 +268,7 @@ def lfw_report(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     from faceprint.lfw import lfw_scores
     from faceprint.pipeline import FacePipeline
 
-    root = _tiny_lfw(data_root, tmp_path_factory.mktemp("lfw") / "data")
+    root = make_tiny_lfw(data_root, tmp_path_factory.mktemp("lfw") / "data", gender_lists=False)
     keys = [k for k in ("sface", "facenet") if weights.is_installed(k)]
     if "sface" not in keys:
         pytest.skip("model 'sface' not installed")

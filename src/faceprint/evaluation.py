@@ -408,7 +408,7 @@ def _decision_scores(scores: FloatArray) -> FloatArray:
     return np.where(np.isnan(scores), -np.inf, scores)
 
 
-def _finite_scores(scores: FloatArray) -> FloatArray:
+def finite_scores(scores: FloatArray) -> FloatArray:
     """Same ranking as :func:`_decision_scores`, but finite (for scikit-learn)."""
     finite = np.isfinite(scores)
     if not finite.any():
@@ -834,7 +834,7 @@ def evaluate_verification(
         folds_result = kfold_accuracy(s, y, folds)
     else:
         folds_result = _fixed_threshold_accuracy(s, y, folds, float(threshold))
-    finite = _finite_scores(s)
+    finite = finite_scores(s)
     tars = {fmr_key(fmr): tar_at_fmr(s, y, fmr) for fmr in fmrs}
     thresholds = {fmr_key(fmr): threshold_at_fmr(s, y, fmr) for fmr in fmrs}
     return VerificationReport(

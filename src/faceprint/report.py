@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_curve
 
-from .evaluation import evaluate_verification, fmr_key, tar_at_fmr, threshold_at_fmr
+from .evaluation import evaluate_verification, finite_scores, fmr_key, tar_at_fmr, threshold_at_fmr
 
 if TYPE_CHECKING:
     from .bias import GroupProportion, GroupRate, Metric
@@ -127,17 +127,6 @@ def _curve_indices(fpr: npt.NDArray[np.float64], max_points: int) -> npt.NDArray
     return np.unique(np.concatenate((even, np.minimum(log_spaced, n - 1))))
 
 
-def _finite_for_ranking(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """NaN (failure to acquire) ranked below every score, as :mod:`faceprint.evaluation` does."""
-    finite = np.isfinite(scores)
-    if not finite.any():
-        return np.zeros_like(scores)
-    low = float(scores[finite].min()) - 1.0
-    high = float(scores[finite].max()) + 1.0
-    out = np.where(np.isnan(scores) | np.isneginf(scores), low, scores)
-    return np.where(np.isposinf(out), high, out)
-
-
 def _check_model(m: ModelScores) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[Any]]:
     s = np.asarray(m.scores, dtype=np.float64)
     y = np.asarray(m.labels)
@@ -178,7 +167,7 @@ def _model_entry(m: ModelScores, fmrs: Sequence[float], operating_fmr: float) ->
             }
         )
 
-    fpr, tpr, _ = roc_curve(y, _finite_for_ranking(s))
+    fpr, tpr, _ = roc_curve(y, finite_scores(s))
     keep = _curve_indices(fpr, MAX_CURVE_POINTS)
     roc_fmr = [float(v) for v in fpr[keep]]
     roc_tar = [float(v) for v in tpr[keep]]
