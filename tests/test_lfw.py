@@ -110,3 +110,16 @@ def test_cli_evaluate_lfw_json(tiny_lfw: Path) -> None:
     assert len(report["fold_accuracies"]) == 2
     assert 0.0 <= report["accuracy"] <= 1.0
     assert {"auc", "eer", "tar_at_fmr_1e-2", "tar_at_fmr_1e-3", "failures_to_acquire"} <= set(report)
+
+
+def test_cli_report_with_identification_has_cmc(tiny_lfw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    args = ["evaluate", "lfw", "--data", str(tiny_lfw), "--report", str(out), "--identification", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(re.sub(r"\x1b\[[0-9;]*m", "", result.stdout))
+    cmc = data["identification_1shot"]["cmc"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["has_cmc"] is True
+    assert report["models"][0]["cmc"] == pytest.approx(cmc)
+    assert 'id="cmc"' in (out / "report.html").read_text()

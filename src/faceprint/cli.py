@@ -383,6 +383,12 @@ def evaluate_lfw(
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Write report.html and report.json (plots) to DIR.")
     ] = None,
+    identification: Annotated[
+        bool, typer.Option("--identification", help="Also run 1-shot identification (CMC in the report).")
+    ] = False,
+    max_identities: Annotated[
+        int | None, typer.Option("--max-identities", help="With --identification: random subset of people.")
+    ] = None,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -414,8 +420,17 @@ def evaluate_lfw(
                 )
             threshold = pipe.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
             results.append(evaluate_verification(scores, labels, fold_ids, model=key, threshold=threshold).to_dict())
+            cmc = None
+            if identification:
+                from .lfw import evaluate_lfw_identification
+
+                (id_report,), _ = evaluate_lfw_identification(
+                    pipe, Path(root), n_shots=[1], max_identities=max_identities  # type: ignore[arg-type]
+                )
+                cmc = np.asarray(id_report.cmc, dtype=np.float64)
+                results[-1]["identification_1shot"] = id_report.to_dict()
             scored.append(
-                ModelScores(key, scores, labels, fold_ids, int(np.isnan(scores).sum()), threshold=threshold)
+                ModelScores(key, scores, labels, fold_ids, int(np.isnan(scores).sum()), threshold=threshold, cmc=cmc)
             )
             if report_dir is not None:
                 # gender bias at the model's calibrated global operating point (FMR 1e-3)
