@@ -788,6 +788,32 @@ def dataset_stats_cmd(
 
 
 @app.command()
+def liveness(
+    image: Annotated[Path, typer.Argument(help="Image with a face.")],
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Passive liveness (print-attack detection) on one image; exit 0 live, 1 spoof."""
+
+    def body() -> int:
+        from .io import load_image
+        from .liveness import default_passive_checker
+        from .runtime import set_num_threads
+
+        if threads is not None:
+            set_num_threads(threads)
+        res = default_passive_checker().score(load_image(image))
+        if as_json:
+            _print_json({"verdict": res.verdict, "score": res.score, "method": res.method})
+        else:
+            colour = "green" if res.verdict == "live" else "red"
+            out.print(f"[{colour}]{res.verdict}[/]  score {res.score:.4f} (probability of a live face, {res.method})")
+        return 0 if res.verdict == "live" else 1
+
+    _run(body)
+
+
+@app.command()
 def models(as_json: JsonOpt = False) -> None:
     """Installed models, their packages, weight licences and calibrated thresholds."""
 

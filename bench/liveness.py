@@ -1,0 +1,304 @@
+"""Passive PAD on NUAA: subject-disjoint cross-validation, robustness, and the shipped model.
+
+Usage::
+
+    python bench/liveness.py                 # CV + robustness -> bench/results/liveness.json
+    python bench/liveness.py --write-model   # ... and retrain the shipped model on all subjects
+
+Protocol: leave-one-subject-out over the 9 NUAA subjects. For each held-out subject the model is
+trained on the other 8; its threshold is the EER threshold of *inner* leave-one-subject-out scores
+on those 8 (no held-out data touches training or threshold). Metrics are pooled over the held-out
+scores. Robustness: the real images of each held-out subject are degraded (blur, dark, JPEG,
+rotation), re-detected and scored by that fold's model and threshold; BPCER is reported.
+The shipped model is trained on all 9 subjects; its threshold is the EER threshold of the outer
+leave-one-subject-out scores. Everything is deterministic (no randomness is used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+import faceprint.runtime  # noqa: E402
+from faceprint.detection import get_detector  # noqa: E402
+from faceprint.evaluation import data_root  # noqa: E402
+from faceprint.io import load_image  # noqa: E402
+from faceprint.liveness import (  # noqa: E402
+    DEFAULT_MODEL_FILE,
+    LBPSVMPassiveChecker,
+    eer_threshold,
+    pad_metrics,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "liveness.json"
+MODEL_DIR = REPO / "src" / "faceprint" / "models"
+PARAMS: dict = {
+    "crop_size": 128,
+    "expand": 1.2,
+    "radii": (1,),
+    "lbp_method": "nri_uniform",
+    "sample_steps": 2,
+    "C": 1.0,
+}
+
+
+def _blur(im: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(im, (0, 0), 2.0)
+
+
+def _dark(im: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(im.astype(np.float64) * 0.4), 0, 255).astype(np.uint8)
+
+
+def _jpeg(im: np.ndarray) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(im, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 30])
+    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    if dec is None:
+        raise RuntimeError("JPEG round trip failed")
+    return cv2.cvtColor(dec, cv2.COLOR_BGR2RGB)
+
+
+def _rotate(im: np.ndarray) -> np.ndarray:
+    h, w = im.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), 15.0, 1.0)
+    return cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+DEGRADATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "gaussian_blur_sigma2": _blur,
+    "dark_x0.4": _dark,
+    "jpeg_q30": _jpeg,
+    "rotate_15deg": _rotate,
+}
+
+
+def _aug_blur(im: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(im, (0, 0), 1.5)
+
+
+def _aug_dark(im: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(im.astype(np.float64) * 0.6), 0, 255).astype(np.uint8)
+
+
+# training augmentation, applied to real AND attack images of the training subjects only; milder
+# than (and different from) the test degradations above, so robustness is not measured on seen data
+AUGMENTATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "blur_sigma1.5": _aug_blur,
+    "dark_x0.6": _aug_dark,
+}
+
+
+def list_images(nuaa: Path) -> list[tuple[Path, str, bool]]:
+    """(path, subject, is_attack) for every NUAA image, sorted."""
+    out = []
+    for folder, attack in (("ClientRaw", False), ("ImposterRaw", True)):
+        for p in sorted((nuaa / folder).glob("*/*.jpg")):
+            out.append((p, p.parent.name, attack))
+    return out
+
+
+def extract(items: list[tuple[Path, str, bool]], checker: LBPSVMPassiveChecker) -> dict:
+    """Features of clean images, and of degraded real images (NaN rows where no face was found)."""
+    n = len(items)
+    d = None
+    clean: list[np.ndarray | None] = []
+    degraded: dict[str, list[np.ndarray | None]] = {k: [] for k in DEGRADATIONS}
+    augmented: dict[str, list[np.ndarray | None]] = {k: [] for k in AUGMENTATIONS}
+    t0 = time.perf_counter()
+    for i, (path, _, attack) in enumerate(items):
+        im = load_image(path)
+        clean.append(_feat(checker, im))
+        for name, fn in DEGRADATIONS.items():
+            degraded[name].append(None if attack else _feat(checker, fn(im)))
+        for name, fn in AUGMENTATIONS.items():
+            augmented[name].append(_feat(checker, fn(im)))
+        if (i + 1) % 200 == 0:
+            print(f"  {i + 1}/{n} images, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    for f in clean:
+        if f is not None:
+            d = f.shape[0]
+            break
+    assert d is not None
+
+    def stack(rows: list[np.ndarray | None]) -> np.ndarray:
+        return np.stack([np.full(d, np.nan) if r is None else r for r in rows])
+
+    return {
+        "clean": stack(clean),
+        "degraded": {k: stack(v) for k, v in degraded.items()},
+        "augmented": {k: stack(v) for k, v in augmented.items()},
+    }
+
+
+def train_set(X: np.ndarray, attack: np.ndarray, rows: np.ndarray, aug: list[np.ndarray]) -> tuple:
+    """Clean rows plus their augmented copies (rows where a face was found)."""
+    Xs = [X[rows]] + [A[rows] for A in aug]
+    As = [attack[rows]] * (1 + len(aug))
+    Xt, At = np.concatenate(Xs), np.concatenate(As)
+    ok = ~np.isnan(Xt).any(axis=1)
+    return Xt[ok], At[ok]
+
+
+def _feat(checker: LBPSVMPassiveChecker, im: np.ndarray) -> np.ndarray | None:
+    faces = checker._detector().detect(im)
+    if not faces:
+        return None
+    det = max(faces, key=lambda f: f.area)
+    return checker.features(im, det)
+
+
+def loso_scores(X: np.ndarray, attack: np.ndarray, subj: np.ndarray, aug: list[np.ndarray], params: dict) -> np.ndarray:
+    """Out-of-fold scores on clean rows, each subject scored by a model trained on the others."""
+    out = np.full(X.shape[0], np.nan)
+    for s in np.unique(subj):
+        te = subj == s
+        m = LBPSVMPassiveChecker(**params).fit(*train_set(X, attack, ~te, aug))
+        out[te] = m.score_features(X[te])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write-model", action="store_true", help="retrain the shipped model on all subjects")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    faceprint.runtime.set_num_threads(2)
+
+    root = data_root(required=True)
+    assert root is not None
+    nuaa = root / "nuaa"
+    items = list_images(nuaa)
+    subj = np.array([s for _, s, _ in items])
+    attack = np.array([a for _, _, a in items])
+    print(
+        f"NUAA: {int((~attack).sum())} real + {int(attack.sum())} attack images, {len(np.unique(subj))} subjects",
+        file=sys.stderr,
+    )
+
+    checker = LBPSVMPassiveChecker(**PARAMS, detector=get_detector("yunet"))
+    feats = extract(items, checker)
+    X = feats["clean"]
+    found = ~np.isnan(X).any(axis=1)
+    print(f"faces found in {int(found.sum())}/{len(items)} clean images", file=sys.stderr)
+    Xf, af, sf = X[found], attack[found], subj[found]
+    augf = [A[found] for A in feats["augmented"].values()]
+
+    # outer LOSO; threshold from inner LOSO on the training subjects
+    scores = np.full(Xf.shape[0], np.nan)
+    fold_thr: dict[str, float] = {}
+    robust_scores: dict[str, list[float]] = {k: [] for k in DEGRADATIONS}
+    robust_live: dict[str, list[bool]] = {k: [] for k in DEGRADATIONS}
+    robust_noface: dict[str, int] = dict.fromkeys(DEGRADATIONS, 0)
+    for s in np.unique(sf):
+        te = sf == s
+        inner = loso_scores(Xf[~te], af[~te], sf[~te], [A[~te] for A in augf], PARAMS)
+        _, thr = eer_threshold(inner, af[~te])
+        fold_thr[str(s)] = thr
+        model = LBPSVMPassiveChecker(**PARAMS, threshold=thr).fit(*train_set(Xf, af, ~te, augf))
+        scores[te] = model.score_features(Xf[te])
+        real_rows = np.flatnonzero((subj == s) & ~attack)
+        for name, D in feats["degraded"].items():
+            Dr = D[real_rows]
+            ok = ~np.isnan(Dr).any(axis=1)
+            robust_noface[name] += int((~ok).sum())
+            sc = model.score_features(Dr[ok])
+            robust_scores[name].extend(sc.tolist())
+            robust_live[name].extend((sc >= thr).tolist())
+
+    types = ["print"] * len(af)
+    # pooled held-out decisions, each subject at its own fold's threshold
+    live = np.zeros(len(af), dtype=bool)
+    for s, thr in fold_thr.items():
+        live[sf == s] = scores[sf == s] >= thr
+    apcer = float(np.mean(live[af]))
+    bpcer = float(np.mean(~live[~af]))
+    threshold_free = pad_metrics(scores, af, types, threshold=0.5)
+    cv = {
+        "protocol": (
+            "leave-one-subject-out over 9 subjects; per-fold threshold at inner-LOSO EER of training subjects"
+        ),
+        "apcer": {"print": apcer},
+        "apcer_max": apcer,
+        "bpcer": bpcer,
+        "acer": (apcer + bpcer) / 2.0,
+        "eer": threshold_free["eer"],
+        "bpcer_at_apcer_5pct": threshold_free["bpcer_at_apcer_5pct"],
+        "bpcer_at_apcer_1pct": threshold_free["bpcer_at_apcer_1pct"],
+        "n_bona_fide": int((~af).sum()),
+        "n_attack": {"print": int(af.sum())},
+        "fold_thresholds": fold_thr,
+        "per_subject": {},
+    }
+    for s in np.unique(sf):
+        m = sf == s
+        cv["per_subject"][str(s)] = {
+            "apcer": float(np.mean(live[m & af])) if (m & af).any() else None,
+            "bpcer": float(np.mean(~live[m & ~af])) if (m & ~af).any() else None,
+        }
+    n_real = int((~attack).sum())
+    robustness = {}
+    for name in DEGRADATIONS:
+        lv = np.array(robust_live[name], dtype=bool)
+        nf = robust_noface[name]
+        robustness[name] = {
+            "bpcer": float(np.mean(~lv)) if lv.size else None,
+            "bpcer_incl_no_face": float((np.sum(~lv) + nf) / n_real),
+            "n_scored": int(lv.size),
+            "n_no_face": nf,
+            "median_score": float(np.median(robust_scores[name])) if lv.size else None,
+        }
+    robustness["clean_reference"] = {"bpcer": bpcer, "n_scored": int((~af).sum())}
+
+    final_eer, final_thr = eer_threshold(scores, af)
+    result: dict = {
+        "data": {
+            "set": "NUAA Photograph Imposter Database, shared subset (every 2nd image, sessions 01-02)",
+            "n_images": len(items),
+            "n_real": n_real,
+            "n_attack": int(attack.sum()),
+            "n_no_face_clean": int((~found).sum()),
+            "subjects": sorted(str(s) for s in np.unique(subj)),
+        },
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in PARAMS.items()},
+        "training_augmentation": sorted(AUGMENTATIONS),
+        "cv": cv,
+        "robustness_bpcer_on_degraded_real": robustness,
+        "final_model": {"threshold": final_thr, "threshold_source": "EER of outer LOSO scores"},
+    }
+
+    if args.write_model:
+        all_rows = np.ones(len(af), dtype=bool)
+        final = LBPSVMPassiveChecker(**PARAMS, threshold=final_thr).fit(*train_set(Xf, af, all_rows, augf))
+        MODEL_DIR.mkdir(parents=True, exist_ok=True)
+        path = MODEL_DIR / DEFAULT_MODEL_FILE
+        final.save(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        result["final_model"].update({"file": DEFAULT_MODEL_FILE, "bytes": path.stat().st_size, "sha256": digest})
+        print(f"wrote {path} ({path.stat().st_size} bytes) sha256 {digest}")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(
+        f"CV (LOSO, 9 subjects): APCER(print) {apcer:.4f}  BPCER {bpcer:.4f}  ACER {cv['acer']:.4f}  "
+        f"EER {cv['eer']:.4f}  BPCER@APCER5% {cv['bpcer_at_apcer_5pct']:.4f}  "
+        f"BPCER@APCER1% {cv['bpcer_at_apcer_1pct']:.4f}"
+    )
+    for name, r in robustness.items():
+        print(f"robustness {name:22s} BPCER {r['bpcer']:.4f}  (n={r['n_scored']}, no face {r.get('n_no_face', 0)})")
+    print(f"results -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
