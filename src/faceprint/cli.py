@@ -80,13 +80,18 @@ def _errors() -> Iterator[None]:
         _fail(f"{type(e).__name__}: {e}")
 
 
-def _pipeline(model: str = "sface", flip: bool = False, detector: str = "yunet", threads: int | None = None) -> Any:
-    from .embedding import get_embedder
-    from .pipeline import FacePipeline
+def _set_threads(threads: int | None) -> None:
     from .runtime import set_num_threads
 
     if threads is not None:
         set_num_threads(threads)
+
+
+def _pipeline(model: str = "sface", flip: bool = False, detector: str = "yunet", threads: int | None = None) -> Any:
+    from .embedding import get_embedder
+    from .pipeline import FacePipeline
+
+    _set_threads(threads)
     embedder = get_embedder(model, flip=flip)
     return FacePipeline(detector=detector, embedder=embedder)
 
@@ -155,10 +160,8 @@ def detect(
     def body() -> int:
         from .detection import get_detector, select_faces
         from .io import load_image
-        from .runtime import set_num_threads
 
-        if threads is not None:
-            set_num_threads(threads)
+        _set_threads(threads)
         if score is not None and not 0.0 <= score <= 1.0:
             _fail(f"--score must lie in [0, 1], got {score}")
         if select not in ("all", "largest", "central"):
@@ -798,10 +801,8 @@ def liveness(
     def body() -> int:
         from .io import load_image
         from .liveness import default_passive_checker
-        from .runtime import set_num_threads
 
-        if threads is not None:
-            set_num_threads(threads)
+        _set_threads(threads)
         res = default_passive_checker().score(load_image(image))
         if as_json:
             _print_json({"verdict": res.verdict, "score": res.score, "method": res.method})

@@ -197,8 +197,18 @@ class _AlignedEmbedder:
     def _load(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _forward(self, crops: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+    def _input(self, crop: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        """One HxWx3 RGB uint8 crop -> the network's float HxWx3 input."""
         raise NotImplementedError
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        # One image per forward pass: OpenCV 5's new engine runs the SFace graph one image at a
+        # time, and the converted FaceNet graph's fully-connected layer accepts batch 1 only.
+        outs = []
+        for crop in crops:
+            self._net.setInput(np.ascontiguousarray(self._input(crop).transpose(2, 0, 1)[None]))
+            outs.append(self._net.forward().reshape(-1))
+        return np.stack(outs).astype(np.float32)
 
 
 def _clean_onnx(data: bytes) -> bytes:
@@ -233,13 +243,8 @@ class SFaceEmbedder(_AlignedEmbedder):
         data = _clean_onnx(weights.read_bytes("sface"))
         return cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
 
-    def _forward(self, crops: np.ndarray) -> np.ndarray:
-        outs = []
-        for crop in crops:  # OpenCV 5's new engine runs this graph one image at a time
-            blob = crop.astype(np.float32).transpose(2, 0, 1)[None]
-            self._net.setInput(np.ascontiguousarray(blob))
-            outs.append(self._net.forward().reshape(-1))
-        return np.stack(outs).astype(np.float32)
+    def _input(self, crop: np.ndarray) -> np.ndarray:
+        return crop.astype(np.float32)
 
 
 FACENET_TEMPLATE_160 = scaled_template(ARCFACE_TEMPLATE_112, 112, 160, zoom=1.0, shift_y=-0.05)
@@ -253,8 +258,9 @@ class FaceNetEmbedder(_AlignedEmbedder):
     """FaceNet Inception-ResNet-v1 (20180408-102900, CASIA-WebFace), 512-d, 160x160 RGB.
 
     The 2018 Sandberg models were trained with *fixed* image standardisation, ``(x - 127.5) / 128``,
-    not the per-image "prewhitening" that the carrier package's own example applies; on LFW DevTrain
-    pairs the fixed form measured clearly better (AUC 0.9985 vs 0.994, bench/results/facenet_template.json).
+    not the per-image "prewhitening" that the carrier package's own example applies. On LFW DevTrain
+    pairs the fixed form reached AUC 0.9991 (bench/results/facenet_template.json), prewhitening at best
+    ~0.994 (the earlier grid noted in bench/tune_facenet_template.py).
     """
 
     name = "facenet"
@@ -266,13 +272,8 @@ class FaceNetEmbedder(_AlignedEmbedder):
     def _load(self) -> Any:
         return cv2.dnn.readNetFromTensorflow(str(weights.locate("facenet")))
 
-    def _forward(self, crops: np.ndarray) -> np.ndarray:
-        outs = []
-        for crop in crops:  # the converted graph's fully-connected layer accepts batch 1 only
-            x = (crop.astype(np.float32) - 127.5) / 128.0
-            self._net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
-            outs.append(self._net.forward().reshape(-1))
-        return np.stack(outs).astype(np.float32)
+    def _input(self, crop: np.ndarray) -> np.ndarray:
+        return (crop.astype(np.float32) - 127.5) / 128.0
 
 
 def _calibrated_fusion_weights(member_keys: Sequence[str]) -> list[float] | None:
