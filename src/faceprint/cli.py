@@ -402,7 +402,7 @@ def evaluate_lfw(
 
         from .errors import FaceprintError
         from .evaluation import data_root, evaluate_verification
-        from .lfw import lfw_pairs, lfw_scores
+        from .lfw import lfw_pairs, lfw_scores, single_fold_threshold
         from .report import BiasSection, ModelScores, build_report, lfw_gender_bias, write_report
 
         root = data if data is not None else data_root(required=True)
@@ -421,7 +421,7 @@ def evaluate_lfw(
                     progress=lambda n: prog.advance(task, n),  # noqa: B023
                     n_images=lambda n: prog.update(task, total=n),  # noqa: B023
                 )
-            threshold = pipe.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
+            threshold = single_fold_threshold(pipe, fold_ids)
             results.append(evaluate_verification(scores, labels, fold_ids, model=key, threshold=threshold).to_dict())
             cmc = None
             if identification:

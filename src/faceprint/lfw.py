@@ -17,7 +17,14 @@ from .evaluation import Pair, VerificationReport, cosine_scores, evaluate_verifi
 from .identification import IdentificationReport
 from .pipeline import FacePipeline
 
-__all__ = ["lfw_pairs", "embed_pairs", "lfw_scores", "evaluate_lfw", "evaluate_lfw_identification"]
+__all__ = [
+    "lfw_pairs",
+    "embed_pairs",
+    "lfw_scores",
+    "evaluate_lfw",
+    "evaluate_lfw_identification",
+    "single_fold_threshold",
+]
 
 
 def lfw_pairs(root: Path, pairs_file: str = "pairs.txt") -> list[Pair]:
@@ -125,8 +132,14 @@ def evaluate_lfw(
         pipeline, root, pairs_file=pairs_file, folds=folds, progress=progress, n_images=n_images
     )
     model = getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?"))
-    threshold = pipeline.threshold("best_accuracy") if len(set(fold_ids.tolist())) < 2 else None
+    threshold = single_fold_threshold(pipeline, fold_ids)
     return evaluate_verification(scores, labels, fold_ids, model=str(model), threshold=threshold)
+
+
+def single_fold_threshold(pipeline: FacePipeline, fold_ids: npt.ArrayLike) -> float | None:
+    """A one-fold list has no other folds to choose a threshold on: use the model's calibrated
+    best-accuracy threshold (set on ``pairsDevTrain.txt``); ``None`` for k-fold lists."""
+    return pipeline.threshold("best_accuracy") if len(np.unique(np.asarray(fold_ids))) < 2 else None
 
 
 def evaluate_lfw_identification(
