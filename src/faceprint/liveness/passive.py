@@ -1,4 +1,4 @@
-"""Presentation-attack detection (liveness) on one image, and ISO/IEC 30107-3 style PAD metrics.
+"""Passive presentation-attack detection (liveness) on one image.
 
 The passive checker :class:`LBPSVMPassiveChecker` follows the colour-texture approach of
 Boulkenafet et al. (2015): uniform LBP^u2 histograms of the face crop, computed separately on the
@@ -28,16 +28,13 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.kernel_approximation import AdditiveChi2Sampler
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_curve
 from sklearn.preprocessing import StandardScaler
 
-from .detection import Detector, check_image, get_detector
-from .errors import ModelIntegrityError, ModelNotFoundError, NoFaceError, NotFittedError
-from .types import Detection, Image, Liveness
+from ..detection import Detector, check_image, get_detector
+from ..errors import ModelIntegrityError, ModelNotFoundError, NoFaceError, NotFittedError
+from ..types import Detection, Image, Liveness
 
 __all__ = [
-    "pad_metrics",
-    "eer_threshold",
     "face_crop",
     "lbp_colour_features",
     "LBPSVMPassiveChecker",
@@ -53,111 +50,6 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_MODEL_FILE = "passive_lbp_svm.json"
 DEFAULT_MODEL_SHA256 = "b08cfbea3241452ac5a771edd8d2fd283956904caebc640873d8c74d006f004e"
 _FORMAT = "faceprint-passive-lbp-svm/1"
-
-
-# -- metrics ---------------------------------------------------------------------------------
-def _check_pad_inputs(scores: npt.ArrayLike, is_attack: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    a = np.asarray(is_attack).ravel()
-    if s.shape != a.shape:
-        raise ValueError(f"scores and is_attack differ in length: {s.shape[0]} vs {a.shape[0]}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores must be finite")
-    a = a.astype(bool)
-    if a.all() or not a.any():
-        raise ValueError("need both bona fide and attack samples")
-    return s, a
-
-
-def _roc(s: FloatArray, a: npt.NDArray[np.bool_]) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """APCER, BPCER and thresholds for every distinct operating point (live if score >= t)."""
-    fpr, tpr, thr = roc_curve(~a, s, drop_intermediate=False)
-    return fpr.astype(np.float64), (1.0 - tpr).astype(np.float64), thr.astype(np.float64)
-
-
-def eer_threshold(scores: npt.ArrayLike, is_attack: npt.ArrayLike) -> tuple[float, float]:
-    """Equal error rate and its threshold (pooled over attack types).
-
-    The EER is ``(APCER + BPCER) / 2`` at the ROC point where ``|APCER - BPCER|`` is smallest
-    (ties: the first, i.e. the highest threshold). The returned threshold is finite.
-
-    Examples
-    --------
-    >>> eer_threshold([0.9, 0.8, 0.3, 0.1], [False, False, True, True])
-    (0.0, 0.8)
-    """
-    s, a = _check_pad_inputs(scores, is_attack)
-    apcer, bpcer, thr = _roc(s, a)
-    i = int(np.argmin(np.abs(apcer - bpcer)))
-    t = float(thr[i]) if np.isfinite(thr[i]) else float(np.max(s)) + 1e-12
-    return float((apcer[i] + bpcer[i]) / 2.0), t
-
-
-def _bpcer_at_apcer(apcer: FloatArray, bpcer: FloatArray, target: float) -> float:
-    ok = apcer <= target + 1e-12
-    return float(np.min(bpcer[ok]))  # the first ROC point (nothing accepted) always qualifies
-
-
-def pad_metrics(
-    scores: npt.ArrayLike,
-    is_attack: npt.ArrayLike,
-    attack_types: Sequence[str] | None = None,
-    threshold: float = 0.5,
-) -> dict[str, Any]:
-    """PAD error rates in ISO/IEC 30107-3 vocabulary.
-
-    Parameters
-    ----------
-    scores : array of float
-        Probability of a bona fide (live) presentation; live if ``score >= threshold``.
-    is_attack : array of bool
-        True for attack presentations, False for bona fide ones.
-    attack_types : sequence of str, optional
-        Attack instrument species of each sample (ignored for bona fide ones); default "attack".
-    threshold : float
-        Decision threshold.
-
-    Returns
-    -------
-    dict
-        ``apcer`` (per attack type), ``apcer_max``, ``bpcer``, ``acer`` = (APCER_max + BPCER) / 2,
-        ``eer``, ``eer_threshold``, ``bpcer_at_apcer_5pct``, ``bpcer_at_apcer_1pct``, counts.
-
-    Examples
-    --------
-    >>> m = pad_metrics([0.9, 0.4, 0.6, 0.1], [False, False, True, True], ["print"] * 4, 0.5)
-    >>> m["apcer"], m["bpcer"], m["acer"]
-    ({'print': 0.5}, 0.5, 0.5)
-    """
-    s, a = _check_pad_inputs(scores, is_attack)
-    if attack_types is None:
-        types = np.array(["attack"] * s.shape[0], dtype=object)
-    else:
-        types = np.asarray(list(attack_types), dtype=object)
-        if types.shape != s.shape:
-            raise ValueError(f"attack_types has {types.shape[0]} entries, expected {s.shape[0]}")
-    live = s >= threshold
-    apcer_per: dict[str, float] = {}
-    for t in sorted({str(x) for x in types[a]}):
-        sel = a & (types == t)
-        apcer_per[t] = float(np.mean(live[sel]))
-    apcer_max = max(apcer_per.values())
-    bpcer = float(np.mean(~live[~a]))
-    eer, eer_t = eer_threshold(s, a)
-    roc_apcer, roc_bpcer, _ = _roc(s, a)
-    return {
-        "threshold": float(threshold),
-        "apcer": apcer_per,
-        "apcer_max": apcer_max,
-        "bpcer": bpcer,
-        "acer": (apcer_max + bpcer) / 2.0,
-        "eer": eer,
-        "eer_threshold": eer_t,
-        "bpcer_at_apcer_5pct": _bpcer_at_apcer(roc_apcer, roc_bpcer, 0.05),
-        "bpcer_at_apcer_1pct": _bpcer_at_apcer(roc_apcer, roc_bpcer, 0.01),
-        "n_bona_fide": int((~a).sum()),
-        "n_attack": {t: int((a & (types == t)).sum()) for t in apcer_per},
-    }
 
 
 # -- features --------------------------------------------------------------------------------

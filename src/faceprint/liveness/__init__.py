@@ -1,0 +1,33 @@
+"""Liveness (presentation-attack detection): passive on one image, active on a video, PAD metrics.
+
+* :mod:`.passive` -- the NUAA-trained colour-LBP checker (:func:`default_passive_checker`);
+* :mod:`.metrics` -- ISO/IEC 30107-3 error rates (:func:`pad_metrics`);
+* :mod:`.landmarks` -- MediaPipe's 478-point face mesh and blendshapes run with ai-edge-litert;
+* :mod:`.active` -- blink / head-turn events and challenge-response checks on a video;
+* :mod:`.video` -- reading videos, passive checks on video frames, folder evaluation.
+
+Nothing here loads a model at import time.
+"""
+
+from __future__ import annotations
+
+from .metrics import eer_threshold, pad_metrics
+from .passive import (
+    DEFAULT_MODEL_FILE,
+    DEFAULT_MODEL_SHA256,
+    LBPSVMPassiveChecker,
+    default_passive_checker,
+    face_crop,
+    lbp_colour_features,
+)
+
+__all__ = [
+    "pad_metrics",
+    "eer_threshold",
+    "face_crop",
+    "lbp_colour_features",
+    "LBPSVMPassiveChecker",
+    "default_passive_checker",
+    "DEFAULT_MODEL_FILE",
+    "DEFAULT_MODEL_SHA256",
+]
