@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ from .detection import Detector, Selection, get_detector, select_faces
 from .embedding import Embedder, get_embedder
 from .errors import EmbedderMismatchError, FaceprintError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
-from .types import Detection, Face, Image, Match, Verification
+from .types import Detection, Face, Image, Liveness, Match, Verification
 
 if TYPE_CHECKING:
     from .gallery import Gallery, Subject
@@ -35,12 +35,47 @@ __all__ = [
     "enroll",
     "identify",
     "UNKNOWN",
+    "SPOOF",
+    "LIVENESS_UNSURE",
+    "LivenessRejection",
+    "LivenessOption",
 ]
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+SPOOF = "spoof"
+""":attr:`Identification.name` of a face whose liveness check said spoof (no gallery search is made)."""
+LIVENESS_UNSURE = "liveness-unsure"
+""":attr:`Identification.name` of a face whose liveness check could not decide (fails closed)."""
 OnMultiple = Literal["largest", "central", "error"]
+LivenessOption = Any
+"""``"off"``, ``"passive"`` (the shipped single-image PAD model on the face itself), a
+:class:`~faceprint.types.Liveness`, or any result with a ``.liveness`` attribute that is one (e.g. a
+:class:`faceprint.liveness.ChallengeResult` from a video challenge)."""
+
+
+@dataclass(frozen=True)
+class LivenessRejection:
+    """What :meth:`FacePipeline.enroll` returns instead of a subject when a photo is not judged live.
+
+    Nothing is written to the gallery. ``liveness`` holds one result per photo (in order).
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    liveness: tuple[Liveness, ...]
+
+    @property
+    def decision(self) -> str:
+        return SPOOF if any(lv.verdict == "spoof" for lv in self.liveness) else LIVENESS_UNSURE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "decision": self.decision,
+            "photos": [{"source": s, **lv.to_dict()} for s, lv in zip(self.sources, self.liveness)],
+        }
 
 
 @dataclass(frozen=True)
@@ -58,15 +93,26 @@ class Identification:
     fmr: str
     probabilities: tuple[tuple[str, float], ...] = ()
     """Top-k (name, probability) from a classifier, when one was used (see ``identify``)."""
+    liveness: Liveness | None = None
+    """The presentation-attack check of this face, when one was asked for."""
 
     @property
     def known(self) -> bool:
-        return self.name != UNKNOWN
+        return self.name not in (UNKNOWN, SPOOF, LIVENESS_UNSURE)
+
+    @property
+    def decision(self) -> str:
+        """``"known"``, ``"unknown"``, ``"spoof"`` or ``"liveness-unsure"``."""
+        if self.name in (SPOOF, LIVENESS_UNSURE):
+            return self.name
+        return "known" if self.known else UNKNOWN
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "known": self.known,
+            "decision": self.decision,
+            "liveness": None if self.liveness is None else self.liveness.to_dict(),
             "threshold": round(self.threshold, 6),
             "fmr": self.fmr,
             "detection": self.detection.to_dict(),
@@ -91,6 +137,12 @@ class FacePipeline:
         (``"1e-2"``, ``"1e-3"``, ``"1e-4"``) or ``"best_accuracy"``.
     max_pixels
         Decompression-bomb guard for decoded images (see :func:`faceprint.io.load_image`).
+    liveness
+        Default presentation-attack check for :meth:`verify`, :meth:`identify` and :meth:`enroll`:
+        ``"off"`` or ``"passive"`` (see :data:`LivenessOption`; each call can override it).
+    passive_checker
+        The single-image PAD model for ``"passive"``; default: the shipped NUAA-trained
+        :func:`faceprint.liveness.default_passive_checker`, loaded on first use.
 
     Examples
     --------
@@ -104,8 +156,12 @@ class FacePipeline:
     min_face_size: float = 16.0
     fmr: str = "1e-3"
     max_pixels: int | None = None
+    liveness: str = "off"
+    passive_checker: Any = None
 
     def __post_init__(self) -> None:
+        if self.liveness not in ("off", "passive"):
+            raise ValueError(f"liveness must be 'off' or 'passive', got {self.liveness!r}")
         if isinstance(self.detector, str):
             self.detector = get_detector(self.detector)
         if isinstance(self.embedder, str):
@@ -132,13 +188,18 @@ class FacePipeline:
 
     def faces(self, source: ImageInput, *, select: Selection = "all") -> list[Face]:
         """Detect and embed every (selected) face."""
-        image = self.load(source)
+        return self._faces(self.load(source), select)
+
+    def _faces(self, image: Image, select: Selection) -> list[Face]:
         dets = select_faces(self._det.detect(image), image.shape, select, min_face_size=self.min_face_size)
         embs = self._emb.embed_faces(image, dets)
         return [Face(detection=d, embedding=e, model=self._emb.fingerprint) for d, e in zip(dets, embs)]
 
     def face(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> Face:
         """The one face of ``source``: :class:`NoFaceError` if none, ``on_multiple`` decides for several."""
+        return self._face(source, on_multiple)[1]
+
+    def _face(self, source: ImageInput, on_multiple: OnMultiple) -> tuple[Image, Face]:
         image = self.load(source)
         dets = select_faces(self._det.detect(image), image.shape, "all", min_face_size=self.min_face_size)
         what = describe_source(source)
@@ -149,7 +210,48 @@ class FacePipeline:
                 raise MultipleFacesError(f"{what}: {len(dets)} faces found, expected one")
             dets = select_faces(dets, image.shape, on_multiple)
         emb = self._emb.embed_faces(image, dets[:1])[0]
-        return Face(detection=dets[0], embedding=emb, model=self._emb.fingerprint)
+        return image, Face(detection=dets[0], embedding=emb, model=self._emb.fingerprint)
+
+    # -- liveness ---------------------------------------------------------------------------
+    def check_liveness(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> Liveness:
+        """Passive presentation-attack check of the (largest) face of ``source``.
+
+        Raises :class:`NoFaceError` when there is no face.
+
+        Examples
+        --------
+        >>> FacePipeline().check_liveness("selfie.jpg").verdict  # doctest: +SKIP
+        'live'
+        """
+        image, face = self._face(source, on_multiple)
+        return self._passive().score(image, face.detection)
+
+    def _passive(self) -> Any:
+        if self.passive_checker is None:
+            from .liveness import default_passive_checker
+
+            self.passive_checker = default_passive_checker(detector=self._det)
+        return self.passive_checker
+
+    def _liveness(self, option: LivenessOption, image: Image, detection: Detection) -> Liveness | None:
+        """Resolve a ``liveness=`` option for one face; None when the check is off."""
+        if option is None:
+            option = self.liveness
+        if isinstance(option, str):
+            if option == "off":
+                return None
+            if option == "passive":
+                result: Liveness = self._passive().score(image, detection)
+                return result
+            raise ValueError(f"liveness must be 'off', 'passive', a Liveness or a challenge result, got {option!r}")
+        if isinstance(option, Liveness):
+            return option
+        inner = getattr(option, "liveness", None)
+        if isinstance(inner, Liveness):
+            return inner
+        raise ValueError(
+            f"liveness must be 'off', 'passive', a Liveness or a challenge result, got {type(option).__name__}"
+        )
 
     def embed(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> npt.NDArray[np.float32]:
         """The unit embedding of the one face of ``source``."""
@@ -215,13 +317,23 @@ class FacePipeline:
             model=self._emb.fingerprint,
         )
 
-    def verify(self, a: ImageInput, b: ImageInput, *, fmr: str | None = None) -> Verification:
+    def verify(
+        self, a: ImageInput, b: ImageInput, *, fmr: str | None = None, liveness: LivenessOption = None
+    ) -> Verification:
         """1:1: are the (largest) faces of ``a`` and ``b`` the same person?
 
+        ``a`` is the presented face (the probe), ``b`` the reference. With ``liveness`` (default: the
+        pipeline's) the probe is checked for a presentation attack; a probe that is not judged live
+        never verifies: the result has ``same=False`` and ``decision`` ``"spoof"`` or ``"unsure"``.
         Raises :class:`NoFaceError` when either image has no face.
         """
         self.threshold(fmr)  # fail fast on an unknown operating point, before any work
-        return self.compare(self.embed(a), self.embed(b), fmr=fmr)
+        image_a, face_a = self._face(a, "largest")
+        live = self._liveness(liveness, image_a, face_a.detection)
+        result = self.compare(face_a.embedding, self.embed(b), fmr=fmr)
+        if live is None:
+            return result
+        return replace(result, liveness=live, same=result.same and live.live)
 
     def enroll(
         self,
@@ -231,13 +343,19 @@ class FacePipeline:
         *,
         on_multiple: OnMultiple = "largest",
         metadata: dict[str, Any] | None = None,
-    ) -> Subject:
+        liveness: LivenessOption = None,
+    ) -> Subject | LivenessRejection:
         """Add one or more photos of ``name`` to ``gallery`` (all or nothing).
 
         Every photo is decoded and embedded first; if any fails (bad file, no face, several
         faces with ``on_multiple="error"``) nothing is written and the error names the file.
+        With ``liveness`` (default: the pipeline's) every photo is checked for a presentation
+        attack (a given result, e.g. a video challenge, applies to all of them); if any is not
+        judged live nothing is written and a :class:`LivenessRejection` is returned.
         """
-        embs, labels = self.enrollment_embeddings(sources, on_multiple=on_multiple)
+        embs, labels, checks = self._enrollment(sources, on_multiple, liveness)
+        if checks and not all(lv.live for lv in checks):
+            return LivenessRejection(name=name, sources=tuple(labels), liveness=tuple(checks))
         return gallery.enroll(
             name, embs, fingerprint=self._emb.fingerprint, sources=labels, metadata=metadata
         )
@@ -246,11 +364,23 @@ class FacePipeline:
         self, sources: ImageInput | Sequence[ImageInput], *, on_multiple: OnMultiple = "largest"
     ) -> tuple[npt.NDArray[np.float32], list[str]]:
         """Embeddings ``(n, dim)`` and source labels of enrollment photos; raises on the first bad photo."""
+        embs, labels, _ = self._enrollment(sources, on_multiple, "off")
+        return embs, labels
+
+    def _enrollment(
+        self, sources: ImageInput | Sequence[ImageInput], on_multiple: OnMultiple, liveness: LivenessOption
+    ) -> tuple[npt.NDArray[np.float32], list[str], list[Liveness]]:
         items = _as_list(sources)
         if not items:
             raise ValueError("enroll needs at least one image")
-        embs = np.stack([self.embed(s, on_multiple=on_multiple) for s in items])
-        return embs, [describe_source(s) for s in items]
+        embs, checks = [], []
+        for src in items:
+            image, face = self._face(src, on_multiple)
+            embs.append(face.embedding)
+            live = self._liveness(liveness, image, face.detection)
+            if live is not None:
+                checks.append(live)
+        return np.stack(embs), [describe_source(s) for s in items], checks
 
     def identify(
         self,
@@ -261,8 +391,13 @@ class FacePipeline:
         fmr: str | None = None,
         select: Selection = "all",
         classifier: Any = None,
+        liveness: LivenessOption = None,
     ) -> list[Identification]:
         """1:N: for each face of ``source``, the top-``k`` subjects and the open-set decision.
+
+        With ``liveness`` (default: the pipeline's) each face is checked for a presentation attack
+        first; a face not judged live gets the name :data:`SPOOF` or :data:`LIVENESS_UNSURE`, no
+        matches, and is never searched in the gallery.
 
         Without ``classifier`` the best candidate is the subject with the most similar template.
         With a fitted classifier from :mod:`faceprint.classification` (e.g.
@@ -278,8 +413,22 @@ class FacePipeline:
             raise EmbedderMismatchError(
                 f"classifier was trained on {classifier.fingerprint_!r} embeddings, this pipeline makes {fp!r}"
             )
-        results = []
-        for face in self.faces(source, select=select):
+        results: list[Identification] = []
+        image = self.load(source)
+        for face in self._faces(image, select):
+            live = self._liveness(liveness, image, face.detection)
+            if live is not None and not live.live:
+                results.append(
+                    Identification(
+                        detection=face.detection,
+                        matches=(),
+                        name=SPOOF if live.verdict == "spoof" else LIVENESS_UNSURE,
+                        threshold=thr,
+                        fmr=fmr or self.fmr,
+                        liveness=live,
+                    )
+                )
+                continue
             if classifier is None:
                 matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
                 name = matches[0].name if matches and matches[0].same else UNKNOWN
@@ -302,6 +451,7 @@ class FacePipeline:
                     threshold=thr,
                     fmr=fmr or self.fmr,
                     probabilities=probs,
+                    liveness=live,
                 )
             )
         return results
@@ -343,18 +493,28 @@ def embed(source: ImageInput) -> npt.NDArray[np.float32]:
     return default_pipeline().embed(source)
 
 
-def verify(a: ImageInput, b: ImageInput, *, fmr: str | None = None) -> Verification:
-    """1:1 verification with the default pipeline at its calibrated threshold."""
-    return default_pipeline().verify(a, b, fmr=fmr)
+def verify(
+    a: ImageInput, b: ImageInput, *, fmr: str | None = None, liveness: LivenessOption = "off"
+) -> Verification:
+    """1:1 verification with the default pipeline at its calibrated threshold.
+
+    ``liveness="passive"`` checks the probe ``a`` for a presentation attack first (see
+    :meth:`FacePipeline.verify`).
+    """
+    return default_pipeline().verify(a, b, fmr=fmr, liveness=liveness)
 
 
-def enroll(name: str, sources: ImageInput | Sequence[ImageInput], gallery: Gallery) -> Subject:
+def enroll(
+    name: str, sources: ImageInput | Sequence[ImageInput], gallery: Gallery, *, liveness: LivenessOption = "off"
+) -> Subject | LivenessRejection:
     """Enroll ``name`` from one photo or a list of photos into ``gallery`` (default pipeline)."""
-    return default_pipeline().enroll(name, sources, gallery)
+    return default_pipeline().enroll(name, sources, gallery, liveness=liveness)
 
 
-def identify(source: ImageInput, gallery: Gallery, *, k: int = 5) -> list[Identification]:
+def identify(
+    source: ImageInput, gallery: Gallery, *, k: int = 5, liveness: LivenessOption = "off"
+) -> list[Identification]:
     """1:N identification of every face in ``source`` against ``gallery`` (default pipeline)."""
-    return default_pipeline().identify(source, gallery, k=k)
+    return default_pipeline().identify(source, gallery, k=k, liveness=liveness)
 
 

@@ -76,6 +76,33 @@ class Liveness:
     method: str
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def live(self) -> bool:
+        return self.verdict == "live"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "score": round(float(self.score), 6),
+            "method": self.method,
+            "details": _jsonable(dict(self.details)),
+        }
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON types for a details mapping (numpy scalars / arrays, tuples, nested dicts)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
 
 @dataclass(frozen=True)
 class Face:
@@ -123,15 +150,27 @@ class Verification:
     threshold: float
     fmr: float | str
     model: str
+    liveness: Liveness | None = None
+    """The presentation-attack check of the probe (``a``), when one was asked for. A probe that is
+    not judged live never verifies: ``same`` is False and :attr:`decision` says why."""
+
+    @property
+    def decision(self) -> str:
+        """``"match"``, ``"no_match"``, or, when a liveness check did not say live, ``"spoof"`` / ``"unsure"``."""
+        if self.liveness is not None and self.liveness.verdict != "live":
+            return "spoof" if self.liveness.verdict == "spoof" else "unsure"
+        return "match" if self.same else "no_match"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "decision": self.decision,
             "similarity": round(float(self.similarity), 6),
             "distance": round(float(self.distance), 6),
             "same": bool(self.same),
             "threshold": round(float(self.threshold), 6),
             "fmr": self.fmr,
             "model": self.model,
+            "liveness": None if self.liveness is None else self.liveness.to_dict(),
         }
 
 
