@@ -1,0 +1,173 @@
+"""Embedding networks: a compact CNN trained from scratch, and an adaptation head on frozen embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["PREPROCESSING", "to_tensor", "CompactFaceNet", "AdaptationHead"]
+
+#: Input normalisation of :class:`CompactFaceNet`: ``(x - mean) / std`` on RGB uint8, NCHW.
+PREPROCESSING: dict[str, float | str] = {"mean": 127.5, "std": 128.0, "layout": "NCHW", "channels": "RGB"}
+
+
+def to_tensor(crops: npt.NDArray[np.uint8]) -> Tensor:
+    """Aligned RGB uint8 crops ``(N, H, W, 3)`` (or one ``(H, W, 3)``) -> float32 NCHW ``(x - 127.5) / 128``.
+
+    Raises
+    ------
+    ValueError
+        On anything but uint8 ``(N, H, W, 3)`` / ``(H, W, 3)``.
+
+    Examples
+    --------
+    >>> to_tensor(np.full((4, 4, 3), 255, np.uint8)).shape
+    torch.Size([1, 3, 4, 4])
+    """
+    a = np.asarray(crops)
+    if a.ndim == 3:
+        a = a[None]
+    if a.dtype != np.uint8 or a.ndim != 4 or a.shape[-1] != 3:
+        raise ValueError(f"expected RGB uint8 crops (N, H, W, 3) or (H, W, 3), got {a.dtype} {np.shape(crops)}")
+    t = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).float()
+    return (t - float(PREPROCESSING["mean"])) / float(PREPROCESSING["std"])
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.PReLU(c_out)
+    )
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.PReLU(channels),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class CompactFaceNet(nn.Module):
+    """A small residual CNN (about 0.5 M parameters at ``width=16``) that maps a face crop to a unit vector.
+
+    Stem: 3x3 conv stride 2 to ``width`` channels; then three stages (stride-2 conv + residual block of
+    two 3x3 convs) of 2, 4, 8 x ``width`` channels; global average pooling, linear to ``dim`` with batch
+    norm, L2 normalisation. About 18 M multiply-adds per 64x64 crop at ``width=16`` (cost grows with
+    ``width²`` and ``input_size²``), so a few hundred crops train in seconds per epoch on 2 CPU cores.
+
+    Parameters
+    ----------
+    dim : int, default 128
+        Embedding size (any >= 2; 64 and 128 are the tested ones).
+    input_size : int, default 64
+        Side of the square input crop, 32 .. 160 (64 .. 112 are the tested ones); recorded for export.
+    in_channels : int, default 3
+    width : int, default 16
+        Channels of the stem; the stages have 2, 4 and 8 times as many.
+
+    Examples
+    --------
+    >>> net = CompactFaceNet(dim=64, input_size=64).eval()
+    >>> net(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 64])
+    """
+
+    def __init__(self, dim: int = 128, input_size: int = 64, in_channels: int = 3, width: int = 16) -> None:
+        super().__init__()
+        if not isinstance(width, int) or width < 4:
+            raise ValueError(f"width must be an int >= 4, got {width!r}")
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+        if not isinstance(input_size, int) or not 32 <= input_size <= 160:
+            raise ValueError(f"input_size must be an int in [32, 160], got {input_size!r}")
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
+        self.dim, self.input_size, self.in_channels, self.width = dim, input_size, in_channels, width
+        w = width
+        self.features = nn.Sequential(
+            _conv_bn(in_channels, w, stride=2),
+            _conv_bn(w, 2 * w, stride=2),
+            _Residual(2 * w),
+            _conv_bn(2 * w, 4 * w, stride=2),
+            _Residual(4 * w),
+            _conv_bn(4 * w, 8 * w, stride=2),
+            _Residual(8 * w),
+        )
+        self.embed = nn.Sequential(nn.Linear(8 * w, dim, bias=False), nn.BatchNorm1d(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        h = self.features(x)
+        h = h.mean(dim=(2, 3))
+        return F.normalize(self.embed(h), dim=1)
+
+
+class AdaptationHead(nn.Module):
+    """A small head trained on top of a frozen embedder's vectors: ``normalize(skip(x) + mlp(x))``.
+
+    The input is L2-normalised first. With ``residual=True`` the skip path is the identity (when
+    ``dim == in_dim``) or a fixed-at-init random orthonormal projection, and the MLP's last layer is
+    zero-initialised, so an untrained head returns the frozen embedding itself (``dim == in_dim``):
+    training starts from the pretrained model's accuracy and only learns a correction.
+    ``hidden=None`` makes the correction a single linear layer.
+
+    Parameters
+    ----------
+    in_dim : int
+        Size of the frozen embeddings (SFace: 128).
+    dim : int, default 128
+        Output size.
+    hidden : int or None, default 256
+    residual : bool, default True
+        ``False``: a plain MLP (default init), no skip path.
+
+    Examples
+    --------
+    >>> head = AdaptationHead(128, 128)
+    >>> x = torch.nn.functional.normalize(torch.randn(3, 128), dim=1)
+    >>> bool(torch.allclose(head(x), x, atol=1e-6))
+    True
+    """
+
+    def __init__(self, in_dim: int, dim: int = 128, hidden: int | None = 256, residual: bool = True) -> None:
+        super().__init__()
+        for name, value in (("in_dim", in_dim), ("dim", dim)):
+            if not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name} must be an int >= 2, got {value!r}")
+        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
+            raise ValueError(f"hidden must be None or an int >= 1, got {hidden!r}")
+        self.in_dim, self.dim, self.hidden, self.residual = in_dim, dim, hidden, residual
+        last: nn.Linear
+        if hidden is None:
+            last = nn.Linear(in_dim, dim)
+            self.mlp: nn.Module = last
+        else:
+            last = nn.Linear(hidden, dim)
+            self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), last)
+        self.skip: nn.Linear | None = None
+        if residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            if dim != in_dim:
+                self.skip = nn.Linear(in_dim, dim, bias=False)
+                nn.init.orthogonal_(self.skip.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"expected input (N, {self.in_dim}), got {tuple(x.shape)}")
+        x = F.normalize(x.float(), dim=1)
+        out = self.mlp(x)
+        if self.residual:
+            out = out + (x if self.skip is None else self.skip(x))
+        return F.normalize(out, dim=1)
