@@ -55,6 +55,24 @@ GalleryOpt = Annotated[
     typer.Option("--gallery", "-g", help="Gallery database (default: $FACEPRINT_GALLERY or ~/.local/share)."),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
+LivenessOpt = Annotated[
+    str,
+    typer.Option(
+        "--liveness",
+        help="Presentation-attack check of the probe face: off, or passive (the shipped NUAA print-attack model).",
+    ),
+]
+ChallengeVideoOpt = Annotated[
+    Path | None,
+    typer.Option("--challenge-video", help="A video of the probe person answering --challenge (active liveness)."),
+]
+ChallengeOpt = Annotated[
+    str | None,
+    typer.Option("--challenge", help='Actions the video must show, in order: e.g. "blink,turn_left" or "blink:2".'),
+]
+TimeLimitOpt = Annotated[float, typer.Option("--time-limit", help="Seconds allowed for the whole challenge.")]
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".3gp"}
+EXIT_SPOOF = 3
 
 
 class _Exit(Exception):
@@ -94,6 +112,30 @@ def _pipeline(model: str = "sface", flip: bool = False, detector: str = "yunet",
     _set_threads(threads)
     embedder = get_embedder(model, flip=flip)
     return FacePipeline(detector=detector, embedder=embedder)
+
+
+def _liveness_option(liveness: str, video: Path | None, challenge: str | None, time_limit: float = 10.0) -> Any:
+    """The ``liveness=`` value for the pipeline from the CLI options (a challenge result for a video)."""
+    if liveness not in ("off", "passive"):
+        _fail(f"--liveness must be off or passive, got {liveness!r}")
+    if video is None:
+        if challenge:
+            _fail("--challenge needs --challenge-video (the video that answers it)")
+        return liveness
+    if not challenge:
+        _fail("--challenge-video needs --challenge (the actions it must show)")
+    if liveness != "off":
+        _fail("use either --liveness passive or --challenge-video, not both")
+    from .liveness import Challenge, check_challenge
+
+    result = check_challenge(video, Challenge.parse(challenge, time_limit_s=time_limit))
+    for reason in result.reasons:
+        err.print(f"[yellow]challenge:[/] {reason}", highlight=False)
+    return result
+
+
+def _liveness_text(lv: Any) -> str:
+    return f"liveness {lv.verdict} (score {lv.score:.3f}, {lv.method})"
 
 
 def _gallery_path(path: Path | None) -> Path:
@@ -214,24 +256,35 @@ def verify(
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
     fmr: FmrOpt = "1e-3",
+    liveness: LivenessOpt = "off",
+    challenge_video: ChallengeVideoOpt = None,
+    challenge: ChallengeOpt = None,
+    time_limit: TimeLimitOpt = 10.0,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """1:1 verification: exit 0 if the same person, 1 if not."""
+    """1:1 verification: exit 0 if the same person, 1 if not, 3 if the probe (IMAGE_A) is not judged live."""
 
     def body() -> int:
         pipe = _pipeline(model, flip, threads=threads)
-        res = pipe.verify(image_a, image_b, fmr=fmr)
+        live = _liveness_option(liveness, challenge_video, challenge, time_limit)
+        res = pipe.verify(image_a, image_b, fmr=fmr, liveness=live)
         if as_json:
             _print_json(res.to_dict())
         else:
-            verdict = "[bold green]same person[/]" if res.same else "[bold red]different people[/]"
+            verdict = {
+                "match": "[bold green]same person[/]",
+                "no_match": "[bold red]different people[/]",
+                "spoof": "[bold red]spoof: the probe is not a live face[/]",
+                "unsure": "[bold yellow]liveness unsure: not verified[/]",
+            }[res.decision]
+            tail = f", {_liveness_text(res.liveness)}" if res.liveness is not None else ""
             out.print(
                 f"{verdict}  similarity {res.similarity:.4f}  (threshold {res.threshold:.4f} at FMR {res.fmr}, "
-                f"model {res.model})",
+                f"model {res.model}{tail})",
                 highlight=False,
             )
-        return 0 if res.same else 1
+        return {"match": 0, "no_match": 1}.get(res.decision, EXIT_SPOOF)
 
     _run(body)
 
@@ -244,15 +297,31 @@ def enroll(
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse photos with several faces.")] = False,
+    liveness: LivenessOpt = "off",
+    challenge_video: ChallengeVideoOpt = None,
+    challenge: ChallengeOpt = None,
+    time_limit: TimeLimitOpt = 10.0,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Enroll a person from one or more photos (all photos or none are stored)."""
+    """Enroll a person from one or more photos (all photos or none are stored); exit 3 if a photo is not live."""
 
     def body() -> int:
         pipe = _pipeline(model, flip, threads=threads)
-        # embed every photo before touching the gallery: a bad photo leaves no trace
-        embs, sources = pipe.enrollment_embeddings(list(images), on_multiple="error" if strict else "largest")
+        live = _liveness_option(liveness, challenge_video, challenge, time_limit)
+        # embed (and check) every photo before touching the gallery: a bad photo leaves no trace
+        embs, sources, rejection = pipe.prepare_enrollment(
+            name, list(images), on_multiple="error" if strict else "largest", liveness=live
+        )
+        if rejection is not None:
+            if as_json:
+                _print_json(rejection.to_dict())
+            else:
+                for src, lv in zip(rejection.sources, rejection.liveness):
+                    colour = "green" if lv.live else "red"
+                    out.print(f"  [{colour}]{lv.verdict}[/] {src}  ({_liveness_text(lv)})", highlight=False)
+                out.print(f"[bold red]not enrolled:[/] {rejection.decision} (nothing was written)", highlight=False)
+            return EXIT_SPOOF
         with _open_gallery(gallery, create=True) as g:
             subject = g.enroll(name, embs, fingerprint=pipe.embedder.fingerprint, sources=sources)
         if as_json:
@@ -275,10 +344,14 @@ def identify(
     classifier: Annotated[
         str, typer.Option("--classifier", help="nearest (best template), knn or svm (trained on the gallery).")
     ] = "nearest",
+    liveness: LivenessOpt = "off",
+    challenge_video: ChallengeVideoOpt = None,
+    challenge: ChallengeOpt = None,
+    time_limit: TimeLimitOpt = 10.0,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """1:N identification of every face; exit 1 when no face is recognised."""
+    """1:N identification of every face; exit 1 when no face is recognised, 3 when every face is a spoof."""
 
     def body() -> int:
         from .classification import KNNFaceClassifier, SVMFaceClassifier, from_gallery
@@ -287,10 +360,11 @@ def identify(
         if classifier not in makers:
             _fail(f"--classifier must be one of {', '.join(makers)}, got {classifier!r}")
         pipe = _pipeline(model, flip, threads=threads)
+        live = _liveness_option(liveness, challenge_video, challenge, time_limit)
         with _open_gallery(gallery, create=False) as g:
             maker = makers[classifier]
             clf = from_gallery(g, classifier=maker()) if maker is not None and len(g) > 0 else None
-            results = pipe.identify(image, g, k=k, fmr=fmr, classifier=clf)
+            results = pipe.identify(image, g, k=k, fmr=fmr, classifier=clf, liveness=live)
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
         else:
@@ -304,9 +378,13 @@ def identify(
                 else:
                     cands = ", ".join(f"{m.name} {m.similarity:.3f}" for m in r.matches)
                 style = "green" if r.known else "red"
+                if r.liveness is not None:
+                    cands = f"{cands} ({_liveness_text(r.liveness)})" if cands else _liveness_text(r.liveness)
                 table.add_row(str(i), f"[{style}]{r.name}[/]", f"{best:.3f}", cands)
             out.print(table)
-        return 0 if any(r.known for r in results) else 1
+        if any(r.known for r in results):
+            return 0
+        return EXIT_SPOOF if results and all(r.liveness is not None and not r.liveness.live for r in results) else 1
 
     _run(body)
 
@@ -667,6 +745,67 @@ def evaluate_identification_cmd(
     _run(body)
 
 
+@evaluate_app.command("liveness")
+def evaluate_liveness_cmd(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            help="NUAA-style ClientRaw/ + ImposterRaw/, or live/ next to one folder per attack type "
+            "(images and/or videos). Default: $FACEPRINT_DATA/nuaa."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Passive PAD on a labelled folder: APCER per attack type, BPCER, ACER, EER, BPCER@APCER, failures to acquire.
+
+    The shipped model was trained on all of the shared NUAA subset: on that folder these are
+    training-set numbers. The held-out (leave-one-subject-out) numbers come from bench/liveness.py.
+    """
+
+    def body() -> int:
+        from .evaluation import data_root
+        from .liveness import evaluate_liveness_dir
+
+        _set_threads(threads)
+        root = directory
+        if root is None:
+            base = data_root(required=True)
+            root = Path(base) / "nuaa"  # type: ignore[arg-type]
+        with _progress() as prog:
+            prog.add_task(f"scoring {root}", total=None)
+            res = evaluate_liveness_dir(root)
+        if as_json:
+            _print_json(res)
+            return 0
+        fta = res["fta"]
+        m = res.get("metrics") or res
+        table = Table(title=f"PAD on {root} (ISO/IEC 30107-3)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        counts = ", ".join(f"{k} {v}" for k, v in res.get("n", {}).items())
+        table.add_row("samples", counts)
+        table.add_row("failures to acquire", f"{fta['count']} ({100 * fta['rate']:.2f} %)")
+        if res.get("metrics") is None and "apcer" not in res:
+            out.print(table)
+            out.print("[yellow]no error rates: need acquired samples of both classes[/]")
+            return 1
+        for kind, v in m["apcer"].items():
+            table.add_row(f"APCER {kind}", f"{100 * v:.2f} %")
+        table.add_row("BPCER", f"{100 * m['bpcer']:.2f} %")
+        table.add_row("ACER", f"{100 * m['acer']:.2f} %")
+        table.add_row("EER", f"{100 * m['eer']:.2f} %")
+        table.add_row("BPCER @ APCER 5 %", f"{100 * m['bpcer_at_apcer_5pct']:.2f} %")
+        table.add_row("BPCER @ APCER 1 %", f"{100 * m['bpcer_at_apcer_1pct']:.2f} %")
+        table.add_row("threshold", f"{m['threshold']:.3f}")
+        out.print(table)
+        for f in fta.get("files", [])[:10]:
+            err.print(f"[yellow]not acquired:[/] {f['file']} ({f['reason']})", highlight=False)
+        return 0
+
+    _run(body)
+
+
 @app.command()
 def cluster(
     directory: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).")],
@@ -792,24 +931,99 @@ def dataset_stats_cmd(
 
 @app.command()
 def liveness(
-    image: Annotated[Path, typer.Argument(help="Image with a face.")],
+    source: Annotated[Path, typer.Argument(help="An image or a video (mp4, mov, avi, mkv, webm) with one face.")],
+    challenge: Annotated[
+        str | None,
+        typer.Option(
+            "--challenge",
+            help='Video only: actions it must show in order, e.g. "blink,turn_left" or "blink:2" '
+            "(see `faceprint challenge`).",
+        ),
+    ] = None,
+    time_limit: TimeLimitOpt = 10.0,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Passive liveness (print-attack detection) on one image; exit 0 live, 1 spoof."""
+    """Liveness of an image (passive) or a video (passive on frames, or an active challenge); exit 0 live, 1 not."""
 
     def body() -> int:
         from .io import load_image
-        from .liveness import default_passive_checker
 
         _set_threads(threads)
-        res = default_passive_checker().score(load_image(image))
-        if as_json:
-            _print_json({"verdict": res.verdict, "score": res.score, "method": res.method})
+        is_video = source.suffix.lower() in VIDEO_SUFFIXES
+        if challenge and not is_video:
+            _fail(f"--challenge needs a video ({', '.join(sorted(VIDEO_SUFFIXES))}), got {source.name}")
+        payload: dict[str, Any]
+        if challenge:
+            from .liveness import Challenge, check_challenge
+
+            result = check_challenge(source, Challenge.parse(challenge, time_limit_s=time_limit))
+            res = result.liveness
+            a = result.analysis
+            payload = {
+                **res.to_dict(),
+                "challenge": list(result.challenge.actions),
+                "time_limit_s": result.challenge.time_limit_s,
+                "passed": result.passed,
+                "matched": [
+                    {"action": e.action, "start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3)}
+                    for e in result.matched
+                ],
+                "events": [
+                    {"action": e.action, "start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3)} for e in a.events
+                ],
+                "reasons": list(result.reasons),
+                "frames": a.n_frames,
+                "frames_without_face": a.n_no_face,
+            }
+        elif is_video:
+            from .liveness import check_video_passive
+
+            res = check_video_passive(source)
+            payload = res.to_dict()
         else:
-            colour = "green" if res.verdict == "live" else "red"
-            out.print(f"[{colour}]{res.verdict}[/]  score {res.score:.4f} (probability of a live face, {res.method})")
+            from .liveness import default_passive_checker
+
+            res = default_passive_checker().score(load_image(source))
+            payload = res.to_dict()
+        if as_json:
+            _print_json(payload)
+        else:
+            colour = {"live": "green", "spoof": "red"}.get(res.verdict, "yellow")
+            out.print(
+                f"[{colour}]{res.verdict}[/]  score {res.score:.4f} (probability of a live face, {res.method})",
+                highlight=False,
+            )
+            if challenge:
+                out.print(f"challenge {', '.join(payload['challenge'])}: {'passed' if payload['passed'] else 'failed'}")
+                for e in payload["events"]:
+                    out.print(f"  {e['action']:<11} {e['start_s']:6.2f}-{e['end_s']:6.2f} s", highlight=False)
+                for reason in payload["reasons"]:
+                    out.print(f"  [yellow]{reason}[/]", highlight=False)
         return 0 if res.verdict == "live" else 1
+
+    _run(body)
+
+
+@app.command("challenge")
+def new_challenge(
+    actions: Annotated[int, typer.Option("--actions", "-n", help="Number of actions.")] = 2,
+    time_limit: TimeLimitOpt = 10.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: fresh randomness).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a random active-liveness challenge; pass its text to `liveness VIDEO --challenge`."""
+
+    def body() -> int:
+        from .liveness import issue_challenge
+
+        ch = issue_challenge(actions, rng=seed, time_limit_s=time_limit)
+        text = ",".join(ch.actions)
+        if as_json:
+            _print_json({"challenge": text, "actions": list(ch.actions), "time_limit_s": ch.time_limit_s})
+        else:
+            out.print(text, highlight=False)
+        return 0
 
     _run(body)
 

@@ -353,9 +353,9 @@ class FacePipeline:
         attack (a given result, e.g. a video challenge, applies to all of them); if any is not
         judged live nothing is written and a :class:`LivenessRejection` is returned.
         """
-        embs, labels, checks = self._enrollment(sources, on_multiple, liveness)
-        if checks and not all(lv.live for lv in checks):
-            return LivenessRejection(name=name, sources=tuple(labels), liveness=tuple(checks))
+        embs, labels, rejection = self.prepare_enrollment(name, sources, on_multiple=on_multiple, liveness=liveness)
+        if rejection is not None:
+            return rejection
         return gallery.enroll(
             name, embs, fingerprint=self._emb.fingerprint, sources=labels, metadata=metadata
         )
@@ -364,12 +364,22 @@ class FacePipeline:
         self, sources: ImageInput | Sequence[ImageInput], *, on_multiple: OnMultiple = "largest"
     ) -> tuple[npt.NDArray[np.float32], list[str]]:
         """Embeddings ``(n, dim)`` and source labels of enrollment photos; raises on the first bad photo."""
-        embs, labels, _ = self._enrollment(sources, on_multiple, "off")
+        embs, labels, _ = self.prepare_enrollment("", sources, on_multiple=on_multiple, liveness="off")
         return embs, labels
 
-    def _enrollment(
-        self, sources: ImageInput | Sequence[ImageInput], on_multiple: OnMultiple, liveness: LivenessOption
-    ) -> tuple[npt.NDArray[np.float32], list[str], list[Liveness]]:
+    def prepare_enrollment(
+        self,
+        name: str,
+        sources: ImageInput | Sequence[ImageInput],
+        *,
+        on_multiple: OnMultiple = "largest",
+        liveness: LivenessOption = None,
+    ) -> tuple[npt.NDArray[np.float32], list[str], LivenessRejection | None]:
+        """Everything :meth:`enroll` does before it writes: embeddings, source labels, and the
+        :class:`LivenessRejection` when a liveness check did not say live (else None).
+
+        Raises on the first bad photo (unreadable, no face, several faces with ``on_multiple="error"``).
+        """
         items = _as_list(sources)
         if not items:
             raise ValueError("enroll needs at least one image")
@@ -380,7 +390,11 @@ class FacePipeline:
             live = self._liveness(liveness, image, face.detection)
             if live is not None:
                 checks.append(live)
-        return np.stack(embs), [describe_source(s) for s in items], checks
+        labels = [describe_source(s) for s in items]
+        rejection = None
+        if checks and not all(lv.live for lv in checks):
+            rejection = LivenessRejection(name=name, sources=tuple(labels), liveness=tuple(checks))
+        return np.stack(embs), labels, rejection
 
     def identify(
         self,

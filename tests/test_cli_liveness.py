@@ -1,0 +1,131 @@
+"""CLI liveness options: ``--liveness`` on verify / enroll / identify, ``liveness``, ``challenge``,
+``evaluate liveness``. Real NUAA photographs (live webcam frames and printed-photo attacks)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from faceprint.gallery import Gallery
+from test_cli import as_json, invoke, no_crash, ok, user_error
+
+
+def _nuaa(data_root: Path, folder: str, subject: str, i: int = 0) -> Path:
+    files = sorted((data_root / "nuaa" / folder / subject).glob("*.jpg"))
+    if len(files) <= i:
+        pytest.skip(f"NUAA images missing under {data_root / 'nuaa' / folder / subject}")
+    return files[i]
+
+
+@pytest.fixture
+def live_a(data_root: Path) -> Path:
+    return _nuaa(data_root, "ClientRaw", "0001", 0)
+
+
+@pytest.fixture
+def live_b(data_root: Path) -> Path:
+    return _nuaa(data_root, "ClientRaw", "0001", 5)
+
+
+@pytest.fixture
+def attack(data_root: Path) -> Path:
+    return _nuaa(data_root, "ImposterRaw", "0001", 0)
+
+
+# Note: the shipped PAD model was trained on every NUAA subject; these tests check the wiring and the
+# exit codes, not the model's accuracy (held-out numbers: bench/results/liveness.json).
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_liveness_passive_exit_codes(live_a: Path, live_b: Path, attack: Path) -> None:
+    genuine = as_json(ok(invoke("verify", live_a, live_b, "--liveness", "passive", "--json"), 0))
+    assert genuine["decision"] == "match" and genuine["liveness"]["verdict"] == "live"
+    spoof = ok(invoke("verify", attack, live_a, "--liveness", "passive"), 3)
+    assert "spoof" in spoof.stdout
+    # without the check, the print of the same person verifies: that is the attack
+    ok(invoke("verify", attack, live_a), 0)
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_enroll_with_a_print_writes_nothing(tmp_path: Path, live_a: Path, attack: Path) -> None:
+    db = tmp_path / "g.db"
+    res = ok(invoke("enroll", "Mallory", live_a, attack, "--liveness", "passive", "-g", db, "--json"), 3)
+    data = as_json(res)
+    assert data["decision"] == "spoof" and [p["verdict"] for p in data["photos"]] == ["live", "spoof"]
+    assert not db.exists() or len(Gallery(db)) == 0
+    ok(invoke("enroll", "Alice", live_a, "--liveness", "passive", "-g", db), 0)
+    with Gallery(db) as g:
+        assert [s.name for s in g.subjects()] == ["Alice"]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_liveness(tmp_path: Path, live_a: Path, live_b: Path, attack: Path) -> None:
+    db = tmp_path / "g.db"
+    ok(invoke("enroll", "Alice", live_a, "-g", db))
+    known = as_json(ok(invoke("identify", live_b, "-g", db, "--liveness", "passive", "--json"), 0))
+    assert known["faces"][0]["name"] == "Alice" and known["faces"][0]["decision"] == "known"
+    spoof = as_json(ok(invoke("identify", attack, "-g", db, "--liveness", "passive", "--json"), 3))
+    assert spoof["faces"][0]["decision"] == "spoof" and spoof["faces"][0]["matches"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--liveness", "sometimes"], ["--liveness"]),
+        (["--challenge", "blink"], ["--challenge-video"]),
+    ],
+)
+def test_liveness_option_errors(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    img = tmp_path / "x.png"
+    img.write_bytes(b"not read before the options are checked")
+    user_error(invoke("verify", img, img, *args), *words)
+
+
+def test_challenge_video_needs_challenge(tmp_path: Path) -> None:
+    img = tmp_path / "x.png"
+    img.write_bytes(b"x")
+    user_error(invoke("verify", img, img, "--challenge-video", tmp_path / "v.mp4"), "--challenge")
+
+
+def test_liveness_challenge_on_an_image_is_refused(tmp_path: Path) -> None:
+    img = tmp_path / "x.jpg"
+    img.write_bytes(b"x")
+    user_error(invoke("liveness", img, "--challenge", "blink"), "video")
+
+
+def test_liveness_on_a_text_file_is_a_clear_error(tmp_path: Path) -> None:
+    for name in ("notes.jpg", "clip.mp4"):
+        bad = tmp_path / name
+        bad.write_text("this is not media\n")
+        res = invoke("liveness", bad)
+        no_crash(res)
+        assert res.exit_code == 2, res.output
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_evaluate_liveness_on_a_labelled_folder(tmp_path: Path, data_root: Path) -> None:
+    """live/ + print/ layout with a few NUAA frames and one unreadable file (a failure to acquire)."""
+    (tmp_path / "live").mkdir()
+    (tmp_path / "print").mkdir()
+    for i in range(3):
+        shutil.copy(_nuaa(data_root, "ClientRaw", "0002", i * 7), tmp_path / "live" / f"{i}.jpg")
+        shutil.copy(_nuaa(data_root, "ImposterRaw", "0002", i * 7), tmp_path / "print" / f"{i}.jpg")
+    (tmp_path / "print" / "broken.jpg").write_bytes(b"\xff\xd8\xff truncated")
+    data = as_json(ok(invoke("evaluate", "liveness", tmp_path, "--json")))
+    assert data["n"] == {"bona_fide": 3, "print": 4}
+    assert data["fta"]["count"] == 1 and data["fta"]["files"][0]["file"].endswith("broken.jpg")
+    assert set(data["apcer"]) == {"print"}
+    for key in ("bpcer", "acer", "eer", "bpcer_at_apcer_5pct", "bpcer_at_apcer_1pct"):
+        assert 0.0 <= data[key] <= 1.0
+    table = ok(invoke("evaluate", "liveness", tmp_path)).stdout
+    assert "APCER print" in table and "failures to acquire" in table
+
+
+def test_evaluate_liveness_bad_folder(tmp_path: Path) -> None:
+    user_error(invoke("evaluate", "liveness", tmp_path / "missing"), "not found")
+    (tmp_path / "stuff").mkdir()
+    user_error(invoke("evaluate", "liveness", tmp_path / "stuff"), "live")
