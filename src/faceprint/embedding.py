@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import cv2
@@ -34,7 +36,7 @@ import numpy.typing as npt
 
 from . import runtime, weights
 from .alignment import ARCFACE_TEMPLATE_112, align, scaled_template
-from .errors import InvalidImageError
+from .errors import FaceprintError, InvalidImageError, ModelIntegrityError, ModelNotFoundError
 from .registry import Registry
 from .types import Detection, Image, ModelSpec
 
@@ -44,6 +46,8 @@ __all__ = [
     "SFaceEmbedder",
     "FaceNetEmbedder",
     "FusionEmbedder",
+    "OnnxEmbedder",
+    "InvalidModelSpecError",
     "get_embedder",
     "l2_normalize",
     "load_calibration",
@@ -86,12 +90,17 @@ EMBEDDERS: Registry[Embedder] = Registry("embedder")
 def get_embedder(name: str = "sface", **kwargs: Any) -> Embedder:
     """Build a registered embedder by name: ``sface``, ``facenet`` or ``fusion`` (weights load lazily).
 
+    A name ending in ``.json``, or the path of an existing file, is a model trained by
+    ``faceprint train``: its spec is loaded as an :class:`OnnxEmbedder`.
+
     Examples
     --------
     >>> emb = get_embedder("sface", flip=True)
     >>> emb.dim
     128
     """
+    if name not in EMBEDDERS and (str(name).endswith(".json") or Path(name).expanduser().is_file()):
+        return OnnxEmbedder(name, **kwargs)
     return EMBEDDERS.create(name, **kwargs)
 
 
@@ -341,3 +350,247 @@ class FusionEmbedder:
             for m, w in zip(self.members, self.weights)
         ]
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+class InvalidModelSpecError(FaceprintError, ValueError):
+    """A trained-model spec (``faceprint-embedder/1`` JSON) is malformed or inconsistent."""
+
+
+class OnnxEmbedder:
+    """An embedder trained by ``faceprint train``: an ONNX file described by a ``faceprint-embedder/1`` spec.
+
+    ``get_embedder("out/model.json")`` builds one. The spec (written by
+    :func:`faceprint.training.export.write_spec`) names the ONNX file relative to itself and its sha256,
+    which is checked when the embedder is built. Two kinds:
+
+    ``image``
+        A network on aligned crops: the spec gives the crop size, the 5-point template and the
+        preprocessing ``(x - mean) / std`` in ``layout`` / ``channels`` order.
+    ``head``
+        An adaptation head on a frozen base embedder (``spec["base"]``, e.g. ``"sface"``): faces are
+        aligned and embedded by the base, then the head maps those vectors (:meth:`embed_vectors`).
+
+    Runs on onnxruntime (CPU) with :func:`faceprint.runtime.get_num_threads` threads; no PyTorch.
+    ``flip=True`` adds test-time flip augmentation (for a head: the base embedder's flip).
+
+    Parameters
+    ----------
+    spec_path : path
+        The JSON spec.
+    flip : bool, default False
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the spec or its ONNX file is missing.
+    ModelIntegrityError
+        When the ONNX file's sha256 differs from the spec's.
+    InvalidModelSpecError
+        When the spec is not valid JSON or misses / mistypes a field.
+
+    Examples
+    --------
+    >>> emb = get_embedder("out/model.json")  # doctest: +SKIP
+    >>> emb.fingerprint  # doctest: +SKIP
+    'orl-cnn@3f1c2a9b8d7e'
+    """
+
+    FORMAT = "faceprint-embedder/1"
+    BATCH = 64
+
+    def __init__(self, spec_path: str | os.PathLike[str], *, flip: bool = False) -> None:
+        path = Path(spec_path).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"model spec not found: {path}")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InvalidModelSpecError(f"{path}: not a JSON model spec ({err})") from err
+        self.spec_path = path
+        self.flip = flip
+        self._spec = self._validate(raw, path)
+        self.onnx_path = (path.parent / self._spec["onnx"]).resolve()
+        if not self.onnx_path.is_file():
+            raise ModelNotFoundError(f"{path}: ONNX model {self.onnx_path} not found (it must sit next to the spec)")
+        digest = weights.sha256_file(self.onnx_path)
+        if digest != self._spec["onnx_sha256"]:
+            raise ModelIntegrityError(
+                f"{self.onnx_path}: sha256 {digest[:12]}... does not match the spec's "
+                f"{self._spec['onnx_sha256'][:12]}... (file changed after export?)"
+            )
+        self.kind: str = self._spec["kind"]
+        self.base: Any = get_embedder(self._spec["base"], flip=flip) if self.kind == "head" else None
+        if self.kind == "image":
+            size = self._spec["input_size"]
+            self.input_size: tuple[int, int] = (int(size[0]), int(size[1]))
+            pts = self._spec["template"]
+            self.template: tuple[tuple[float, float], ...] = tuple((float(x), float(y)) for x, y in pts)
+        else:
+            self.input_size = tuple(getattr(self.base, "input_size", (112, 112)))  # type: ignore[assignment]
+            self.template = tuple(getattr(self.base, "template", ARCFACE_TEMPLATE_112))
+            if int(getattr(self.base, "dim", -1)) != int(self._spec["in_dim"]):
+                raise InvalidModelSpecError(
+                    f"{path}: head expects {self._spec['in_dim']}-d vectors but base {self._spec['base']!r} "
+                    f"gives {getattr(self.base, 'dim', '?')}-d"
+                )
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def _validate(cls, raw: object, path: Path) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise InvalidModelSpecError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+        if raw.get("format") != cls.FORMAT:
+            raise InvalidModelSpecError(f"{path}: format must be {cls.FORMAT!r}, got {raw.get('format')!r}")
+        required: dict[str, type | tuple[type, ...]] = {
+            "name": str, "kind": str, "onnx": str, "onnx_sha256": str, "dim": int,
+        }
+        kind = raw.get("kind")
+        if kind == "image":
+            required.update(input_size=list, template=list, preprocessing=dict)
+        elif kind == "head":
+            required.update(base=str, in_dim=int)
+        else:
+            raise InvalidModelSpecError(f"{path}: kind must be 'image' or 'head', got {kind!r}")
+        for key, typ in required.items():
+            if key not in raw:
+                raise InvalidModelSpecError(f"{path}: missing field {key!r}")
+            if not isinstance(raw[key], typ) or isinstance(raw[key], bool):
+                raise InvalidModelSpecError(f"{path}: field {key!r} has the wrong type ({type(raw[key]).__name__})")
+        if raw["dim"] < 1 or not raw["name"] or "@" in raw["name"]:
+            raise InvalidModelSpecError(f"{path}: need dim >= 1 and a non-empty name without '@'")
+        if Path(raw["onnx"]).name != raw["onnx"]:
+            raise InvalidModelSpecError(f"{path}: 'onnx' must be a file name next to the spec, got {raw['onnx']!r}")
+        if kind == "image":
+            size, tmpl, pre = raw["input_size"], raw["template"], raw["preprocessing"]
+            if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+                raise InvalidModelSpecError(f"{path}: input_size must be [width, height], got {size!r}")
+            if len(tmpl) != 5 or not all(isinstance(p, list) and len(p) == 2 for p in tmpl):
+                raise InvalidModelSpecError(f"{path}: template must be 5 [x, y] points")
+            try:
+                float(pre["mean"])
+                std = float(pre["std"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise InvalidModelSpecError(f"{path}: preprocessing needs numeric 'mean' and 'std'") from err
+            if std == 0 or pre.get("layout", "NCHW") not in ("NCHW", "NHWC") or pre.get(
+                "channels", "RGB"
+            ) not in ("RGB", "BGR"):
+                raise InvalidModelSpecError(
+                    f"{path}: preprocessing needs std != 0, layout NCHW|NHWC, channels RGB|BGR; got {pre!r}"
+                )
+        thresholds = raw.get("thresholds", {})
+        if not isinstance(thresholds, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in thresholds.values()
+        ):
+            raise InvalidModelSpecError(f"{path}: thresholds must map operating points to numbers")
+        return dict(raw)
+
+    # -- Embedder protocol ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self._spec["name"])
+
+    @property
+    def key(self) -> str:
+        return self.name + ("+flip" if self.flip else "")
+
+    @property
+    def dim(self) -> int:
+        return int(self._spec["dim"])
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.key}@{self._spec['onnx_sha256'][:12]}"
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``)."""
+        return {str(k): float(v) for k, v in self._spec.get("thresholds", {}).items()}
+
+    @property
+    def spec_dict(self) -> dict[str, Any]:
+        """The parsed JSON spec (a copy)."""
+        return json.loads(json.dumps(self._spec))  # type: ignore[no-any-return]
+
+    @property
+    def spec(self) -> ModelSpec:
+        measured = self._spec.get("thresholds_measured_on", {})
+        notes = f"trained by faceprint train ({self.kind})"
+        if self.kind == "head":
+            notes += f" on frozen {self._spec['base']}"
+        if measured:
+            notes += f"; thresholds measured on {measured.get('measured_on', '?')}"
+        return ModelSpec(
+            name=self.key,
+            dim=self.dim,
+            input_size=self.input_size,
+            template=self.template,
+            thresholds=self.thresholds,
+            weights_file=str(self.onnx_path),
+            weights_sha256=str(self._spec["onnx_sha256"]),
+            package="faceprint train",
+            licence=str(self._spec.get("licence", "")),
+            notes=notes,
+        )
+
+    def align(self, image: Image, detection: Detection) -> Image:
+        return align(image, detection.landmarks, self.template, self.input_size)
+
+    def embed(self, crops: Sequence[Image] | np.ndarray) -> Embeddings:
+        """Embed crops already aligned to :attr:`template` at :attr:`input_size`."""
+        if self.kind == "head":
+            return self.embed_vectors(self.base.embed(crops))
+        arr = _as_crops(crops, self.input_size)
+        if arr.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = self._run(self._preprocess(arr))
+        if self.flip:
+            out = l2_normalize(out) + l2_normalize(self._run(self._preprocess(np.ascontiguousarray(arr[:, :, ::-1]))))
+        return l2_normalize(out)
+
+    def embed_vectors(self, vectors: npt.ArrayLike) -> Embeddings:
+        """A head model only: map the base embedder's ``(n, in_dim)`` vectors to this model's unit vectors."""
+        if self.kind != "head":
+            raise ValueError(f"{self.name} is an image model; embed_vectors applies to head models only")
+        v = np.asarray(vectors, np.float32)
+        in_dim = int(self._spec["in_dim"])
+        if v.ndim != 2 or v.shape[1] != in_dim:
+            raise ValueError(f"expected ({'n'}, {in_dim}) base vectors, got {v.shape}")
+        if v.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return l2_normalize(self._run(v))
+
+    def embed_faces(self, image: Image, detections: Sequence[Detection]) -> Embeddings:
+        if not detections:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed(np.stack([self.align(image, d) for d in detections]))
+
+    # -- internals ---------------------------------------------------------------------------
+    def _preprocess(self, arr: np.ndarray) -> np.ndarray:
+        pre = self._spec["preprocessing"]
+        x = arr.astype(np.float32)
+        if pre.get("channels", "RGB") == "BGR":
+            x = x[..., ::-1]
+        x = (x - np.float32(pre["mean"])) / np.float32(pre["std"])
+        if pre.get("layout", "NCHW") == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, np.float32)
+
+    def _load(self) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = runtime.get_num_threads()
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._session is None:
+                self._session = self._load()
+            session = self._session
+        outs = [session.run(None, {"input": x[i : i + self.BATCH]})[0] for i in range(0, x.shape[0], self.BATCH)]
+        out = np.concatenate(outs).astype(np.float32)
+        if out.shape != (x.shape[0], self.dim):
+            raise InvalidModelSpecError(f"{self.onnx_path}: output shape {out.shape}, spec says dim {self.dim}")
+        return out
