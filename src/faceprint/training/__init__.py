@@ -18,6 +18,15 @@ from faceprint.training.miners import (
 )
 from faceprint.training.networks import PREPROCESSING, AdaptationHead, CompactFaceNet, to_tensor
 from faceprint.training.sampler import PKSampler
+from faceprint.training.trainer import (
+    EpochInfo,
+    History,
+    StepInfo,
+    TrainConfig,
+    Trainer,
+    evaluate_embeddings,
+    plot_history,
+)
 
 __all__ = [
     "triplet_loss",
@@ -35,4 +44,11 @@ __all__ = [
     "to_tensor",
     "CompactFaceNet",
     "AdaptationHead",
+    "TrainConfig",
+    "StepInfo",
+    "EpochInfo",
+    "History",
+    "Trainer",
+    "evaluate_embeddings",
+    "plot_history",
 ]
