@@ -123,3 +123,26 @@ def test_cli_report_with_identification_has_cmc(tiny_lfw: Path, tmp_path: Path) 
     assert report["has_cmc"] is True
     assert report["models"][0]["cmc"] == pytest.approx(cmc)
     assert 'id="cmc"' in (out / "report.html").read_text()
+
+
+def test_embedding_cache_embeds_shared_images_once(tiny_lfw: Path) -> None:
+    """Pairs then identification on the same images: the second run embeds nothing new."""
+    from faceprint.lfw import EmbeddingCache, evaluate_lfw_identification, lfw_scores
+    from fakes import FakeDetector, FakeEmbedder
+
+    emb = FakeEmbedder()
+    pipe = FacePipeline(detector=FakeDetector(), embedder=emb)
+    cache = EmbeddingCache(pipe)
+    ticks: list[int] = []
+    lfw_scores(pipe, tiny_lfw, cache=cache, progress=ticks.append)
+    n_pair_images, calls = len(cache), emb.calls
+    assert n_pair_images > 0 and sum(ticks) == n_pair_images
+    ticks.clear()
+    _, failures = evaluate_lfw_identification(pipe, tiny_lfw, n_shots=[1], cache=cache, progress=ticks.append)
+    assert failures == 0
+    n_identity_images = len(list((tiny_lfw / "lfw" / "lfw-deepfunneled").glob("*/*.jpg")))
+    assert sum(ticks) == n_identity_images == len(cache)  # the bar completes, cached images included
+    assert emb.calls - calls == n_identity_images - n_pair_images  # only images not seen before were embedded
+    assert n_identity_images > n_pair_images
+    fresh, _ = evaluate_lfw_identification(pipe, tiny_lfw, n_shots=[1])  # same numbers without the cache
+    assert fresh[0].to_dict() == evaluate_lfw_identification(pipe, tiny_lfw, n_shots=[1], cache=cache)[0][0].to_dict()

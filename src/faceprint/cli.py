@@ -480,7 +480,7 @@ def evaluate_lfw(
 
         from .errors import FaceprintError
         from .evaluation import data_root, evaluate_verification
-        from .lfw import lfw_pairs, lfw_scores, single_fold_threshold
+        from .lfw import EmbeddingCache, lfw_pairs, lfw_scores, single_fold_threshold
         from .report import BiasSection, ModelScores, build_report, lfw_gender_bias, write_report
 
         root = data if data is not None else data_root(required=True)
@@ -489,6 +489,7 @@ def evaluate_lfw(
         for name in model or ["sface"]:
             pipe = _pipeline(name, flip, detector, threads)
             key = str(getattr(pipe.embedder, "key", name))
+            cache = EmbeddingCache(pipe)  # the identification run reuses the pair images' embeddings
             with _progress() as prog:
                 task = prog.add_task(f"embedding LFW images ({key})", total=None)
                 scores, labels, fold_ids = lfw_scores(
@@ -498,6 +499,7 @@ def evaluate_lfw(
                     folds=folds,
                     progress=lambda n: prog.advance(task, n),  # noqa: B023
                     n_images=lambda n: prog.update(task, total=n),  # noqa: B023
+                    cache=cache,
                 )
             threshold = single_fold_threshold(pipe, fold_ids)
             results.append(evaluate_verification(scores, labels, fold_ids, model=key, threshold=threshold).to_dict())
@@ -505,9 +507,17 @@ def evaluate_lfw(
             if identification:
                 from .lfw import evaluate_lfw_identification
 
-                (id_report,), _ = evaluate_lfw_identification(
-                    pipe, Path(root), n_shots=[1], max_identities=max_identities  # type: ignore[arg-type]
-                )
+                with _progress() as prog:
+                    task = prog.add_task(f"embedding LFW identities ({key})", total=None)
+                    (id_report,), _ = evaluate_lfw_identification(
+                        pipe,
+                        Path(root),  # type: ignore[arg-type]
+                        n_shots=[1],
+                        max_identities=max_identities,
+                        progress=lambda n: prog.advance(task, n),  # noqa: B023
+                        n_images=lambda n: prog.update(task, total=n),  # noqa: B023
+                        cache=cache,
+                    )
                 cmc = np.asarray(id_report.cmc, dtype=np.float64)
                 results[-1]["identification_1shot"] = id_report.to_dict()
             scored.append(

@@ -24,6 +24,7 @@ __all__ = [
     "evaluate_lfw",
     "evaluate_lfw_identification",
     "single_fold_threshold",
+    "EmbeddingCache",
 ]
 
 
@@ -36,16 +37,54 @@ def lfw_pairs(root: Path, pairs_file: str = "pairs.txt") -> list[Pair]:
     return read_lfw_pairs(path, lfw / "lfw-deepfunneled")
 
 
+class EmbeddingCache:
+    """Per-image embeddings of one pipeline, so that runs sharing images (LFW pairs, then LFW
+    identification) embed each image once. Keyed by path; holds failures to acquire too.
+
+    Examples
+    --------
+    >>> cache = EmbeddingCache(pipeline)  # doctest: +SKIP
+    >>> emb, errors = cache.embed(paths)  # doctest: +SKIP
+    """
+
+    def __init__(self, pipeline: FacePipeline) -> None:
+        self.pipeline = pipeline
+        self._rows: dict[str, tuple[npt.NDArray[np.float32], str | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def embed(
+        self, paths: Sequence[Path | str], *, progress: Callable[[int], None] | None = None
+    ) -> tuple[npt.NDArray[np.float32], list[str | None]]:
+        """Like :meth:`FacePipeline.embed_many` (central face), embedding only paths not seen before.
+
+        ``progress`` counts every path, cached or not, so a bar sized to ``len(paths)`` completes.
+        """
+        keys = [str(p) for p in paths]
+        todo = sorted({k for k in keys if k not in self._rows})
+        if todo:
+            emb, errors = self.pipeline.embed_many(todo, select="central", progress=progress)
+            for k, row, e in zip(todo, emb, errors):
+                self._rows[k] = (row, e)
+        if progress is not None and len(keys) > len(todo):
+            progress(len(keys) - len(todo))
+        dim = self.pipeline.embedder.dim  # type: ignore[union-attr]
+        out = np.stack([self._rows[k][0] for k in keys]) if keys else np.zeros((0, dim), np.float32)
+        return out, [self._rows[k][1] for k in keys]
+
+
 def embed_pairs(
     pipeline: FacePipeline,
     pairs: Sequence[Pair],
     *,
     progress: Callable[[int], None] | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list[str]]:
     """Embed each distinct image of ``pairs`` once (central face); NaN rows are failures to acquire."""
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
     index = {p: i for i, p in enumerate(paths)}
-    emb, errors = pipeline.embed_many(paths, select="central", progress=progress)
+    emb, errors = (cache if cache is not None else EmbeddingCache(pipeline)).embed(paths, progress=progress)
     a = emb[[index[p.path_a] for p in pairs]]
     b = emb[[index[p.path_b] for p in pairs]]
     return a, b, [e for e in errors if e]
@@ -59,6 +98,7 @@ def lfw_scores(
     folds: int | None = None,
     progress: Callable[[int], None] | None = None,
     n_images: Callable[[int], None] | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
     """Cosine scores, labels and fold ids of an LFW pair list for ``pipeline``.
 
@@ -78,6 +118,8 @@ def lfw_scores(
         Called with the number of images embedded since the last call.
     n_images : callable, optional
         Called once with the number of distinct images to embed.
+    cache : EmbeddingCache, optional
+        Reuse (and fill) per-image embeddings shared with other runs of the same pipeline.
 
     Returns
     -------
@@ -106,7 +148,7 @@ def lfw_scores(
         pairs = [p for p in pairs if p.fold < folds]
     if n_images is not None:
         n_images(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
-    a, b, _ = embed_pairs(pipeline, pairs, progress=progress)
+    a, b, _ = embed_pairs(pipeline, pairs, progress=progress, cache=cache)
     scores = cosine_scores(a, b)
     labels = np.array([p.same for p in pairs], dtype=bool)
     fold_ids = np.array([p.fold for p in pairs], dtype=np.int64)
@@ -152,13 +194,15 @@ def evaluate_lfw_identification(
     max_identities: int | None = None,
     progress: Callable[[int], None] | None = None,
     n_images: Callable[[int], None] | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[list[IdentificationReport], int]:
     """N-shot identification on LFW (see :mod:`faceprint.identification`); returns (reports, failures).
 
     Every image of the chosen identities is embedded once (central face); people with too few images
     for an N-shot gallery serve as non-mated probes. ``max_identities`` takes a seeded random subset
     of all identities (a quick run; the full set is 12,405 images). ``method``: ``template`` (best
-    template), ``knn`` or ``svm`` (fitted on the gallery).
+    template), ``knn`` or ``svm`` (fitted on the gallery). ``cache`` reuses embeddings of images
+    already embedded by this pipeline (e.g. the pair images of :func:`lfw_scores`).
     """
     from .classification import KNNFaceClassifier, SVMFaceClassifier
     from .identification import evaluate_identification
@@ -175,7 +219,7 @@ def evaluate_lfw_identification(
     paths = [f for person in people for f in sorted(person.glob("*.jpg"))]
     if n_images is not None:
         n_images(len(paths))
-    emb, errors = pipeline.embed_many(paths, select="central", progress=progress)
+    emb, errors = (cache if cache is not None else EmbeddingCache(pipeline)).embed(paths, progress=progress)
     ok = np.array([e is None for e in errors], bool)
     names = np.array([p.parent.name for p in paths])[ok]
     makers = {"template": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
