@@ -1038,6 +1038,9 @@ def new_challenge(
     _run(body)
 
 
+_ROLES = {"face_landmarker": "liveness landmarks"}
+
+
 @app.command()
 def models(as_json: JsonOpt = False) -> None:
     """Installed models, their packages, weight licences and calibrated thresholds."""
@@ -1053,7 +1056,7 @@ def models(as_json: JsonOpt = False) -> None:
                 thresholds = dict(get_embedder(key).thresholds)
             rows.append({
                 "model": key,
-                "role": "embedder" if key in EMBEDDERS else "detector",
+                "role": "embedder" if key in EMBEDDERS else _ROLES.get(key, "detector"),
                 "description": wf.description,
                 "package": wf.distribution,
                 "pinned": wf.version,
