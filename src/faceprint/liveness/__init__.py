@@ -11,6 +11,21 @@ Nothing here loads a model at import time.
 
 from __future__ import annotations
 
+from .active import (
+    ACTIONS,
+    Challenge,
+    ChallengeResult,
+    Event,
+    EventParams,
+    VideoAnalysis,
+    analyse_video,
+    check_challenge,
+    count_blinks,
+    detect_events,
+    issue_challenge,
+    match_actions,
+)
+from .landmarks import FaceLandmarker, FaceMesh, eye_aspect_ratio, head_pose
 from .metrics import eer_threshold, pad_metrics
 from .passive import (
     DEFAULT_MODEL_FILE,
@@ -20,6 +35,7 @@ from .passive import (
     face_crop,
     lbp_colour_features,
 )
+from .video import VideoFrames, check_video_passive, evaluate_liveness_dir, read_video
 
 __all__ = [
     "pad_metrics",
@@ -30,4 +46,27 @@ __all__ = [
     "default_passive_checker",
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_SHA256",
+    # landmarks
+    "FaceLandmarker",
+    "FaceMesh",
+    "eye_aspect_ratio",
+    "head_pose",
+    # active
+    "ACTIONS",
+    "Challenge",
+    "issue_challenge",
+    "Event",
+    "EventParams",
+    "VideoAnalysis",
+    "detect_events",
+    "analyse_video",
+    "count_blinks",
+    "ChallengeResult",
+    "check_challenge",
+    "match_actions",
+    # video
+    "VideoFrames",
+    "read_video",
+    "check_video_passive",
+    "evaluate_liveness_dir",
 ]

@@ -1,0 +1,364 @@
+"""Videos for liveness: reading frames, passive PAD on sampled frames, evaluating a folder of samples.
+
+Examples
+--------
+>>> video = read_video("selfie.mp4", target_fps=15)  # doctest: +SKIP
+>>> len(video.frames), video.fps  # doctest: +SKIP
+(210, 15.0)
+>>> check_video_passive("selfie.mp4").verdict  # doctest: +SKIP
+'live'
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from ..detection import check_image
+from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError, NoFaceError
+from ..types import Image, Liveness
+from .metrics import pad_metrics
+
+__all__ = [
+    "VideoFrames",
+    "read_video",
+    "check_video_passive",
+    "evaluate_liveness_dir",
+    "VIDEO_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "as_frames",
+]
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".3gp", ".mpg", ".mpeg", ".wmv"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Decoded (and possibly subsampled / downscaled) frames of a video.
+
+    Attributes
+    ----------
+    frames : list of ndarray
+        RGB uint8 HxWx3 frames, display orientation (rotation metadata applied).
+    timestamps_s : tuple of float
+        Time of each frame from the start of the video, seconds.
+    fps : float
+        Effective frame rate of ``frames`` (after subsampling).
+    source : str
+        Where the frames came from (path, or ``"<frames>"``).
+    truncated : bool
+        True when reading stopped at ``max_seconds`` before the end of the video.
+    """
+
+    frames: list[Image]
+    timestamps_s: tuple[float, ...]
+    fps: float
+    source: str = "<frames>"
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def duration_s(self) -> float:
+        if not self.timestamps_s:
+            return 0.0
+        return self.timestamps_s[-1] - self.timestamps_s[0] + (1.0 / self.fps if self.fps > 0 else 0.0)
+
+
+def _downscale(frame: Image, max_side: int) -> Image:
+    h, w = frame.shape[:2]
+    side = max(h, w)
+    if max_side <= 0 or side <= max_side:
+        return frame
+    f = max_side / side
+    out = cv2.resize(frame, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def read_video(
+    source: str | Path,
+    *,
+    max_seconds: float = 30.0,
+    target_fps: float | None = 15.0,
+    max_side: int = 640,
+) -> VideoFrames:
+    """Decode a video file into RGB frames, at most ``max_seconds`` of it.
+
+    Frames are kept at about ``target_fps`` (None: every frame) and downscaled so that their longer
+    side is at most ``max_side`` pixels (0: never). Rotation metadata (phone videos, ``.mov``) is
+    applied by OpenCV's FFmpeg backend (``CAP_PROP_ORIENTATION_AUTO``), so frames are upright as a
+    player shows them. Frames are decoded one by one and dropped when not kept: memory is bounded
+    by what is returned.
+
+    Raises
+    ------
+    InvalidImageError
+        The file is missing, not a video OpenCV can decode, or holds no frame.
+
+    Examples
+    --------
+    >>> read_video("missing.mp4")
+    Traceback (most recent call last):
+    ...
+    faceprint.errors.InvalidImageError: video not found: missing.mp4
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise InvalidImageError(f"video not found: {path}")
+    if max_seconds <= 0:
+        raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
+    if target_fps is not None and target_fps <= 0:
+        raise ValueError(f"target_fps must be > 0 or None, got {target_fps}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InvalidImageError(f"cannot decode {path} as a video (not a video file, or an unsupported codec)")
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        native = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not math.isfinite(native) or native <= 0 or native > 1000:
+            native = 30.0
+        frames: list[Image] = []
+        stamps: list[float] = []
+        step = 0.0 if target_fps is None or target_fps >= native else 1.0 / target_fps
+        next_t = 0.0
+        index = 0
+        truncated = False
+        while True:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                break
+            t = index / native
+            index += 1
+            if t >= max_seconds:
+                truncated = True
+                break
+            if step and t + 1e-6 < next_t:
+                continue
+            next_t = (next_t + step) if step else t
+            if step and next_t <= t:  # a stall in the timestamps: resynchronise
+                next_t = t + step
+            if bgr.ndim == 2:
+                bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+            rgb = np.asarray(cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB), dtype=np.uint8)
+            frames.append(np.ascontiguousarray(_downscale(rgb, max_side)))
+            stamps.append(t)
+    finally:
+        cap.release()
+    if not frames:
+        raise InvalidImageError(f"{path} holds no decodable video frame")
+    fps = native if not step else min(native, float(target_fps or native))
+    logger.debug("read %d frames of %s at %.1f fps (native %.2f)", len(frames), path, fps, native)
+    return VideoFrames(frames=frames, timestamps_s=tuple(stamps), fps=fps, source=str(path), truncated=truncated)
+
+
+def as_frames(
+    source: str | Path | VideoFrames | Sequence[Image],
+    timestamps_s: Sequence[float] | None = None,
+    *,
+    fps: float = 15.0,
+    **read_kw: Any,
+) -> VideoFrames:
+    """A :class:`VideoFrames` from a path (read with :func:`read_video`), a VideoFrames, or a list of frames.
+
+    A list of frames without ``timestamps_s`` is taken as ``fps`` frames per second.
+    """
+    if isinstance(source, VideoFrames):
+        return source
+    if isinstance(source, str | Path):
+        return read_video(source, **read_kw)
+    if isinstance(source, np.ndarray) and source.ndim == 3:
+        raise InvalidImageError("expected a sequence of frames or a video path, got one image")
+    frames = [check_image(f, what=f"frame {i}", min_side=8) for i, f in enumerate(source)]
+    if not frames:
+        raise InvalidImageError("no frames given")
+    if timestamps_s is None:
+        stamps = tuple(i / fps for i in range(len(frames)))
+        rate = fps
+    else:
+        stamps = tuple(float(t) for t in timestamps_s)
+        if len(stamps) != len(frames):
+            raise ValueError(f"{len(stamps)} timestamps for {len(frames)} frames")
+        if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
+            raise ValueError("timestamps_s must be non-decreasing")
+        span = stamps[-1] - stamps[0]
+        rate = (len(stamps) - 1) / span if span > 0 else fps
+    return VideoFrames(frames=frames, timestamps_s=stamps, fps=rate)
+
+
+class _PassiveChecker(Protocol):
+    threshold: float
+
+    def score(self, image: Image) -> Liveness: ...
+
+
+def _sample_indices(n: int, k: int) -> list[int]:
+    if n <= k:
+        return list(range(n))
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
+
+
+def check_video_passive(
+    source: str | Path | VideoFrames | Sequence[Image],
+    *,
+    checker: _PassiveChecker | None = None,
+    n_frames: int = 15,
+) -> Liveness:
+    """Passive PAD on ``n_frames`` evenly spaced frames of a video; the score is their median.
+
+    The default checker is the shipped NUAA model (:func:`default_passive_checker`), trained on PRINT
+    attacks from one webcam: on phone-screen replays it is a weak cue (see ``bench/liveness_active.py``).
+    Frames without a face are failures to acquire, counted in ``details``; when no sampled frame
+    holds a face the verdict is "unsure" with score NaN.
+
+    Examples
+    --------
+    >>> check_video_passive("selfie.mp4").details["n_scored"]  # doctest: +SKIP
+    15
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    video = as_frames(source, target_fps=None, max_seconds=30.0)
+    if checker is None:
+        from .passive import default_passive_checker
+
+        checker = default_passive_checker()
+    idx = _sample_indices(len(video.frames), n_frames)
+    scores: list[float] = []
+    no_face = 0
+    for i in idx:
+        try:
+            scores.append(float(checker.score(video.frames[i]).score))
+        except NoFaceError:
+            no_face += 1
+    details: dict[str, Any] = {
+        "n_sampled": len(idx),
+        "n_scored": len(scores),
+        "n_no_face": no_face,
+        "threshold": float(checker.threshold),
+        "frame_scores": [round(s, 4) for s in scores],
+        "aggregate": "median",
+    }
+    if not scores:
+        details["reason"] = f"no face in any of the {len(idx)} sampled frames"
+        return Liveness(verdict="unsure", score=math.nan, method="passive-video", details=details)
+    med = float(np.median(scores))
+    verdict = "live" if med >= checker.threshold else "spoof"
+    return Liveness(verdict=verdict, score=med, method="passive-video", details=details)
+
+
+# -- evaluation of a folder --------------------------------------------------------------------
+def _collect(root: Path) -> list[tuple[Path, bool, str]]:
+    """(file, is_attack, attack_type) for the NUAA layout or live/ + <attack_type>/ folders."""
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
+    def files(d: Path) -> list[Path]:
+        return sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+    if (root / "ClientRaw").is_dir() and (root / "ImposterRaw").is_dir():
+        return [(p, False, "") for p in files(root / "ClientRaw")] + [
+            (p, True, "print") for p in files(root / "ImposterRaw")
+        ]
+    live_names = {"live", "real", "bona_fide", "bonafide", "genuine"}
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir())
+    live = [d for d in subdirs if d.name.lower() in live_names]
+    if not live:
+        raise DatasetNotFoundError(
+            f"{root}: expected NUAA's ClientRaw/ + ImposterRaw/, or a live/ folder next to one folder per attack type"
+        )
+    out: list[tuple[Path, bool, str]] = []
+    for d in subdirs:
+        is_live = d in live
+        out += [(p, not is_live, "" if is_live else d.name) for p in files(d)]
+    return out
+
+
+def evaluate_liveness_dir(root: str | Path, *, checker: _PassiveChecker | None = None) -> dict[str, Any]:
+    """PAD metrics of the passive checker on a folder of images and/or videos.
+
+    Layouts: NUAA (``ClientRaw/`` bona fide, ``ImposterRaw/`` attack type "print"), or a ``live/``
+    folder (also ``real/``, ``bona_fide/``) next to one sub-folder per attack type (``print/``,
+    ``replay/`` ...). Images are scored with ``checker.score``; videos with
+    :func:`check_video_passive`. Samples where no face is found (or that cannot be read) are
+    failures to acquire: reported in ``fta`` (count, rate, files, per class) and left out of the
+    error rates, never silently dropped.
+
+    Returns
+    -------
+    dict
+        :func:`pad_metrics` output (when both classes have acquired samples, else ``metrics`` is None)
+        plus ``n`` per class, ``fta`` and ``root``.
+
+    Examples
+    --------
+    >>> m = evaluate_liveness_dir("data/nuaa")  # doctest: +SKIP
+    >>> m["apcer"], m["bpcer"], m["fta"]["count"]  # doctest: +SKIP
+    ({'print': 0.01}, 0.02, 3)
+    """
+    from ..io import load_image
+
+    base = Path(root)
+    if not base.is_dir():
+        raise DatasetNotFoundError(f"liveness data folder not found: {base}")
+    samples = _collect(base)
+    if not samples:
+        raise DatasetNotFoundError(f"{base}: no image or video files found")
+    if checker is None:
+        from .passive import default_passive_checker
+
+        checker = default_passive_checker()
+    scores: list[float] = []
+    attack: list[bool] = []
+    types: list[str] = []
+    fta_files: list[dict[str, str]] = []
+    n_class: dict[str, int] = {}
+    for path, is_attack, kind in samples:
+        label = kind if is_attack else "bona_fide"
+        n_class[label] = n_class.get(label, 0) + 1
+        try:
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                res = check_video_passive(path, checker=checker)
+                if not math.isfinite(res.score):
+                    raise NoFaceError(str(res.details.get("reason", "no face")))
+                s = res.score
+            else:
+                s = float(checker.score(load_image(path)).score)
+        except (FaceprintError, OSError) as err:
+            fta_files.append({"file": str(path.relative_to(base)), "class": label, "reason": str(err)[:200]})
+            continue
+        scores.append(s)
+        attack.append(is_attack)
+        types.append(kind or "bona_fide")
+    metrics: dict[str, Any] | None = None
+    if any(attack) and not all(attack):
+        metrics = pad_metrics(scores, attack, types, threshold=float(checker.threshold))
+    fta_by_class: dict[str, int] = {}
+    for f in fta_files:
+        fta_by_class[f["class"]] = fta_by_class.get(f["class"], 0) + 1
+    out: dict[str, Any] = dict(metrics or {})
+    out.update(
+        {
+            "root": str(base),
+            "metrics": metrics,
+            "n": n_class,
+            "n_scored": len(scores),
+            "fta": {
+                "count": len(fta_files),
+                "rate": len(fta_files) / len(samples),
+                "by_class": fta_by_class,
+                "rate_by_class": {k: fta_by_class.get(k, 0) / v for k, v in n_class.items()},
+                "files": fta_files,
+            },
+        }
+    )
+    return out
