@@ -313,7 +313,9 @@ def load_identity_folders(
             f"({len(folders)} folder(s), {len(skipped)} image(s) skipped)"
         )
     for p, reason in skipped:
-        log.warning("skipped %s: %s", p, reason)
+        log.info("skipped %s: %s", p, reason)
+    if skipped:
+        log.warning("%d of %d images skipped (no face, unreadable, or too few per identity)", len(skipped), total)
     return FaceDataset(
         crops=np.stack(crops).astype(np.uint8),
         labels=np.asarray(labels, np.int64),

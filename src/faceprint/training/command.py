@@ -1,0 +1,364 @@
+"""``faceprint train DATA_DIR``: train an embedder on a folder of identity sub-folders and export it.
+
+The command is a plain function with Typer ``Annotated`` parameters; ``faceprint.cli`` registers it with
+``app.command("train")(train)``. PyTorch is imported inside the function body only.
+
+Output folder (``--out``)::
+
+    model.onnx       the network (ONNX, dynamic batch)
+    model.json       its faceprint-embedder/1 spec: use it as --model out/model.json in verify / identify /
+                     enroll / evaluate, or get_embedder("out/model.json") in Python
+    checkpoint.pt    model + optimizer + history after every epoch (--resume continues from it)
+    curves.png       loss, active triplets and validation accuracy per epoch
+    cache/           aligned face crops (a second run does no detection)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import FaceprintError
+
+__all__ = ["train"]
+
+
+class _Fail(Exception):
+    """A one-line error for stderr and exit code 2."""
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal and os.environ.get("FACEPRINT_PROGRESS") != "1",
+    )
+
+
+def train(
+    data_dir: Annotated[Path, typer.Argument(help="Folder with one sub-folder of face images per identity.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (model.onnx, model.json, ...).")] = Path(
+        "faceprint-model"
+    ),
+    miner: Annotated[
+        str, typer.Option("--miner", help="Triplet selection: semi-hard, batch-hard, batch-all or random.")
+    ] = "semi-hard",
+    margin: Annotated[float, typer.Option("--margin", help="Triplet margin alpha (squared distance).")] = 0.2,
+    dim: Annotated[int, typer.Option("--dim", help="Embedding size (64 or 128 tested).")] = 128,
+    epochs: Annotated[int, typer.Option("--epochs", help="Total epochs (a resumed run continues to this).")] = 10,
+    batch_p: Annotated[int, typer.Option("--batch-p", help="Identities per batch.")] = 8,
+    batch_k: Annotated[int, typer.Option("--batch-k", help="Images per identity in a batch.")] = 4,
+    val_split: Annotated[
+        float, typer.Option("--val-split", help="Fraction of identities held out for validation (0: none).")
+    ] = 0.2,
+    input_size: Annotated[
+        int, typer.Option("--input-size", help="Aligned crop side for the CNN, 32..160 (ignored with --head-on).")
+    ] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of weights, split and batches.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (detection and torch).")] = None,
+    head_on: Annotated[
+        str | None,
+        typer.Option(
+            "--head-on",
+            help="Train an adaptation head on a frozen embedder (e.g. sface) instead of a CNN from scratch.",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Aligned-crop cache (default OUT/cache).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the OUT folder's name).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Face detector: yunet or retinaface.")] = "yunet",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train a face embedder with the triplet loss on DATA_DIR/<person>/<images> and export it to ONNX."""
+    err = Console(stderr=True)
+    try:
+        summary = _train(
+            data_dir=data_dir, out=out, miner=miner, margin=margin, dim=dim, epochs=epochs, batch_p=batch_p,
+            batch_k=batch_k, val_split=val_split, input_size=input_size, lr=lr, seed=seed, resume=resume,
+            threads=threads, head_on=head_on, cache_dir=cache_dir, name=name, device=device, detector=detector,
+            err=err,
+        )
+    except (_Fail, FaceprintError) as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ImportError as e:
+        err.print(
+            f"[bold red]error:[/] training needs PyTorch: pip install 'faceprint[train]' ({e})",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    except (ValueError, OSError, RuntimeError) as e:
+        err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    _print_summary(summary, json_out)
+
+
+def _train(
+    *,
+    data_dir: Path,
+    out: Path,
+    miner: str,
+    margin: float,
+    dim: int,
+    epochs: int,
+    batch_p: int,
+    batch_k: int,
+    val_split: float,
+    input_size: int,
+    lr: float,
+    seed: int,
+    resume: bool,
+    threads: int | None,
+    head_on: str | None,
+    cache_dir: Path | None,
+    name: str | None,
+    device: str,
+    detector: str,
+    err: Console,
+) -> dict[str, Any]:
+    if not data_dir.is_dir():
+        raise _Fail(f"training data folder not found: {data_dir}")
+    if not 0.0 <= val_split < 1.0:
+        raise _Fail(f"--val-split must be in [0, 1), got {val_split}")
+    if dim < 2:
+        raise _Fail(f"--dim must be >= 2, got {dim}")
+    if head_on is None and not 32 <= input_size <= 160:
+        raise _Fail(f"--input-size must be between 32 and 160, got {input_size}")
+    model_name = name or out.resolve().name
+    if not model_name or "@" in model_name:
+        raise _Fail(f"--name must be non-empty and without '@', got {model_name!r}")
+    if out.exists() and not out.is_dir():
+        raise _Fail(f"--out {out} exists and is not a folder")
+    checkpoint = out / "checkpoint.pt"
+    if resume and not checkpoint.is_file():
+        raise _Fail(f"--resume: no checkpoint at {checkpoint}")
+
+    import numpy as np
+    import torch
+
+    from .. import __version__, runtime
+    from ..embedding import get_embedder
+    from .data import identity_split, load_identity_folders
+    from .export import ONNX_TOLERANCE, check_onnx, export_onnx, pair_thresholds, write_spec
+    from .networks import PREPROCESSING, AdaptationHead, CompactFaceNet, to_tensor
+    from .trainer import EpochInfo, StepInfo, TrainConfig, Trainer, plot_history
+
+    if threads is not None:
+        runtime.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    config = TrainConfig(
+        miner=miner, margin=margin, epochs=epochs, batch_p=batch_p, batch_k=batch_k, lr=lr, seed=seed,
+        device=device, threads=threads,
+    )
+    base: Any = None
+    if head_on is not None:
+        base = get_embedder(head_on)
+        if not (hasattr(base, "embed") and hasattr(base, "input_size") and hasattr(base, "template")):
+            raise _Fail(f"--head-on {head_on!r}: needs a single-network embedder (e.g. sface, facenet)")
+        size, template = int(base.input_size[0]), base.template
+    else:
+        size, template = input_size, None
+    t_start = time.perf_counter()
+
+    # -- data ------------------------------------------------------------------------------
+    with _progress(err) as prog:
+        task = prog.add_task("detecting and aligning faces", total=None)
+        dataset = load_identity_folders(
+            data_dir,
+            detector=detector,
+            input_size=size,
+            template=template,
+            cache_dir=cache_dir if cache_dir is not None else out / "cache",
+            on_progress=lambda done, total: prog.update(task, completed=done, total=total),
+        )
+    if dataset.skipped:
+        first = "; ".join(f"{Path(p).name}: {r}" for p, r in dataset.skipped[:3])
+        more = f" (+{len(dataset.skipped) - 3} more)" if len(dataset.skipped) > 3 else ""
+        err.print(f"[yellow]skipped {len(dataset.skipped)} image(s):[/] {first}{more}", highlight=False)
+    try:
+        train_idx, val_idx = identity_split(dataset.labels, val_split, seed)
+    except ValueError as e:
+        raise _Fail(f"{e} (use --val-split 0 to train on every identity)") from None
+    x: np.ndarray = dataset.crops
+    if base is not None:
+        with _progress(err) as prog:
+            task = prog.add_task(f"embedding with frozen {head_on}", total=len(dataset))
+            parts = []
+            for start in range(0, len(dataset), 64):
+                parts.append(base.embed(dataset.crops[start : start + 64]))
+                prog.advance(task, min(64, len(dataset) - start))
+            x = np.concatenate(parts).astype(np.float32)
+    x_tr, y_tr = x[train_idx], dataset.labels[train_idx]
+    x_va = x[val_idx] if val_idx.size else None
+    y_va = dataset.labels[val_idx] if val_idx.size else None
+
+    # -- model + training ------------------------------------------------------------------------
+    torch.manual_seed(seed)
+    model: torch.nn.Module
+    if base is not None:
+        model = AdaptationHead(int(base.dim), dim)
+        input_shape: tuple[int, ...] = (int(base.dim),)
+    else:
+        model = CompactFaceNet(dim=dim, input_size=size)
+        input_shape = (3, size, size)
+    trainer = Trainer(model, config)
+    status = {"val": ""}
+
+    with _progress(err) as prog:
+        task = prog.add_task("training", total=None)
+
+        def on_step(info: StepInfo) -> None:
+            prog.update(
+                task,
+                total=config.epochs * info.steps,
+                completed=(info.epoch - 1) * info.steps + info.step,
+                description=(
+                    f"epoch {info.epoch}/{config.epochs} loss {info.loss:.3f} "
+                    f"active {100 * info.fraction_active:.0f}%{status['val']}"
+                ),
+            )
+
+        def on_epoch(info: EpochInfo) -> None:
+            if info.val:
+                status["val"] = f" val 1-shot {100 * info.val['one_shot_accuracy']:.1f}%"
+            err.print(
+                f"epoch {info.epoch}/{config.epochs}: loss {info.loss:.4f}, active triplets "
+                f"{100 * info.fraction_active:.1f} %" + (
+                    f", val 1-shot {100 * info.val['one_shot_accuracy']:.1f} %, "
+                    f"verification {100 * info.val['verification_accuracy']:.1f} %" if info.val else ""
+                ) + f" ({info.seconds:.1f} s)",
+                highlight=False,
+            )
+
+        history = trainer.fit(
+            x_tr, y_tr, val_x=x_va, val_y=y_va, checkpoint=checkpoint, resume=resume, on_step=on_step,
+            on_epoch=on_epoch,
+        )
+    if not history.epochs:
+        raise _Fail("no epoch was trained")
+    curves = plot_history(history, out / "curves.png")
+
+    # -- export ----------------------------------------------------------------------------------
+    onnx_path = export_onnx(model, out / "model.onnx", input_shape=input_shape)
+    sample = x_va if x_va is not None else x_tr
+    probe = to_tensor(sample[:32]) if base is None else torch.from_numpy(np.ascontiguousarray(sample[:32]))
+    diff = check_onnx(model, onnx_path, probe)
+    if diff > ONNX_TOLERANCE:
+        raise _Fail(f"ONNX and PyTorch embeddings differ by {diff:.2e} (> {ONNX_TOLERANCE:.0e}); not writing a spec")
+    if x_va is not None and y_va is not None:
+        emb, lab = trainer.embed(x_va), y_va
+        measured_on = (
+            f"all pairs of the {len(np.unique(y_va))} validation identities of {data_dir.name} "
+            "(identity-disjoint from training)"
+        )
+    else:
+        emb, lab = trainer.embed(x_tr), y_tr
+        measured_on = f"all pairs of the training identities of {data_dir.name} (no validation split: optimistic)"
+    try:
+        thresholds, info = pair_thresholds(emb, lab, seed=seed)
+    except ValueError as e:
+        raise FaceprintError(f"cannot set thresholds: {e}") from None
+    last = history.epochs[-1]
+    training = {
+        "data": data_dir.resolve().name,
+        "identities_train": int(len(np.unique(y_tr))),
+        "images_train": int(len(y_tr)),
+        "identities_val": int(len(np.unique(y_va))) if y_va is not None else 0,
+        "images_val": int(len(y_va)) if y_va is not None else 0,
+        "images_skipped": len(dataset.skipped),
+        "detector": detector,
+        "network": "AdaptationHead" if base is not None else "CompactFaceNet",
+        "miner": miner,
+        "margin": margin,
+        "epochs": len(history.epochs),
+        "batch_p": batch_p,
+        "batch_k": batch_k,
+        "lr": lr,
+        "seed": seed,
+        "final_loss": last.loss,
+        "final_fraction_active": last.fraction_active,
+        "final_val": last.val,
+        "device": str(trainer.device),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "faceprint_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    spec_kwargs: dict[str, Any] = (
+        {"base": head_on, "in_dim": int(base.dim)}
+        if base is not None
+        else {"input_size": size, "template": dataset.template, "preprocessing": PREPROCESSING}
+    )
+    spec_path = write_spec(
+        onnx_path,
+        name=model_name,
+        kind="head" if base is not None else "image",
+        dim=dim,
+        thresholds=thresholds,
+        thresholds_info={"measured_on": measured_on, **info},
+        training=training,
+        **spec_kwargs,
+    )
+    get_embedder(str(spec_path))  # the spec loads (sha256 checked) before we say it does
+    return {
+        "model": str(spec_path),
+        "onnx": str(onnx_path),
+        "checkpoint": str(checkpoint),
+        "curves": str(curves),
+        "onnx_max_abs_diff": diff,
+        "thresholds": thresholds,
+        "thresholds_measured_on": {"measured_on": measured_on, **info},
+        "training": training,
+        "seconds": time.perf_counter() - t_start,
+    }
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    out = Console()
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    t = summary["training"]
+    table = Table(title=f"faceprint train: {summary['model']}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    val = t["final_val"] or {}
+    rows = [
+        ("network", f"{t['network']} ({t['miner']}, margin {t['margin']})"),
+        ("identities / images (train)", f"{t['identities_train']} / {t['images_train']}"),
+        ("identities / images (validation)", f"{t['identities_val']} / {t['images_val']}"),
+        ("images skipped", str(t["images_skipped"])),
+        ("epochs", str(t["epochs"])),
+        ("final loss / active triplets", f"{t['final_loss']:.4f} / {100 * t['final_fraction_active']:.1f} %"),
+    ]
+    if val:
+        rows += [
+            ("validation 1-shot identification", f"{100 * val['one_shot_accuracy']:.2f} %"),
+            ("validation verification accuracy", f"{100 * val['verification_accuracy']:.2f} %"),
+        ]
+    rows += [(f"threshold {k}", f"{v:.4f}") for k, v in summary["thresholds"].items()]
+    rows += [
+        ("ONNX vs PyTorch (max abs diff)", f"{summary['onnx_max_abs_diff']:.1e}"),
+        ("device", t["device"]),
+        ("time", f"{summary['seconds']:.1f} s"),
+        ("curves", summary["curves"]),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+    out.print(f"use it: faceprint verify A.jpg B.jpg --model {summary['model']}", highlight=False)

@@ -1,0 +1,254 @@
+"""Training data from identity folders, and ``faceprint train`` end to end (fake data, then ORL)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import typer  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from faceprint.detection import DETECTORS, check_image  # noqa: E402
+from faceprint.embedding import OnnxEmbedder, get_embedder  # noqa: E402
+from faceprint.errors import DatasetNotFoundError, FaceprintError  # noqa: E402
+from faceprint.pipeline import FacePipeline  # noqa: E402
+from faceprint.training.command import train  # noqa: E402
+from faceprint.training.data import identity_split, load_identity_folders  # noqa: E402
+from faceprint.types import Detection, Image  # noqa: E402
+from fakes import make_detection  # noqa: E402
+
+FAKE = "fake-train-test"
+
+
+class BlackIsNoFaceDetector:
+    """One face at (10, 10, 90, 90), except in an all-black image (no face); counts calls."""
+
+    name = FAKE
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image: Image) -> list[Detection]:
+        check_image(image)
+        self.calls += 1
+        return [] if int(image.max()) == 0 else [make_detection()]
+
+
+if FAKE not in DETECTORS:
+    DETECTORS.register(FAKE)(BlackIsNoFaceDetector)
+
+
+def _face(identity: int, i: int) -> np.ndarray:
+    """A 100x100 image: a per-identity smooth texture plus per-image noise."""
+    base = np.random.default_rng(1000 + identity).integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    img = np.asarray(PILImage.fromarray(base).resize((100, 100), PILImage.Resampling.BILINEAR), np.float32)
+    img += np.random.default_rng(identity * 100 + i).normal(0, 8, img.shape)
+    return np.clip(img, 1, 255).astype(np.uint8)
+
+
+def _make_folders(root: Path, n_ids: int, n_imgs: int) -> Path:
+    for k in range(n_ids):
+        d = root / f"person_{k:02d}"
+        d.mkdir(parents=True)
+        for i in range(n_imgs):
+            PILImage.fromarray(_face(k, i)).save(d / f"{i}.png")
+    return root
+
+
+# -- data --------------------------------------------------------------------------------------
+def test_load_identity_folders_reports_skipped_and_caches(tmp_path: Path) -> None:
+    root = _make_folders(tmp_path / "data", 2, 3)
+    (root / "person_01" / "broken.jpg").write_bytes(b"not an image")
+    PILImage.fromarray(np.zeros((100, 100, 3), np.uint8)).save(root / "person_01" / "black.png")
+    (root / "person_01" / "notes.txt").write_text("ignored: not an image suffix")
+    (root / "loner").mkdir()
+    PILImage.fromarray(_face(9, 0)).save(root / "loner" / "0.png")
+    (root / "empty").mkdir()
+
+    det = BlackIsNoFaceDetector()
+    calls: list[tuple[int, int]] = []
+    ds = load_identity_folders(
+        root, detector=det, input_size=40, cache_dir=tmp_path / "cache", on_progress=lambda d, t: calls.append((d, t))
+    )
+    assert ds.crops.shape == (6, 40, 40, 3) and ds.crops.dtype == np.uint8
+    assert ds.names == ("person_00", "person_01") and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    reasons = {Path(p).name: r for p, r in ds.skipped}
+    assert set(reasons) == {"broken.jpg", "black.png", "0.png"}
+    assert reasons["broken.jpg"].startswith("unreadable") and reasons["black.png"] == "no face found"
+    assert "loner" in reasons["0.png"] and "min_images" in reasons["0.png"]
+    assert calls[-1] == (9, 9) and det.calls == 8  # the broken file never reaches the detector
+    assert ds.n_identities == 2 and len(ds.subset([0, 3])) == 2
+
+    det2 = BlackIsNoFaceDetector()
+    again = load_identity_folders(root, detector=det2, input_size=40, cache_dir=tmp_path / "cache")
+    assert det2.calls == 0  # everything (faces and failures) came from the cache
+    np.testing.assert_array_equal(again.crops, ds.crops)
+    assert again.skipped == ds.skipped
+
+    changed = root / "person_00" / "1.png"
+    PILImage.fromarray(_face(0, 7)).save(changed)
+    os.utime(changed, ns=(1, 1))
+    det3 = BlackIsNoFaceDetector()
+    load_identity_folders(root, detector=det3, input_size=40, cache_dir=tmp_path / "cache")
+    assert det3.calls == 1  # only the edited file
+    det4 = BlackIsNoFaceDetector()
+    load_identity_folders(root, detector=det4, input_size=48, cache_dir=tmp_path / "cache")
+    assert det4.calls == 8  # other settings: another cache
+
+
+def test_load_identity_folders_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="not found"):
+        load_identity_folders(tmp_path / "missing", detector=BlackIsNoFaceDetector())
+    (tmp_path / "flat").mkdir()
+    PILImage.fromarray(_face(0, 0)).save(tmp_path / "flat" / "a.png")
+    with pytest.raises(FaceprintError, match="no identity sub-folders"):
+        load_identity_folders(tmp_path / "flat", detector=BlackIsNoFaceDetector())
+    one = _make_folders(tmp_path / "one", 1, 3)
+    with pytest.raises(FaceprintError, match="at least 2 identities"):
+        load_identity_folders(one, detector=BlackIsNoFaceDetector())
+    with pytest.raises(ValueError, match="input_size"):
+        load_identity_folders(one, detector=BlackIsNoFaceDetector(), input_size=8)
+
+
+def test_identity_split_is_disjoint_and_seeded() -> None:
+    labels = np.repeat(np.arange(10), 3)
+    tr, va = identity_split(labels, 0.3, seed=1)
+    assert set(labels[tr]).isdisjoint(labels[va]) and len(set(labels[va])) == 3
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(30))
+    tr2, va2 = identity_split(labels, 0.3, seed=1)
+    assert va.tolist() == va2.tolist()
+    assert any(identity_split(labels, 0.3, seed=s)[1].tolist() != va.tolist() for s in range(2, 6))
+    assert identity_split(labels, 0.0)[1].size == 0
+    assert len(set(labels[identity_split(labels, 0.01)[1]])) == 2  # at least 2 validation identities
+    with pytest.raises(ValueError, match="cannot split"):
+        identity_split(np.repeat(np.arange(3), 2), 0.5)
+    with pytest.raises(ValueError, match="val_fraction"):
+        identity_split(labels, 1.0)
+
+
+# -- the command -------------------------------------------------------------------------------
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(train)
+    return app
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(_app(), list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+SMALL = ["--epochs", "1", "--input-size", "32", "--dim", "64", "--batch-p", "4", "--batch-k", "3", "--threads", "2"]
+
+
+def test_train_fake_data_end_to_end_and_resume(tmp_path: Path) -> None:
+    data = _make_folders(tmp_path / "data", 6, 4)
+    out = tmp_path / "out"
+    common = [str(data), "--out", str(out), "--detector", FAKE, "--val-split", "0.34", "--json"]
+    code, stdout, stderr = _run(*common, *SMALL)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    for f in ("model.onnx", "model.json", "checkpoint.pt", "curves.png"):
+        assert (out / f).is_file()
+    assert summary["onnx_max_abs_diff"] <= 1e-4
+    spec = json.loads((out / "model.json").read_text())
+    assert spec["kind"] == "image" and spec["dim"] == 64 and spec["input_size"] == [32, 32]
+    assert spec["training"]["identities_train"] == 4 and spec["training"]["identities_val"] == 2
+    assert spec["training"]["epochs"] == 1 and spec["training"]["miner"] == "semi-hard"
+    assert "validation identities" in spec["thresholds_measured_on"]["measured_on"]
+    assert spec["thresholds_measured_on"]["n_impostor"] == 16  # 2 identities x 4 images: 4 * 4 cross pairs
+    assert set(spec["thresholds"]) == {"1e-2", "1e-3", "best_accuracy"}
+
+    emb = get_embedder(str(out / "model.json"))
+    assert isinstance(emb, OnnxEmbedder) and emb.name == "out"
+    pipe = FacePipeline(detector=BlackIsNoFaceDetector(), embedder=emb, min_face_size=0)
+    v = pipe.verify(_face(0, 0), _face(0, 1))
+    assert -1.0 <= v.similarity <= 1.0 and v.model == emb.fingerprint
+
+    code, stdout, stderr = _run(*common, "--resume", *SMALL[:1], "2", *SMALL[2:])
+    assert code == 0, stderr
+    spec2 = json.loads((out / "model.json").read_text())
+    assert spec2["training"]["epochs"] == 2  # epoch 1 from the checkpoint + one more
+    assert spec2["onnx_sha256"] != spec["onnx_sha256"]
+
+    code, _, stderr = _run(*common, "--resume", "--margin", "0.5", *SMALL)
+    assert code == 2 and "different configuration" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.real
+def test_train_head_on_sface(tmp_path: Path, sface: object) -> None:
+    # the head trains on frozen SFace vectors of the crops; the spec names the base and loads through it
+    data = _make_folders(tmp_path / "data", 4, 3)
+    out = tmp_path / "head"
+    code, stdout, stderr = _run(
+        str(data), "--out", str(out), "--detector", FAKE, "--head-on", "sface", "--val-split", "0", "--json",
+        "--epochs", "1", "--batch-p", "4", "--batch-k", "2", "--threads", "2",
+    )
+    assert code == 0, stderr
+    spec = json.loads((out / "model.json").read_text())
+    assert spec["kind"] == "head" and spec["base"] == "sface" and spec["in_dim"] == 128
+    assert "optimistic" in spec["thresholds_measured_on"]["measured_on"]
+    emb = get_embedder(str(out / "model.json"))
+    crops = np.stack([emb.align(_face(0, 0), make_detection())])  # type: ignore[attr-defined]
+    assert emb.embed(crops).shape == (1, 128)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{missing}"], "not found"),
+        (["{data}", "--val-split", "1.5"], "--val-split"),
+        (["{data}", "--input-size", "8"], "--input-size"),
+        (["{data}", "--resume"], "no checkpoint"),
+        (["{data}", "--miner", "hardest"], "unknown miner"),
+        (["{empty}"], "no identity sub-folders"),
+    ],
+)
+def test_train_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
+    data = _make_folders(tmp_path / "data", 2, 2)
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "nope", "data": data, "empty": tmp_path / "empty"}
+    argv = [a.format(**paths) for a in args] + ["--out", str(tmp_path / "out"), "--detector", FAKE]
+    code, stdout, stderr = _run(*argv)
+    assert code == 2
+    assert message in stderr and "Traceback" not in stderr and stdout == ""
+    assert len(stderr.strip().splitlines()) <= 3  # one message (Rich may wrap it)
+
+
+# -- real data ---------------------------------------------------------------------------------
+@pytest.mark.data
+@pytest.mark.real
+def test_train_orl_then_verify(tmp_path: Path, data_root: Path, yunet: object) -> None:
+    orl = data_root / "orl" / "orl_faces"
+    if not orl.is_dir():
+        pytest.skip(f"ORL not found under {data_root}")
+    data = tmp_path / "orl6"
+    data.mkdir()
+    for k in range(1, 7):
+        (data / f"s{k}").symlink_to(orl / f"s{k}", target_is_directory=True)
+    out = tmp_path / "model"
+    code, stdout, stderr = _run(
+        str(data), "--out", str(out), "--epochs", "2", "--input-size", "32", "--dim", "64", "--batch-p", "4",
+        "--batch-k", "4", "--val-split", "0.34", "--threads", "2",
+    )
+    assert code == 0, stderr
+    assert "faceprint verify" in stdout and "validation 1-shot" in stdout
+    spec = json.loads((out / "model.json").read_text())
+    assert spec["training"]["images_train"] == 40 and spec["training"]["images_skipped"] == 0
+    assert spec["training"]["final_val"]["n_identities"] == 2
+    assert (out / "cache").is_dir() and any((out / "cache").iterdir())
+
+    pipe = FacePipeline(embedder=get_embedder(str(out / "model.json")))
+    same = pipe.verify(orl / "s1" / "1.pgm", orl / "s1" / "2.pgm")
+    other = pipe.verify(orl / "s1" / "1.pgm", orl / "s9" / "1.pgm")
+    assert same.model == other.model == pipe.embedder.fingerprint  # type: ignore[union-attr]
+    assert same.threshold == pytest.approx(spec["thresholds"]["1e-3"])
+    assert -1.0 <= other.similarity <= 1.0 and -1.0 <= same.similarity <= 1.0
