@@ -35,7 +35,15 @@ from .passive import (
     face_crop,
     lbp_colour_features,
 )
-from .video import VideoFrames, check_video_passive, evaluate_liveness_dir, read_video
+from .video import (
+    REPLAY_LIGHTNESS_THRESHOLD,
+    VideoFrames,
+    check_video_passive,
+    check_video_replay,
+    evaluate_liveness_dir,
+    face_surround_lightness,
+    read_video,
+)
 
 __all__ = [
     "pad_metrics",
@@ -68,5 +76,8 @@ __all__ = [
     "VideoFrames",
     "read_video",
     "check_video_passive",
+    "check_video_replay",
+    "face_surround_lightness",
+    "REPLAY_LIGHTNESS_THRESHOLD",
     "evaluate_liveness_dir",
 ]

@@ -556,7 +556,8 @@ def check_challenge(
 
     Examples
     --------
-    >>> a = VideoAnalysis.from_signals([0, 0.1, 0.2, 0.3], [0.1, 0.9, 0.1, 0.1], [0, 0, 0, 0])
+    >>> t = [i / 10 for i in range(10)]
+    >>> a = VideoAnalysis.from_signals(t, [0.1, 0.9, 0.1] + [0.1] * 7, [0.0] * 10)
     >>> r = check_challenge(a, Challenge(("blink", "turn_left")))
     >>> r.passed, r.reasons
     (False, ('expected turn_left after blink, saw nothing',))
