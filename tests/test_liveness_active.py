@@ -4,12 +4,11 @@ signals and fakes, no data), and the MediaPipe face landmarker on real faces."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
-from fakes import FakeDetector, make_detection
 
 from faceprint.detection import Detector
 from faceprint.errors import InvalidImageError
@@ -30,6 +29,7 @@ from faceprint.liveness import (
 )
 from faceprint.liveness.landmarks import EAR_INDICES
 from faceprint.types import Detection, Image
+from fakes import FakeDetector, make_detection
 
 FPS = 15.0
 
@@ -122,7 +122,8 @@ def test_turn_events_sign_order_and_merge() -> None:
     t, b, y = _signals((1, 0.1, 2), (1, 0.1, 40), (1, 0.1, 0), (1, 0.1, -40), (1, 0.1, 0))
     ev = detect_events(t, b, y)
     assert [e.action for e in ev] == ["turn_left", "turn_right"]
-    assert ev[0].start_s == pytest.approx(1.0, abs=0.1) and ev[0].peak == pytest.approx(40.0)  # neutral = median yaw = 0
+    # neutral = median yaw = 0
+    assert ev[0].start_s == pytest.approx(1.0, abs=0.1) and ev[0].peak == pytest.approx(40.0)
     # jitter back to 5 degrees for two frames inside one turn: one event, not two
     t, b, y = _signals((1, 0.1, 0), (0.6, 0.1, 40), (2 / FPS, 0.1, 5), (0.6, 0.1, 40), (1, 0.1, 0))
     assert [e.action for e in detect_events(t, b, y)] == ["turn_left"]
@@ -210,9 +211,9 @@ def test_check_challenge_rejects_text_challenge() -> None:
 class ScriptedLandmarker(FaceLandmarker):
     """Returns blink / yaw values from a script, one per call; the frame's first pixel is ignored."""
 
-    def __init__(self, blink: Sequence[float], yaw: Sequence[float]) -> None:
+    def __init__(self, blink: npt.ArrayLike, yaw: npt.ArrayLike) -> None:
         super().__init__()
-        self.script = list(zip(blink, yaw))
+        self.script = list(zip(np.asarray(blink, dtype=float).tolist(), np.asarray(yaw, dtype=float).tolist()))
         self.calls = 0
 
     def landmarks(self, image: Image, detection: Detection) -> FaceMesh:
@@ -223,6 +224,8 @@ class ScriptedLandmarker(FaceLandmarker):
 
 class BlankIsNoFace:
     """A fake detector: no face in all-black frames, two faces otherwise (the larger one second)."""
+
+    name = "blank-is-no-face"
 
     def detect(self, image: Image) -> list[Detection]:
         if not image.any():

@@ -29,7 +29,7 @@ from faceprint.types import Image, Liveness
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         pytest.skip("OpenCV cannot write mp4v videos here")
     for f in frames:

@@ -404,7 +404,7 @@ def _default(name: str) -> Any:
 def analyse_video(
     source: str | Path | VideoFrames | Sequence[Image],
     *,
-    timestamps_s: Sequence[float] | None = None,
+    timestamps_s: npt.ArrayLike | None = None,
     detector: Detector | None = None,
     landmarker: FaceLandmarker | None = None,
     params: EventParams | None = None,

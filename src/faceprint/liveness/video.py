@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from ..detection import Detector, check_image
 from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError, NoFaceError
@@ -166,7 +167,7 @@ def read_video(
 
 def as_frames(
     source: str | Path | VideoFrames | Sequence[Image],
-    timestamps_s: Sequence[float] | None = None,
+    timestamps_s: npt.ArrayLike | None = None,
     *,
     fps: float = 15.0,
     **read_kw: Any,
@@ -188,7 +189,7 @@ def as_frames(
         stamps = tuple(i / fps for i in range(len(frames)))
         rate = fps
     else:
-        stamps = tuple(float(t) for t in timestamps_s)
+        stamps = tuple(float(t) for t in np.asarray(timestamps_s, dtype=np.float64).ravel())
         if len(stamps) != len(frames):
             raise ValueError(f"{len(stamps)} timestamps for {len(frames)} frames")
         if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
