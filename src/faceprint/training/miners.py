@@ -209,9 +209,10 @@ class BatchHardTripletMiner:
 class SemiHardTripletMiner:
     """FaceNet's semi-hard negatives: per valid ``(a, p)``, the nearest negative with ``d_ap < d_an < d_ap + margin``.
 
-    Semantics (chosen and tested against a brute-force loop): the candidate set of each pair is exactly
-    the set pytorch-metric-learning's ``TripletMarginMiner(type_of_triplets="semihard")`` returns (both
-    inequalities strict, squared distances here); of it we keep the *hardest* member, the smallest
+    Semantics (chosen and tested against a brute-force loop): the candidate set of each pair is the set
+    pytorch-metric-learning's ``TripletMarginMiner(type_of_triplets="semihard")`` returns with a squared
+    distance, except on the upper boundary: pml keeps ``d_an == d_ap + margin`` (a zero-loss triplet), we
+    use strict inequalities on both sides. Of the candidates we keep the *hardest*, the smallest
     ``d_an`` (FaceNet section 3.2, and TensorFlow-Addons' ``triplet_semihard_loss``). A pair with no
     semi-hard negative gives **no** triplet: no fallback to the easiest or hardest negative (TF-Addons
     falls back to the farthest negative; its loss is zero whenever any easy negative exists, and we

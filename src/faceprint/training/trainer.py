@@ -68,6 +68,10 @@ class TrainConfig:
         Default: about one pass over the training samples.
     threads : int or None
         ``torch.set_num_threads`` during ``fit`` / ``embed`` (None: leave torch's setting).
+    lr_schedule : {"constant", "cosine"}
+        "cosine": the learning rate of epoch ``e`` (0-based) is ``lr * (1 + cos(pi * e / epochs)) / 2``, set at
+        the start of each epoch. It depends on ``epochs``, so resuming with a different ``epochs`` changes the
+        schedule of the remaining epochs (an interrupted run resumed with the same configuration is exact).
 
     Examples
     --------
@@ -87,6 +91,7 @@ class TrainConfig:
     augment: bool = True
     batches_per_epoch: int | None = None
     threads: int | None = None
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.miner not in MINERS:
@@ -108,6 +113,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         ):
@@ -359,6 +366,11 @@ class Trainer:
             t0 = time.perf_counter()
             sampler.set_epoch(epoch)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            lr = cfg.lr
+            if cfg.lr_schedule == "cosine":
+                lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             self.model.train()
             losses: list[float] = []
             n_trip = n_act = n_valid = n_valid_act = 0
