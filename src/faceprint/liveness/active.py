@@ -23,9 +23,9 @@ Events (:func:`detect_events`):
   comes back within ``turn_off`` degrees (or the video ends). Same-direction events less than
   ``merge_gap_s`` apart are merged (solvePnP jitters in profile).
 
-``look_up`` / ``look_down`` are not offered: on the videos at hand the pitch from solvePnP is
-biased by the camera height and unstable beyond 30 degrees of yaw (see bench/liveness_active.py),
-and there is no recording of a deliberate look up or down to check a detector against.
+``look_up`` / ``look_down`` are not offered: no clip at hand holds a deliberate look up or down,
+so a pitch detector could not be checked against anything (``pitch_deg`` is still reported; its
+sign and scale are unverified).
 
 Examples
 --------
@@ -431,6 +431,7 @@ def analyse_video(
     yaw = np.full(n, np.nan)
     pitch = np.full(n, np.nan)
     multi = 0
+    low_presence = 0
     for i, frame in enumerate(video.frames):
         faces = det.detect(frame)
         if not faces:
@@ -443,13 +444,17 @@ def analyse_video(
         except FaceprintError as err:  # pragma: no cover - defensive: a degenerate box
             logger.debug("frame %d: landmarks failed: %s", i, err)
             continue
+        yaw[i], pitch[i] = mesh.yaw, mesh.pitch
         if mesh.presence < 0.5:
+            # The mesh model's face-presence score drops to ~0 in profile (beyond ~50 degrees of yaw)
+            # although the mesh still gives a steady yaw there (person_b_live.mov): keep the pose,
+            # drop the eye signal.
+            low_presence += 1
             continue
         if mesh.blendshapes is not None:
             blink[i] = 0.5 * (mesh.blendshapes["eyeBlinkLeft"] + mesh.blendshapes["eyeBlinkRight"])
         else:
             blink[i] = float(np.clip((0.30 - mesh.ear) / 0.25, 0.0, 1.0))
-        yaw[i], pitch[i] = mesh.yaw, mesh.pitch
     t = np.asarray(video.timestamps_s, dtype=np.float64)
     t = t - t[0]
     analysis = VideoAnalysis.from_signals(
@@ -459,7 +464,7 @@ def analyse_video(
         pitch,
         n_multi_face=multi,
         params=params,
-        details={"source": video.source, "truncated": video.truncated},
+        details={"source": video.source, "truncated": video.truncated, "n_low_presence": low_presence},
     )
     # keep the video's own frame rate (from_signals estimates it from the timestamps)
     object.__setattr__(analysis, "fps", float(video.fps))

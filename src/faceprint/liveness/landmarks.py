@@ -241,6 +241,11 @@ class FaceLandmarker:
         side = max(detection.width, detection.height) * _ROI_SCALE
         le, re = np.asarray(detection.landmarks, dtype=np.float64)[:2]
         angle = math.atan2(re[1] - le[1], re[0] - le[0])
+        # In profile the detector's two eye points nearly coincide and their line says nothing about
+        # roll (it tilts the crop by 40-60 degrees and the mesh model then finds no face): keep the
+        # crop upright when the eyes are closer than a third of the box width.
+        if np.linalg.norm(re - le) < detection.width / 3.0:
+            angle = 0.0
         return (float(cx), float(cy), float(side), float(angle))
 
     def landmarks(self, image: Image, detection: Detection) -> FaceMesh:
