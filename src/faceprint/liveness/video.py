@@ -220,7 +220,9 @@ def check_video_passive(
     """Passive PAD on ``n_frames`` evenly spaced frames of a video; the score is their median.
 
     The default checker is the shipped NUAA model (:func:`default_passive_checker`), trained on PRINT
-    attacks from one webcam: on phone-screen replays it is a weak cue (see ``bench/liveness_active.py``).
+    attacks from one webcam. On phone-screen replays it does not work: on the shared clips both
+    replays score >= 0.95 ("live") and the live blink_selfie.mp4 scores 0.10 ("spoof"); 2 of 5 right
+    (``bench/liveness_active.py``). For replays see :func:`check_video_replay` and active challenges.
     Frames without a face are failures to acquire, counted in ``details``; when no sampled frame
     holds a face the verdict is "unsure" with score NaN.
 
