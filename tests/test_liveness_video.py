@@ -4,6 +4,7 @@ clips (counts made by looking at the frames), replay verdicts, and folder evalua
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import cv2
@@ -83,6 +84,34 @@ def test_read_video_subsamples_downscales_truncates(counter_video: Path) -> None
     assert len(v) == 30 and v.truncated
     with pytest.raises(ValueError):
         read_video(counter_video, target_fps=0)
+
+
+def _rotate_90_metadata(src: Path, dst: Path) -> None:
+    """Copy an mp4, setting its video track's display matrix (tkhd) to a 90-degree rotation, as
+    phones do for portrait videos."""
+    data = bytearray(src.read_bytes())
+    i = data.find(b"tkhd")
+    assert i > 0 and data[i + 4] == 0  # version 0 header
+    # tkhd v0 after the type: version/flags 4, times 8, track id 4, reserved 4, duration 4,
+    # reserved 8, layer 2, group 2, volume 2, reserved 2, then the 3x3 matrix (36 bytes)
+    off = i + 4 + 4 + 8 + 4 + 4 + 4 + 8 + 8
+    assert struct.unpack(">9i", data[off : off + 36])[0] == 0x10000  # identity before the change
+    data[off : off + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    dst.write_bytes(bytes(data))
+
+
+def test_read_video_applies_rotation_metadata(tmp_path: Path) -> None:
+    frames = []
+    for _ in range(5):
+        f = np.zeros((200, 320, 3), np.uint8)
+        f[:50, :, 0] = 255  # a red band along the top edge
+        frames.append(f)
+    plain = _write_video(tmp_path / "plain.mp4", frames, 10.0)
+    _rotate_90_metadata(plain, tmp_path / "portrait.mp4")
+    v = read_video(tmp_path / "portrait.mp4")
+    assert v.frames[0].shape == (320, 200, 3)  # displayed upright: portrait
+    red = v.frames[0][..., 0].astype(float)
+    assert red[:, -30:].mean() > 200 and red[:, :30].mean() < 30  # top edge turned to the right
 
 
 def test_as_frames_checks_lists() -> None:
