@@ -534,6 +534,9 @@ def test_trainer_lowers_p_and_embeds_images(tmp_path: Path) -> None:
     assert emb.shape == (24, 64) and emb.dtype == np.float32
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert np.allclose(emb[:5], trainer.embed(x[:5]), atol=1e-5)  # eval mode: batch-independent
+    assert trainer.embed(x[:0]).shape == (0, 64)
+    with pytest.raises(ValueError, match="batch_size"):
+        trainer.embed(x, batch_size=0)
 
 
 # -- evaluation and plots ----------------------------------------------------------------------

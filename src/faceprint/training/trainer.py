@@ -451,6 +451,8 @@ class Trainer:
         >>> Trainer(AdaptationHead(4, 4), TrainConfig()).embed(np.eye(4, dtype=np.float32)).round(3).tolist()[0]
         [1.0, 0.0, 0.0, 0.0]
         """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         xs, _ = _check_xy(x, np.zeros(len(x)))
         self._check_model_input(xs)
         if self.config.threads is not None:
@@ -467,7 +469,7 @@ class Trainer:
         finally:
             self.model.train(was_training)
         if not out:
-            return np.zeros((0, 0), np.float32)
+            return np.zeros((0, int(getattr(self.model, "dim", 0))), np.float32)
         return np.concatenate(out).astype(np.float32)
 
 
