@@ -340,12 +340,13 @@ def check_video_replay(
         detector = get_detector("yunet")
     idx = _sample_indices(len(video.frames), n_frames)
     ratios: list[float] = []
-    no_face = 0
+    no_face = multi = 0
     for i in idx:
         faces = detector.detect(video.frames[i])
         if not faces:
             no_face += 1
             continue
+        multi += len(faces) > 1
         r = face_surround_lightness(video.frames[i], max(faces, key=lambda d: d.area))
         if math.isfinite(r):
             ratios.append(r)
@@ -355,8 +356,11 @@ def check_video_replay(
         "n_sampled": len(idx),
         "n_scored": len(ratios),
         "n_no_face": no_face,
+        "n_multi_face": multi,
         "frame_ratios": [round(r, 3) for r in ratios],
     }
+    if multi:
+        details["note"] = f"several faces in {multi} sampled frames; the largest was used"
     if not ratios:
         details["reason"] = f"no usable face in any of the {len(idx)} sampled frames"
         return Liveness(verdict="unsure", score=math.nan, method="replay-lightness-heuristic", details=details)
