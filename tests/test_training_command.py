@@ -252,3 +252,13 @@ def test_train_orl_then_verify(tmp_path: Path, data_root: Path, yunet: object) -
     assert same.model == other.model == pipe.embedder.fingerprint  # type: ignore[union-attr]
     assert same.threshold == pytest.approx(spec["thresholds"]["1e-3"])
     assert -1.0 <= other.similarity <= 1.0 and -1.0 <= same.similarity <= 1.0
+
+    from faceprint.cli import app as faceprint_app
+
+    result = CliRunner().invoke(
+        faceprint_app, ["verify", str(orl / "s1" / "1.pgm"), str(orl / "s1" / "2.pgm"), "--model",
+                        str(out / "model.json"), "--json", "--threads", "2"]
+    )
+    assert result.exit_code in (0, 1), result.output  # 0 same person, 1 different: both are answers
+    answer = json.loads(result.stdout)
+    assert answer["model"] == same.model and answer["similarity"] == pytest.approx(same.similarity, abs=1e-5)
