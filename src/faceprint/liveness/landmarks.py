@@ -11,8 +11,11 @@ that the eye line is horizontal.
 Head pose convention (degrees, camera looking at the subject, image not mirrored):
 
 * ``yaw > 0``: the person turned THEIR head to THEIR left (the nose moves towards image-right);
-* ``pitch > 0``: the person looks up;
-* ``roll > 0``: the head tilts so that the image-right eye is higher than the image-left one.
+  checked on person_b_live.mov and its mirror image (tests/test_liveness_active.py);
+* ``roll > 0``: the head tilts so that the image-right eye is higher than the image-left one
+  (checked by rotating an LFW face by +-25 degrees: roll follows within ~3 degrees, yaw moves by up
+  to ~20 degrees: the pose from six 2D points couples the angles);
+* ``pitch``: reported, sign and scale NOT verified (no clip with a deliberate look up / down).
 
 Examples
 --------
@@ -172,8 +175,7 @@ def head_pose(points: npt.ArrayLike, image_size: tuple[int, int]) -> tuple[float
     yaw = math.degrees(math.asin(float(np.clip(r[0, 2], -1.0, 1.0))))
     pitch = math.degrees(math.atan2(-float(r[1, 2]), float(r[2, 2])))
     roll = math.degrees(math.atan2(-float(r[0, 1]), float(r[0, 0])))
-    # Person turning to their left moves the nose towards image-right: r[0, 2] < 0 in this frame
-    # (the nose, at -z in the flipped model, goes to +x). Signs chosen so that the docstring holds.
+    # Signs set so that the module docstring holds; yaw and roll checked on real faces (see there).
     return (-yaw, pitch, -roll)
 
 
