@@ -4,6 +4,7 @@ signals and fakes, no data), and the MediaPipe face landmarker on real faces."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -319,3 +320,26 @@ def test_head_pose_sign_on_a_turned_face(landmarker: FaceLandmarker, yunet: Dete
     mirrored = np.ascontiguousarray(frame[:, ::-1])
     det_m = max(yunet.detect(mirrored), key=lambda d: d.area)
     assert landmarker.landmarks(mirrored, det_m).yaw > 25  # mirroring swaps left and right
+
+
+@pytest.mark.real
+@pytest.mark.data
+@pytest.mark.parametrize("angle", [-25, 25])
+def test_head_pose_roll_follows_in_plane_rotation(
+    landmarker: FaceLandmarker,
+    yunet: Detector,
+    lfw_image: Callable[[str, int], Path],
+    angle: int,
+) -> None:
+    """Rotating a frontal face in the image plane changes roll by the angle and leaves yaw alone."""
+    import cv2
+
+    img = load_image(lfw_image("Aaron_Eckhart", 1))
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)  # angle > 0: counter-clockwise on screen
+    rotated = np.ascontiguousarray(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
+    base = landmarker.landmarks(img, max(yunet.detect(img), key=lambda d: d.area))
+    mesh = landmarker.landmarks(rotated, max(yunet.detect(rotated), key=lambda d: d.area))
+    # counter-clockwise lifts the image-right eye: roll > 0
+    assert mesh.roll - base.roll == pytest.approx(angle, abs=4)
+    assert abs(mesh.yaw - base.yaw) < 10
