@@ -129,3 +129,68 @@ def test_evaluate_liveness_bad_folder(tmp_path: Path) -> None:
     user_error(invoke("evaluate", "liveness", tmp_path / "missing"), "not found")
     (tmp_path / "stuff").mkdir()
     user_error(invoke("evaluate", "liveness", tmp_path / "stuff"), "live")
+
+
+# -- video: replay cue, active challenge, challenge as the liveness of verify -----------------------
+def _video(data_root: Path, name: str) -> Path:
+    path = data_root / "videos" / name
+    if not path.is_file():
+        pytest.skip(f"video missing: {path}")
+    return path
+
+
+@pytest.mark.real
+@pytest.mark.data
+@pytest.mark.parametrize(
+    ("clip", "verdict", "code"), [("person_a_live.mp4", "live", 0), ("person_a_replay.mp4", "spoof", 1)]
+)
+def test_liveness_video_replay_cue(data_root: Path, clip: str, verdict: str, code: int) -> None:
+    data = as_json(ok(invoke("liveness", _video(data_root, clip), "--json", "--threads", "1"), code))
+    assert data["verdict"] == verdict and data["method"] == "replay-lightness-heuristic"
+    assert data["passive_lbp"]["method"] == "passive-video"  # reported beside it, not the verdict
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_liveness_video_challenge(data_root: Path) -> None:
+    """person_b_live.mov: by eye, he turns to his right at ~7-8.6 s, then to his left at ~9.4-11.6 s."""
+    clip = _video(data_root, "person_b_live.mov")
+    passed = as_json(ok(invoke("liveness", clip, "--challenge", "turn_right,turn_left", "--time-limit", "15",
+                               "--json", "--threads", "1"), 0))
+    assert passed["passed"] and [m["action"] for m in passed["matched"]] == ["turn_right", "turn_left"]
+    wrong_order = as_json(ok(invoke("liveness", clip, "--challenge", "turn_left,turn_right", "--time-limit", "15",
+                                    "--json", "--threads", "1"), 1))
+    assert not wrong_order["passed"] and wrong_order["verdict"] == "spoof" and wrong_order["reasons"]
+    # (time limits are checked on synthetic signals in tests/test_liveness_active.py)
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_verify_with_a_video_challenge(data_root: Path, tmp_path: Path) -> None:
+    """Two stills of person B from his live clip verify only when the clip answers the challenge."""
+    from PIL import Image as PILImage
+
+    from faceprint.liveness import read_video
+
+    clip = _video(data_root, "person_b_live.mov")
+    frames = read_video(clip, max_seconds=6.0, target_fps=2.0).frames
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    PILImage.fromarray(frames[1]).save(a)
+    PILImage.fromarray(frames[-1]).save(b)
+    args = ["verify", a, b, "--challenge-video", clip, "--time-limit", "15", "--json", "--threads", "1"]
+    good = as_json(ok(invoke(*args, "--challenge", "turn_right,turn_left"), 0))
+    assert good["decision"] == "match" and good["liveness"]["method"] == "active-challenge"
+    bad = as_json(ok(invoke(*args, "--challenge", "blink:3"), 3))  # person B does not blink on camera
+    assert bad["decision"] in ("spoof", "unsure") and not bad["same"]
+
+
+def test_challenge_command() -> None:
+    from faceprint.liveness import ACTIONS
+
+    first = as_json(ok(invoke("challenge", "--seed", "7", "--actions", "3", "--json")))
+    assert first == as_json(ok(invoke("challenge", "--seed", "7", "--actions", "3", "--json")))
+    assert len(first["actions"]) == 3 and set(first["actions"]) <= set(ACTIONS)
+    assert first["challenge"] == ",".join(first["actions"])
+    texts = {ok(invoke("challenge")).stdout.strip() for _ in range(8)}
+    assert len(texts) > 1  # fresh randomness without --seed
+    user_error(invoke("challenge", "--actions", "0"), "action")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -80,7 +80,7 @@ class _Exit(Exception):
         self.code = code
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise _Exit(code)
 
@@ -987,10 +987,12 @@ def liveness(
                 "frames_without_face": a.n_no_face,
             }
         elif is_video:
-            from .liveness import check_video_passive
+            # The NUAA-trained LBP model scores both shared phone replays live, so the video verdict
+            # is the replay cue (a heuristic: see check_video_replay); the LBP score is reported beside it.
+            from .liveness import check_video_passive, check_video_replay
 
-            res = check_video_passive(source)
-            payload = res.to_dict()
+            res = check_video_replay(source)
+            payload = {**res.to_dict(), "passive_lbp": check_video_passive(source).to_dict()}
         else:
             from .liveness import default_passive_checker
 
@@ -1000,10 +1002,11 @@ def liveness(
             _print_json(payload)
         else:
             colour = {"live": "green", "spoof": "red"}.get(res.verdict, "yellow")
-            out.print(
-                f"[{colour}]{res.verdict}[/]  score {res.score:.4f} (probability of a live face, {res.method})",
-                highlight=False,
-            )
+            meaning = "probability of a live face, " if res.method == "lbp-svm" else ""
+            out.print(f"[{colour}]{res.verdict}[/]  score {res.score:.4f} ({meaning}{res.method})", highlight=False)
+            if "passive_lbp" in payload:
+                lbp = payload["passive_lbp"]
+                out.print(f"  LBP print-attack model on frames: {lbp['verdict']} ({lbp['score']:.3f})", highlight=False)
             if challenge:
                 out.print(f"challenge {', '.join(payload['challenge'])}: {'passed' if payload['passed'] else 'failed'}")
                 for e in payload["events"]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 
-__all__ = ["set_num_threads", "get_num_threads"]
+__all__ = ["set_num_threads", "get_num_threads", "quiet_native_stderr"]
 
 _threads: int | None = None
 
@@ -20,6 +23,28 @@ def quiet_opencv() -> None:
 
 
 quiet_opencv()
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to file descriptor 2 inside the block (e.g. TFLite's
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." at interpreter creation).
+
+    Only wrap short, model-loading steps: other threads' stderr output is lost meanwhile.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def set_num_threads(n: int) -> None:

@@ -270,10 +270,13 @@ class FaceLandmarker:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             mesh_bytes = zf.read("face_landmarks_detector.tflite")
             shape_bytes = zf.read("face_blendshapes.tflite")
-        mesh = Interpreter(model_content=mesh_bytes, num_threads=self.num_threads)
-        mesh.allocate_tensors()
-        shapes = Interpreter(model_content=shape_bytes, num_threads=self.num_threads)
-        shapes.allocate_tensors()
+        from ..runtime import quiet_native_stderr
+
+        with quiet_native_stderr():  # TFLite prints an INFO line per interpreter to fd 2
+            mesh = Interpreter(model_content=mesh_bytes, num_threads=self.num_threads)
+            mesh.allocate_tensors()
+            shapes = Interpreter(model_content=shape_bytes, num_threads=self.num_threads)
+            shapes.allocate_tensors()
         self._shapes = shapes
         self._mesh = mesh
 
