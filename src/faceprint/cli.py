@@ -42,7 +42,10 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Embedder: sface, facenet or fusion (sface+facenet).")
+    str,
+    typer.Option(
+        "--model", "-m", help="Embedder: sface, facenet, fusion (sface+facenet) or a model.json from `faceprint train`."
+    ),
 ]
 FlipOpt = Annotated[bool, typer.Option("--flip/--no-flip", help="Test-time flip augmentation.")]
 DetectorOpt = Annotated[str, typer.Option("--detector", "-d", help="Detector: yunet or retinaface.")]

@@ -36,7 +36,12 @@ import numpy.typing as npt
 
 from . import runtime, weights
 from .alignment import ARCFACE_TEMPLATE_112, align, scaled_template
-from .errors import FaceprintError, InvalidImageError, ModelIntegrityError, ModelNotFoundError
+from .errors import (
+    InvalidImageError,
+    InvalidModelSpecError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+)
 from .registry import Registry
 from .types import Detection, Image, ModelSpec
 
@@ -352,8 +357,6 @@ class FusionEmbedder:
         return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-class InvalidModelSpecError(FaceprintError, ValueError):
-    """A trained-model spec (``faceprint-embedder/1`` JSON) is malformed or inconsistent."""
 
 
 class OnnxEmbedder:

@@ -21,6 +21,7 @@ __all__ = [
     "DatasetNotFoundError",
     "InvalidEmbeddingError",
     "InvalidSubjectError",
+    "InvalidModelSpecError",
 ]
 
 
@@ -81,3 +82,7 @@ class InvalidEmbeddingError(FaceprintError, ValueError):
 
 class InvalidSubjectError(GalleryError, ValueError):
     """A subject name, its metadata or its template sources are invalid (empty, too long, ...)."""
+
+
+class InvalidModelSpecError(FaceprintError, ValueError):
+    """A model spec file (``faceprint-embedder/1`` JSON, written by ``faceprint train``) is malformed."""
