@@ -42,8 +42,10 @@ class BlackIsNoFaceDetector:
         return [] if int(image.max()) == 0 else [make_detection()]
 
 
-if FAKE not in DETECTORS:
-    DETECTORS.register(FAKE)(BlackIsNoFaceDetector)
+@pytest.fixture(autouse=True)
+def _fake_detector_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--detector fake-train-test` resolves during these tests only (the registry is global)."""
+    monkeypatch.setitem(DETECTORS._factories, FAKE, BlackIsNoFaceDetector)
 
 
 def _face(identity: int, i: int) -> np.ndarray:
