@@ -494,6 +494,24 @@ def test_trainer_checkpoint_resume_equals_straight_run(tmp_path: Path) -> None:
         )
 
 
+def test_trainer_is_deterministic_with_two_threads() -> None:
+    # batch-all gathers thousands of triplets: without deterministic kernels the backward's parallel
+    # scatter-add sums in a varying order with 2 threads and two identical runs drift apart
+    x, y = _vectors(n_ids=8, per=8, d=64)
+
+    def run() -> np.ndarray:
+        torch.manual_seed(0)
+        cfg = TrainConfig(miner="batch-all", epochs=4, batch_p=8, batch_k=8, lr=1e-2, threads=2)
+        trainer = Trainer(AdaptationHead(64, 64, hidden=None, residual=False), cfg)
+        trainer.fit(x, y)
+        return trainer.embed(x)
+
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    first = run()
+    assert np.array_equal(first, run())
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before  # restored
+
+
 def test_trainer_bad_input() -> None:
     x, y = _vectors(n_ids=4, per=3)
     trainer = Trainer(AdaptationHead(16, 16), TrainConfig(epochs=1))

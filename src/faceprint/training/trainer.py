@@ -6,7 +6,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ class TrainConfig:
     batches_per_epoch : int or None
         Default: about one pass over the training samples.
     threads : int or None
-        ``torch.set_num_threads`` during ``fit`` / ``embed`` (None: leave torch's setting).
+        ``torch.set_num_threads`` during ``fit`` / ``embed``, restored afterwards (None: torch's setting).
     lr_schedule : {"constant", "cosine"}
         "cosine": the learning rate of epoch ``e`` (0-based) is ``lr * (1 + cos(pi * e / epochs)) / 2``, set at
         the start of each epoch. It depends on ``epochs``, so resuming with a different ``epochs`` changes the
@@ -196,6 +197,27 @@ def _check_xy(x: Any, y: Any, what: str = "x") -> tuple[np.ndarray, npt.NDArray[
     return a, codes.astype(np.intp)
 
 
+@contextmanager
+def _torch_settings(threads: int | None) -> Iterator[None]:
+    """Threads and deterministic kernels for the duration of a call; the previous settings come back after.
+
+    Deterministic algorithms matter on CPU too: the backward of ``emb[indices]`` with repeated indices (every
+    miner's gather) accumulates in parallel, in a varying order, once a batch holds thousands of triplets, and
+    those last-bit differences grow over an epoch into visibly different models.
+    """
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        torch.set_num_threads(prev_threads)
+
+
 class Trainer:
     """Trains an embedding network with the triplet loss.
 
@@ -320,6 +342,11 @@ class Trainer:
             Called with :class:`StepInfo` after every step and :class:`EpochInfo` after every epoch.
             Steps are also logged at DEBUG level, epochs at INFO.
 
+        Notes
+        -----
+        Runs with ``torch.use_deterministic_algorithms(True, warn_only=True)`` and ``config.threads`` threads,
+        restoring both afterwards: on CPU the same data, seed and initial weights give the same model.
+
         Returns
         -------
         History
@@ -330,6 +357,20 @@ class Trainer:
             On malformed inputs, fewer than 2 identities with 2 samples, or a checkpoint that cannot be
             resumed with this configuration.
         """
+        with _torch_settings(self.config.threads):
+            return self._fit(x, y, val_x, val_y, checkpoint, resume, on_step, on_epoch)
+
+    def _fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        val_x: np.ndarray | None,
+        val_y: np.ndarray | None,
+        checkpoint: Path | str | None,
+        resume: bool,
+        on_step: Callable[[StepInfo], None] | None,
+        on_epoch: Callable[[EpochInfo], None] | None,
+    ) -> History:
         cfg = self.config
         xs, codes = _check_xy(x, y)
         self._check_model_input(xs)
@@ -342,8 +383,6 @@ class Trainer:
                 raise ValueError(f"val_x samples have shape {val[0].shape[1:]}, training samples {xs.shape[1:]}")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs a checkpoint path")
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
         counts = np.bincount(codes)
         n_usable = int((counts >= 2).sum())
         p = min(cfg.batch_p, n_usable) if n_usable >= 2 else cfg.batch_p
@@ -455,13 +494,11 @@ class Trainer:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         xs, _ = _check_xy(x, np.zeros(len(x)))
         self._check_model_input(xs)
-        if self.config.threads is not None:
-            torch.set_num_threads(self.config.threads)
         was_training = self.model.training
         self.model.to(self.device).eval()
         out: list[np.ndarray] = []
         try:
-            with torch.no_grad():
+            with _torch_settings(self.config.threads), torch.no_grad():
                 for start in range(0, xs.shape[0], batch_size):
                     idx = np.arange(start, min(start + batch_size, xs.shape[0]))
                     emb = self.model(self._batch_tensor(xs, idx).to(self.device))

@@ -1,0 +1,266 @@
+"""ORL from scratch: CompactFaceNet trained with the triplet loss, one run per miner, vs the untrained net.
+
+    python bench/training.py [--epochs 80] [--seeds 2 3 4 5] [--miners random batch-all batch-hard semi-hard]
+        # -> bench/results/training_orl.json, bench/results/training_orl.png (+ training_orl_<miner>.png)
+
+Data: AT&T / ORL (``$FACEPRINT_DATA/orl/orl_faces/sNN/K.pgm``), 40 people x 10 grayscale 92x112 images.
+Every image goes through YuNet (it finds a face in all 400) + 5-point alignment to a 64x64 crop (the
+ArcFace template scaled to 64 and shrunk by ``--crop-scale`` 0.6 about the centre: a loose crop with hair
+and chin; grey replicated to RGB). Each seed draws an identity-disjoint split: 30 people train, the other 10 are
+never seen in training and give the numbers: 1-shot identification (1 random gallery image per person,
+9 probes each, rank-1 of the nearest template, mean over 5 gallery draws) and verification accuracy
+(all 450 same-person pairs + 450 random different-person pairs, 10-fold threshold). Baselines on the same
+10 people: the same network untrained (same initial weights as every trained run of that seed) and raw
+pixels (the L2-normalised 64x64 grey crop). The network's initial weights are drawn from the seed.
+Every epoch is evaluated on the 10 test people for the curves only; nothing is selected on them (the
+reported number is the last epoch's).
+
+Honesty about tuning: crop scale (1.0 / 0.7 / 0.6), margin (0.2 / 0.5), epochs (15 .. 80), width and dim
+were chosen by looking at the 10 test people of seeds 0 and 1 with the batch-hard miner (tight crop,
+margin 0.2, 15-30 epochs gave 0.71-0.84 1-shot; the chosen settings gave 0.911 / 0.916). The default
+seeds 2-5 are splits that were not used for those choices; the miners were not tuned individually. One
+later trial (stronger augmentation: rotation, scale, contrast, brightness) was worse on seeds 0 / 1
+(0.76 / 0.89) and was dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from faceprint.alignment import ARCFACE_TEMPLATE_112, align  # noqa: E402
+from faceprint.detection import get_detector  # noqa: E402
+from faceprint.evaluation import data_root  # noqa: E402
+from faceprint.runtime import set_num_threads  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SIZE = 64
+MINERS = ("random", "batch-all", "batch-hard", "semi-hard")
+
+
+def load_orl(root: Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Aligned 64x64 RGB crops of all ORL images, their person ids, and how the crops were made.
+
+    ``scale`` < 1 shrinks the template about the crop centre: a looser crop with more hair and chin.
+    """
+    folder = root / "orl" / "orl_faces"
+    if not folder.is_dir():
+        raise SystemExit(f"ORL not found under {root} (set FACEPRINT_DATA)")
+    detector = get_detector("yunet")
+    c = SIZE / 2
+    template = [(c + (x * SIZE / 112 - c) * scale, c + (y * SIZE / 112 - c) * scale) for x, y in ARCFACE_TEMPLATE_112]
+    crops, labels, fallback = [], [], 0
+    people = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: int(d.name[1:]))
+    for person in people:
+        for f in sorted(person.glob("*.pgm"), key=lambda f: int(f.stem)):
+            grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            rgb = np.repeat(grey[:, :, None], 3, axis=2)
+            dets = detector.detect(rgb)
+            if dets:
+                crop = align(rgb, max(dets, key=lambda d: d.score), template, (SIZE, SIZE))
+            else:  # centre square crop
+                fallback += 1
+                h, w = grey.shape
+                s = min(h, w)
+                top = (h - s) // 2
+                crop = cv2.resize(rgb[top : top + s, (w - s) // 2 : (w - s) // 2 + s], (SIZE, SIZE))
+            crops.append(crop)
+            labels.append(int(person.name[1:]))
+    how = {
+        "detector": "yunet",
+        "aligned": len(crops) - fallback,
+        "centre_crop_fallback": fallback,
+        "size": SIZE,
+        "template": f"ArcFace 112 template scaled to {SIZE} and by {scale} about the centre",
+    }
+    return np.stack(crops), np.array(labels), how
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=80)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4, 5])
+    ap.add_argument("--miners", nargs="+", default=list(MINERS), choices=MINERS)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--margin", type=float, default=0.5)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--crop-scale", type=float, default=0.6, help="< 1: looser crop (more of the head)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "training_orl.json")
+    args = ap.parse_args()
+
+    import torch
+
+    from faceprint.training import CompactFaceNet, TrainConfig, Trainer, evaluate_embeddings, plot_history
+
+    set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    root = data_root(required=True)
+    assert root is not None
+    t0 = time.perf_counter()
+    x, y, how = load_orl(root, args.crop_scale)
+    print(f"ORL: {x.shape[0]} images of {np.unique(y).size} people, {how} ({time.perf_counter() - t0:.1f} s)")
+
+    runs: list[dict[str, Any]] = []
+    histories: dict[str, Any] = {}
+    for seed in args.seeds:
+        people = np.random.default_rng(seed).permutation(np.unique(y))
+        test_people = np.sort(people[:10])
+        test = np.isin(y, test_people)
+        xtr, ytr, xte, yte = x[~test], y[~test], x[test], y[test]
+        pixels = xte[..., 0].reshape(len(xte), -1).astype(np.float64)
+        pixels -= pixels.mean(axis=1, keepdims=True)
+        base = {"seed": seed, "test_people": test_people.tolist()}
+        runs.append({**base, "method": "raw pixels", **evaluate_embeddings(pixels, yte, seed=seed)})
+        torch.manual_seed(seed)
+        init = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width).state_dict()
+        untrained = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
+        untrained.load_state_dict(init)
+        emb = Trainer(untrained, TrainConfig(threads=args.threads)).embed(xte)
+        runs.append({**base, "method": "untrained", **evaluate_embeddings(emb, yte, seed=seed)})
+        u, px = runs[-1]["one_shot_accuracy"], runs[-2]["one_shot_accuracy"]
+        print(f"seed {seed}: untrained 1-shot {u:.3f}, pixels {px:.3f}")
+        for miner in args.miners:
+            model = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
+            model.load_state_dict(init)
+            cfg = TrainConfig(
+                miner=miner,
+                margin=args.margin,
+                epochs=args.epochs,
+                lr=args.lr,
+                lr_schedule=args.schedule,
+                seed=seed,
+                threads=args.threads,
+            )
+            t1 = time.perf_counter()
+            hist = Trainer(model, cfg).fit(xtr, ytr, val_x=xte, val_y=yte)
+            seconds = time.perf_counter() - t1
+            last = hist.epochs[-1]
+            assert last.val is not None
+            fa = float(np.mean([e.fraction_active for e in hist.epochs]))
+            fva = float(np.mean([e.fraction_valid_active for e in hist.epochs]))
+            runs.append(
+                {
+                    **base,
+                    "method": miner,
+                    **last.val,
+                    "train_seconds": seconds,
+                    "fraction_active_mean": fa,
+                    "fraction_active_last": last.fraction_active,
+                    "fraction_valid_active_first": hist.epochs[0].fraction_valid_active,
+                    "fraction_valid_active_last": last.fraction_valid_active,
+                    "loss_last": last.loss,
+                }
+            )
+            histories[f"{miner}/seed{seed}"] = hist.to_dict()
+            if seed == args.seeds[0]:
+                plot_history(hist, RESULTS / f"training_orl_{miner}.png")
+            print(
+                f"seed {seed} {miner:>10}: 1-shot {last.val['one_shot_accuracy']:.3f} "
+                f"verif {last.val['verification_accuracy']:.3f} active {fa:.2f} "
+                f"valid-active {hist.epochs[0].fraction_valid_active:.2f}->{last.fraction_valid_active:.2f} "
+                f"({seconds:.0f} s)",
+                flush=True,
+            )
+
+    methods = ["raw pixels", "untrained", *args.miners]
+    summary = []
+    for m in methods:
+        rows = [r for r in runs if r["method"] == m]
+        one = [r["one_shot_accuracy"] for r in rows]
+        ver = [r["verification_accuracy"] for r in rows]
+        entry = {
+            "method": m,
+            "one_shot_mean": float(np.mean(one)),
+            "one_shot_per_seed": one,
+            "verification_mean": float(np.mean(ver)),
+            "verification_per_seed": ver,
+        }
+        if m in MINERS:
+            entry["fraction_active_mean"] = float(np.mean([r["fraction_active_mean"] for r in rows]))
+            entry["fraction_valid_active_last"] = float(np.mean([r["fraction_valid_active_last"] for r in rows]))
+            entry["train_seconds_mean"] = float(np.mean([r["train_seconds"] for r in rows]))
+        summary.append(entry)
+
+    print(f"\nORL, 10 unseen people, mean over seeds {args.seeds} ({args.epochs} epochs, P x K = 8 x 4)")
+    print(f"{'method':>12} | {'1-shot id':>9} | {'verif':>6} | {'active (sel.)':>13} | {'active (all, last)':>18}")
+    for e in summary:
+        fa = f"{e['fraction_active_mean']:.2f}" if "fraction_active_mean" in e else "-"
+        fva = f"{e['fraction_valid_active_last']:.3f}" if "fraction_valid_active_last" in e else "-"
+        print(f"{e['method']:>12} | {e['one_shot_mean']:9.3f} | {e['verification_mean']:6.3f} | {fa:>13} | {fva:>18}")
+
+    _plot_summary(histories, args.miners, args.seeds, RESULTS / "training_orl.png")
+    result = {
+        "data": "ORL / AT&T, 40 people x 10 images; 30 train / 10 test people per seed (identity-disjoint)",
+        "preprocessing": how,
+        "config": {
+            "epochs": args.epochs,
+            "dim": args.dim,
+            "margin": args.margin,
+            "lr": args.lr,
+            "lr_schedule": args.schedule,
+            "batch": "P=8 x K=4",
+            "augment": True,
+            "network": f"CompactFaceNet(width={args.width})",
+        },
+        "seeds": args.seeds,
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "summary": summary,
+        "runs": runs,
+        "histories": histories,
+        "total_seconds": time.perf_counter() - t0,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {args.out} ({result['total_seconds']:.0f} s in all)")
+
+
+def _plot_summary(histories: dict[str, Any], miners: list[str], seeds: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for miner in miners:
+        for i, seed in enumerate(seeds):
+            h = histories.get(f"{miner}/seed{seed}")
+            if h is None:
+                continue
+            ep = [e["epoch"] for e in h["epochs"]]
+            kw = {
+                "label": miner if i == 0 else None,
+                "color": f"C{list(MINERS).index(miner)}",
+                "alpha": 1 if i == 0 else 0.4,
+            }
+            axes[0].plot(ep, [e["loss"] for e in h["epochs"]], **kw)
+            axes[1].plot(ep, [e["fraction_valid_active"] for e in h["epochs"]], **kw)
+            axes[2].plot(ep, [e["val"]["one_shot_accuracy"] for e in h["epochs"]], **kw)
+    axes[0].set_title("triplet loss (selected triplets)")
+    axes[1].set_title("active fraction of all valid triplets")
+    axes[2].set_title("1-shot identification, 10 unseen people")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
