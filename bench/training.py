@@ -65,7 +65,9 @@ def load_orl(root: Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, di
     for person in people:
         for f in sorted(person.glob("*.pgm"), key=lambda f: int(f.stem)):
             grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
-            rgb = np.repeat(grey[:, :, None], 3, axis=2)
+            if grey is None:
+                raise SystemExit(f"cannot read {f}")
+            rgb: np.ndarray = np.repeat(grey[:, :, None], 3, axis=2)
             dets = detector.detect(rgb)
             if dets:
                 crop = align(rgb, max(dets, key=lambda d: d.score), template, (SIZE, SIZE))
@@ -74,7 +76,7 @@ def load_orl(root: Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, di
                 h, w = grey.shape
                 s = min(h, w)
                 top = (h - s) // 2
-                crop = cv2.resize(rgb[top : top + s, (w - s) // 2 : (w - s) // 2 + s], (SIZE, SIZE))
+                crop = np.asarray(cv2.resize(rgb[top : top + s, (w - s) // 2 : (w - s) // 2 + s], (SIZE, SIZE)))
             crops.append(crop)
             labels.append(int(person.name[1:]))
     how = {
@@ -151,7 +153,6 @@ def main() -> None:
             last = hist.epochs[-1]
             assert last.val is not None
             fa = float(np.mean([e.fraction_active for e in hist.epochs]))
-            fva = float(np.mean([e.fraction_valid_active for e in hist.epochs]))
             runs.append(
                 {
                     **base,
@@ -165,9 +166,9 @@ def main() -> None:
                     "loss_last": last.loss,
                 }
             )
-            histories[f"{miner}/seed{seed}"] = hist.to_dict()
+            histories[f"{miner}/seed{seed}"] = _slim(hist.to_dict())
             if seed == args.seeds[0]:
-                plot_history(hist, RESULTS / f"training_orl_{miner}.png")
+                plot_history(hist, args.out.with_name(f"{args.out.stem}_{miner}.png"))
             print(
                 f"seed {seed} {miner:>10}: 1-shot {last.val['one_shot_accuracy']:.3f} "
                 f"verif {last.val['verification_accuracy']:.3f} active {fa:.2f} "
@@ -182,7 +183,7 @@ def main() -> None:
         rows = [r for r in runs if r["method"] == m]
         one = [r["one_shot_accuracy"] for r in rows]
         ver = [r["verification_accuracy"] for r in rows]
-        entry = {
+        entry: dict[str, Any] = {
             "method": m,
             "one_shot_mean": float(np.mean(one)),
             "one_shot_per_seed": one,
@@ -198,11 +199,13 @@ def main() -> None:
     print(f"\nORL, 10 unseen people, mean over seeds {args.seeds} ({args.epochs} epochs, P x K = 8 x 4)")
     print(f"{'method':>12} | {'1-shot id':>9} | {'verif':>6} | {'active (sel.)':>13} | {'active (all, last)':>18}")
     for e in summary:
-        fa = f"{e['fraction_active_mean']:.2f}" if "fraction_active_mean" in e else "-"
-        fva = f"{e['fraction_valid_active_last']:.3f}" if "fraction_valid_active_last" in e else "-"
-        print(f"{e['method']:>12} | {e['one_shot_mean']:9.3f} | {e['verification_mean']:6.3f} | {fa:>13} | {fva:>18}")
+        a_sel = f"{e['fraction_active_mean']:.2f}" if "fraction_active_mean" in e else "-"
+        a_all = f"{e['fraction_valid_active_last']:.3f}" if "fraction_valid_active_last" in e else "-"
+        print(
+            f"{e['method']:>12} | {e['one_shot_mean']:9.3f} | {e['verification_mean']:6.3f} | {a_sel:>13} | {a_all:>18}"
+        )
 
-    _plot_summary(histories, args.miners, args.seeds, RESULTS / "training_orl.png")
+    _plot_summary(histories, args.miners, args.seeds, args.out.with_suffix(".png"))
     result = {
         "data": "ORL / AT&T, 40 people x 10 images; 30 train / 10 test people per seed (identity-disjoint)",
         "preprocessing": how,
@@ -225,8 +228,26 @@ def main() -> None:
         "total_seconds": time.perf_counter() - t0,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(_rounded(result), indent=1))
     print(f"\nwrote {args.out} ({result['total_seconds']:.0f} s in all)")
+
+
+def _slim(history: dict[str, Any]) -> dict[str, Any]:
+    """Per-epoch validation without the sizes (the same every epoch; they are in ``runs``)."""
+    keep = ("one_shot_accuracy", "verification_accuracy")
+    epochs = [{**e, "val": {k: e["val"][k] for k in keep}} if e["val"] else e for e in history["epochs"]]
+    return {"epochs": epochs}
+
+
+def _rounded(obj: Any) -> Any:
+    """Floats to 4 decimals (the JSON holds every epoch of every run)."""
+    if isinstance(obj, float):
+        return round(obj, 4)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v) for v in obj]
+    return obj
 
 
 def _plot_summary(histories: dict[str, Any], miners: list[str], seeds: list[int], path: Path) -> None:
