@@ -264,3 +264,18 @@ def test_train_orl_then_verify(tmp_path: Path, data_root: Path, yunet: object) -
     assert result.exit_code in (0, 1), result.output  # 0 same person, 1 different: both are answers
     answer = json.loads(result.stdout)
     assert answer["model"] == same.model and answer["similarity"] == pytest.approx(same.similarity, abs=1e-5)
+
+
+def test_cli_registers_train_without_importing_torch() -> None:
+    """`faceprint train` is a command of the main app, and the CLI starts without torch."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from faceprint.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--help"])
+    assert res.exit_code == 0 and "--miner" in res.stdout and "--head-on" in res.stdout
+    code = "import sys, faceprint, faceprint.cli, faceprint.training; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

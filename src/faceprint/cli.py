@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import FaceprintError
+from .training import command as _train_command
 
 app = typer.Typer(
     name="faceprint",
@@ -35,6 +36,8 @@ dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(dataset_app, name="dataset")
+# `faceprint train`: the command module imports torch only when the command runs
+app.command("train")(_train_command.train)
 
 out = Console()
 err = Console(stderr=True)

@@ -1,32 +1,62 @@
 """FaceNet-style training (PyTorch): triplet loss, online miners, P x K sampler, networks, trainer.
 
-torch is imported only inside this package (install the ``train`` extra); ``import faceprint``
-never imports it.
+torch is imported only inside this package (install the ``train`` extra), and only when one of
+the names below is first used: ``import faceprint`` and ``faceprint.training.command`` (the
+``faceprint train`` CLI entry) stay cheap and work without torch installed.
 """
 
 from __future__ import annotations
 
-from faceprint.training.loss import TripletLoss, TripletStats, triplet_loss
-from faceprint.training.miners import (
-    MINERS,
-    BatchAllTripletMiner,
-    BatchHardTripletMiner,
-    Miner,
-    RandomTripletMiner,
-    SemiHardTripletMiner,
-    get_miner,
-)
-from faceprint.training.networks import PREPROCESSING, AdaptationHead, CompactFaceNet, to_tensor
-from faceprint.training.sampler import PKSampler
-from faceprint.training.trainer import (
-    EpochInfo,
-    History,
-    StepInfo,
-    TrainConfig,
-    Trainer,
-    evaluate_embeddings,
-    plot_history,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from faceprint.training.loss import TripletLoss, TripletStats, triplet_loss
+    from faceprint.training.miners import (
+        MINERS,
+        BatchAllTripletMiner,
+        BatchHardTripletMiner,
+        Miner,
+        RandomTripletMiner,
+        SemiHardTripletMiner,
+        get_miner,
+    )
+    from faceprint.training.networks import PREPROCESSING, AdaptationHead, CompactFaceNet, to_tensor
+    from faceprint.training.sampler import PKSampler
+    from faceprint.training.trainer import (
+        EpochInfo,
+        History,
+        StepInfo,
+        TrainConfig,
+        Trainer,
+        evaluate_embeddings,
+        plot_history,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "triplet_loss": "loss",
+    "TripletLoss": "loss",
+    "TripletStats": "loss",
+    "Miner": "miners",
+    "MINERS": "miners",
+    "get_miner": "miners",
+    "RandomTripletMiner": "miners",
+    "BatchAllTripletMiner": "miners",
+    "BatchHardTripletMiner": "miners",
+    "SemiHardTripletMiner": "miners",
+    "PKSampler": "sampler",
+    "PREPROCESSING": "networks",
+    "to_tensor": "networks",
+    "CompactFaceNet": "networks",
+    "AdaptationHead": "networks",
+    "TrainConfig": "trainer",
+    "StepInfo": "trainer",
+    "EpochInfo": "trainer",
+    "History": "trainer",
+    "Trainer": "trainer",
+    "evaluate_embeddings": "trainer",
+    "plot_history": "trainer",
+}
 
 __all__ = [
     "triplet_loss",
@@ -52,3 +82,16 @@ __all__ = [
     "evaluate_embeddings",
     "plot_history",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'faceprint.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"faceprint.training.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
