@@ -1,6 +1,7 @@
 """ORL from scratch: CompactFaceNet trained with the triplet loss, one run per miner, vs the untrained net.
 
     python bench/training.py [--epochs 80] [--seeds 2 3 4 5] [--miners random batch-all batch-hard semi-hard]
+                             [--weight-decay 5e-3] [--batch-p 8] [--batch-k 4] [--flip]
         # -> bench/results/training_orl.json, bench/results/training_orl.png (+ training_orl_<miner>.png)
 
 Data: AT&T / ORL (``$FACEPRINT_DATA/orl/orl_faces/sNN/K.pgm``), 40 people x 10 grayscale 92x112 images.
@@ -21,6 +22,20 @@ margin 0.2, 15-30 epochs gave 0.71-0.84 1-shot; the chosen settings gave 0.911 /
 seeds 2-5 are splits that were not used for those choices; the miners were not tuned individually. One
 later trial (stronger augmentation: rotation, scale, contrast, brightness) was worse on seeds 0 / 1
 (0.76 / 0.89) and was dropped.
+
+Second tuning round, again on seeds 0 / 1 only (1-shot, no flip, mean of the two splits; batch-hard unless
+said): weight decay 5e-4 (before) 0.877, 2e-3 0.894, 5e-3 0.921, 1e-2 0.916, 2e-2 0.906 -> 5e-3; with it
+the other three miners went from 0.847 to 0.867 (all four: 0.855 -> 0.880). Tried and not kept (with
+weight decay 5e-4 unless said): P x K 10 x 4 0.871, 16 x 2 0.862; lr 3e-3 0.808; margin 0.3 0.902 (0.902
+with weight decay 5e-3); dim 64 0.881 and lr 5e-4 0.898 (both with weight decay 5e-3).
+120 epochs instead of 80 (weight decay 5e-3):
+batch-hard 0.931, all four miners 0.882 vs 0.880, at 1.5 times the time: kept 80.
+Test-time flip (``--flip``: embedding of ``f(x) + f(mirror(x))``, :meth:`Trainer.embed` ``flip=True``)
+changed nothing on seeds 0 / 1 (+0.0006 on average over 36 runs, 16 better / 18 worse), so the headline
+numbers are without it; both are recorded (``one_shot_accuracy_flip`` / ``_no_flip``).
+On the fresh seeds 2-5 the weight-decay gain did not carry over: 1-shot mean over the four miners 0.866
+(weight decay 5e-4 had given 0.880 there); the seed-to-seed spread (0.76-0.95 for one miner) is larger
+than every difference seen on the two tuning splits, so none of this round's choices is resolved by them.
 """
 
 from __future__ import annotations
@@ -47,6 +62,8 @@ from faceprint.runtime import set_num_threads  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 SIZE = 64
 MINERS = ("random", "batch-all", "batch-hard", "semi-hard")
+WEIGHT_DECAY = 5e-3  # chosen on seeds 0 / 1 (see the module docstring)
+FLIP = False  # test-time flip: no gain on seeds 0 / 1 (see the module docstring); both are recorded
 
 
 def load_orl(root: Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -98,6 +115,12 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--margin", type=float, default=0.5)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY, help="Adam's L2 weight decay")
+    ap.add_argument("--batch-p", type=int, default=8, help="identities per batch")
+    ap.add_argument("--batch-k", type=int, default=4, help="images per identity in a batch")
+    ap.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, default=FLIP, help="test-time flip for the reported numbers"
+    )
     ap.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--crop-scale", type=float, default=0.6, help="< 1: looser crop (more of the head)")
@@ -131,7 +154,7 @@ def main() -> None:
         init = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width).state_dict()
         untrained = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
         untrained.load_state_dict(init)
-        emb = Trainer(untrained, TrainConfig(threads=args.threads)).embed(xte)
+        emb = Trainer(untrained, TrainConfig(threads=args.threads)).embed(xte, flip=args.flip)
         runs.append({**base, "method": "untrained", **evaluate_embeddings(emb, yte, seed=seed)})
         u, px = runs[-1]["one_shot_accuracy"], runs[-2]["one_shot_accuracy"]
         print(f"seed {seed}: untrained 1-shot {u:.3f}, pixels {px:.3f}")
@@ -143,21 +166,32 @@ def main() -> None:
                 margin=args.margin,
                 epochs=args.epochs,
                 lr=args.lr,
+                weight_decay=args.weight_decay,
+                batch_p=args.batch_p,
+                batch_k=args.batch_k,
                 lr_schedule=args.schedule,
                 seed=seed,
                 threads=args.threads,
             )
             t1 = time.perf_counter()
-            hist = Trainer(model, cfg).fit(xtr, ytr, val_x=xte, val_y=yte)
+            trainer = Trainer(model, cfg)
+            hist = trainer.fit(xtr, ytr, val_x=xte, val_y=yte)
             seconds = time.perf_counter() - t1
             last = hist.epochs[-1]
             assert last.val is not None
+            # the reported numbers are the last epoch's (the curves: every epoch, without the flip)
+            flipped = evaluate_embeddings(trainer.embed(xte, flip=True), yte, seed=seed)
+            final = flipped if args.flip else last.val
             fa = float(np.mean([e.fraction_active for e in hist.epochs]))
             runs.append(
                 {
                     **base,
                     "method": miner,
-                    **last.val,
+                    **final,
+                    "one_shot_accuracy_no_flip": last.val["one_shot_accuracy"],
+                    "verification_accuracy_no_flip": last.val["verification_accuracy"],
+                    "one_shot_accuracy_flip": flipped["one_shot_accuracy"],
+                    "verification_accuracy_flip": flipped["verification_accuracy"],
                     "train_seconds": seconds,
                     "fraction_active_mean": fa,
                     "fraction_active_last": last.fraction_active,
@@ -170,8 +204,9 @@ def main() -> None:
             if seed == args.seeds[0]:
                 plot_history(hist, args.out.with_name(f"{args.out.stem}_{miner}.png"))
             print(
-                f"seed {seed} {miner:>10}: 1-shot {last.val['one_shot_accuracy']:.3f} "
-                f"verif {last.val['verification_accuracy']:.3f} active {fa:.2f} "
+                f"seed {seed} {miner:>10}: 1-shot {final['one_shot_accuracy']:.3f} "
+                f"(flip {flipped['one_shot_accuracy']:.3f}) verif {final['verification_accuracy']:.3f} "
+                f"active {fa:.2f} "
                 f"valid-active {hist.epochs[0].fraction_valid_active:.2f}->{last.fraction_valid_active:.2f} "
                 f"({seconds:.0f} s)",
                 flush=True,
@@ -191,18 +226,28 @@ def main() -> None:
             "verification_per_seed": ver,
         }
         if m in MINERS:
+            entry["one_shot_mean_no_flip"] = float(np.mean([r["one_shot_accuracy_no_flip"] for r in rows]))
+            entry["one_shot_mean_flip"] = float(np.mean([r["one_shot_accuracy_flip"] for r in rows]))
             entry["fraction_active_mean"] = float(np.mean([r["fraction_active_mean"] for r in rows]))
             entry["fraction_valid_active_last"] = float(np.mean([r["fraction_valid_active_last"] for r in rows]))
             entry["train_seconds_mean"] = float(np.mean([r["train_seconds"] for r in rows]))
         summary.append(entry)
 
-    print(f"\nORL, 10 unseen people, mean over seeds {args.seeds} ({args.epochs} epochs, P x K = 8 x 4)")
-    print(f"{'method':>12} | {'1-shot id':>9} | {'verif':>6} | {'active (sel.)':>13} | {'active (all, last)':>18}")
+    pk = f"P x K = {args.batch_p} x {args.batch_k}"
+    print(f"\nORL, 10 unseen people, mean over seeds {args.seeds} ({args.epochs} epochs, {pk}, flip {args.flip})")
+    print(
+        f"{'method':>12} | {'1-shot id':>9} | {'other':>7} | {'verif':>6} | {'active (sel.)':>13} | "
+        f"{'active (all, last)':>18} | 1-shot per seed"
+    )
     for e in summary:
+        other = "one_shot_mean_no_flip" if args.flip else "one_shot_mean_flip"
+        nf = f"{e[other]:.3f}" if other in e else "-"
         a_sel = f"{e['fraction_active_mean']:.2f}" if "fraction_active_mean" in e else "-"
         a_all = f"{e['fraction_valid_active_last']:.3f}" if "fraction_valid_active_last" in e else "-"
+        per = " ".join(f"{v:.3f}" for v in e["one_shot_per_seed"])
         print(
-            f"{e['method']:>12} | {e['one_shot_mean']:9.3f} | {e['verification_mean']:6.3f} | {a_sel:>13} | {a_all:>18}"
+            f"{e['method']:>12} | {e['one_shot_mean']:9.3f} | {nf:>7} | {e['verification_mean']:6.3f} | {a_sel:>13} | "
+            f"{a_all:>18} | {per}"
         )
 
     _plot_summary(histories, args.miners, args.seeds, args.out.with_suffix(".png"))
@@ -215,7 +260,9 @@ def main() -> None:
             "margin": args.margin,
             "lr": args.lr,
             "lr_schedule": args.schedule,
-            "batch": "P=8 x K=4",
+            "weight_decay": args.weight_decay,
+            "batch": f"P={args.batch_p} x K={args.batch_k}",
+            "test_time_flip": args.flip,
             "augment": True,
             "network": f"CompactFaceNet(width={args.width})",
         },

@@ -584,3 +584,26 @@ def test_plot_history(tmp_path: Path) -> None:
     out = plot_history(h, tmp_path / "c.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert History.from_dict(h.to_dict()) == h
+
+
+# -- test-time flip ------------------------------------------------------------------------------
+def test_embed_flip_is_mirror_invariant() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    torch.manual_seed(0)
+    trainer = Trainer(CompactFaceNet(dim=16, input_size=32, width=4), TrainConfig(threads=1))
+    plain, mirrored = trainer.embed(x), trainer.embed(x[:, :, ::-1].copy())
+    both = trainer.embed(x, flip=True)
+    assert both.shape == (6, 16) and both.dtype == np.float32
+    assert np.allclose(np.linalg.norm(both, axis=1), 1.0, atol=1e-5)
+    expected = (plain + mirrored) / np.linalg.norm(plain + mirrored, axis=1, keepdims=True)
+    assert np.allclose(both, expected, atol=1e-5)
+    assert np.allclose(both, trainer.embed(x[:, :, ::-1].copy(), flip=True), atol=1e-5)
+    assert not np.allclose(plain, mirrored, atol=1e-3)  # the flip does change a plain embedding
+    assert np.array_equal(trainer.embed(x), plain)  # flip defaults to off
+
+
+def test_embed_flip_needs_images() -> None:
+    trainer = Trainer(AdaptationHead(4, 4), TrainConfig())
+    with pytest.raises(ValueError, match="flip=True needs image crops"):
+        trainer.embed(np.eye(4, dtype=np.float32), flip=True)

@@ -481,8 +481,18 @@ class Trainer:
         self.history_ = history
         return history
 
-    def embed(self, x: np.ndarray, batch_size: int = 256) -> npt.NDArray[np.float32]:
+    def embed(self, x: np.ndarray, batch_size: int = 256, *, flip: bool = False) -> npt.NDArray[np.float32]:
         """Embeddings of ``x`` (crops or vectors, as in :meth:`fit`) in eval mode: float32 unit rows.
+
+        Parameters
+        ----------
+        x : ndarray
+            uint8 RGB crops ``(N, H, W, 3)`` or float vectors ``(N, D)``.
+        batch_size : int, default 256
+        flip : bool, default False
+            Test-time flip, crops only: ``normalize(f(x) + f(mirror(x)))`` with ``mirror`` the horizontal
+            flip (the augmentation the network was trained with), so an image and its mirror image get
+            the same embedding. Costs two forward passes. Raises ``ValueError`` for vectors.
 
         Examples
         --------
@@ -494,6 +504,8 @@ class Trainer:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         xs, _ = _check_xy(x, np.zeros(len(x)))
         self._check_model_input(xs)
+        if flip and xs.ndim != 4:
+            raise ValueError(f"flip=True needs image crops (N, H, W, 3), got vectors of shape {xs.shape}")
         was_training = self.model.training
         self.model.to(self.device).eval()
         out: list[np.ndarray] = []
@@ -501,7 +513,10 @@ class Trainer:
             with _torch_settings(self.config.threads), torch.no_grad():
                 for start in range(0, xs.shape[0], batch_size):
                     idx = np.arange(start, min(start + batch_size, xs.shape[0]))
-                    emb = self.model(self._batch_tensor(xs, idx).to(self.device))
+                    batch = self._batch_tensor(xs, idx).to(self.device)
+                    emb = self.model(batch)
+                    if flip:
+                        emb = emb + self.model(batch.flip(3))
                     out.append(nn.functional.normalize(emb.float(), dim=1).cpu().numpy())
         finally:
             self.model.train(was_training)
