@@ -995,10 +995,11 @@ def liveness(
         elif is_video:
             # The NUAA-trained LBP model scores both shared phone replays live, so the video verdict
             # is the replay cue (a heuristic: see check_video_replay); the LBP score is reported beside it.
-            from .liveness import check_video_passive, check_video_replay
+            from .liveness import check_video_passive, check_video_replay, read_video
 
-            res = check_video_replay(source)
-            payload = {**res.to_dict(), "passive_lbp": check_video_passive(source).to_dict()}
+            video = read_video(source, target_fps=None, max_seconds=30.0)  # decoded once, sampled by both
+            res = check_video_replay(video)
+            payload = {**res.to_dict(), "passive_lbp": check_video_passive(video).to_dict()}
         else:
             from .liveness import default_passive_checker
 
