@@ -49,11 +49,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..detection import Detector, get_detector
+from ..detection import Detector
 from ..errors import FaceprintError
 from ..types import Image, Liveness
 from .landmarks import FaceLandmarker
-from .video import VideoFrames, as_frames
+from .video import VideoFrames, as_frames, shared_detector
 
 __all__ = [
     "ACTIONS",
@@ -388,17 +388,17 @@ class VideoAnalysis:
         )
 
 
-_defaults: dict[str, Any] = {}
-_defaults_lock = threading.Lock()
+_landmarker: FaceLandmarker | None = None
+_landmarker_lock = threading.Lock()
 
 
-def _default(name: str) -> Any:
-    """The shared default YuNet detector / face landmarker (built once, on first use)."""
-    with _defaults_lock:
-        obj = _defaults.get(name)
-        if obj is None:
-            obj = _defaults[name] = get_detector("yunet") if name == "detector" else FaceLandmarker()
-        return obj
+def _shared_landmarker() -> FaceLandmarker:
+    """The face landmarker shared by the video checks (built once, on first use)."""
+    global _landmarker
+    with _landmarker_lock:
+        if _landmarker is None:
+            _landmarker = FaceLandmarker()
+        return _landmarker
 
 
 def analyse_video(
@@ -424,8 +424,8 @@ def analyse_video(
     (8, 0)
     """
     video = as_frames(source, timestamps_s)
-    det: Detector = detector if detector is not None else _default("detector")
-    lm: FaceLandmarker = landmarker if landmarker is not None else _default("landmarker")
+    det: Detector = detector if detector is not None else shared_detector()
+    lm: FaceLandmarker = landmarker if landmarker is not None else _shared_landmarker()
     n = len(video.frames)
     blink = np.full(n, np.nan)
     yaw = np.full(n, np.nan)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..detection import Detector, check_image
+from ..detection import Detector, check_image, get_detector
 from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError, NoFaceError
 from ..types import Detection, Image, Liveness
 from .metrics import pad_metrics
@@ -211,6 +212,27 @@ def _sample_indices(n: int, k: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
 
 
+_shared_detector: Detector | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_detector() -> Detector:
+    """The YuNet detector shared by the liveness video checks (built once, on first use)."""
+    global _shared_detector
+    with _shared_lock:
+        if _shared_detector is None:
+            _shared_detector = get_detector("yunet")
+        return _shared_detector
+
+
+def _shared_passive_checker(checker: _PassiveChecker | None) -> _PassiveChecker:
+    if checker is not None:
+        return checker
+    from .passive import default_passive_checker
+
+    return default_passive_checker(detector=shared_detector())
+
+
 def check_video_passive(
     source: str | Path | VideoFrames | Sequence[Image],
     *,
@@ -234,10 +256,7 @@ def check_video_passive(
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     video = as_frames(source, target_fps=None, max_seconds=30.0)
-    if checker is None:
-        from .passive import default_passive_checker
-
-        checker = default_passive_checker()
+    checker = _shared_passive_checker(checker)
     idx = _sample_indices(len(video.frames), n_frames)
     scores: list[float] = []
     no_face = 0
@@ -335,9 +354,7 @@ def check_video_replay(
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     video = as_frames(source, target_fps=None, max_seconds=30.0)
     if detector is None:
-        from ..detection import get_detector
-
-        detector = get_detector("yunet")
+        detector = shared_detector()
     idx = _sample_indices(len(video.frames), n_frames)
     ratios: list[float] = []
     no_face = multi = 0
@@ -428,10 +445,7 @@ def evaluate_liveness_dir(root: str | Path, *, checker: _PassiveChecker | None =
     samples = _collect(base)
     if not samples:
         raise DatasetNotFoundError(f"{base}: no image or video files found")
-    if checker is None:
-        from .passive import default_passive_checker
-
-        checker = default_passive_checker()
+    checker = _shared_passive_checker(checker)
     scores: list[float] = []
     attack: list[bool] = []
     types: list[str] = []
