@@ -41,6 +41,7 @@ than every difference seen on the two tuning splits, so none of this round's cho
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -111,6 +112,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4, 5])
     ap.add_argument("--miners", nargs="+", default=list(MINERS), choices=MINERS)
+    ap.add_argument(
+        "--ensemble", type=int, default=1, help="also report N networks per miner, unit vectors concatenated"
+    )
+    ap.add_argument(
+        "--ensemble-miners", nargs="+", default=None, choices=MINERS, help="miners to ensemble (default: --miners)"
+    )
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--margin", type=float, default=0.5)
@@ -129,7 +136,14 @@ def main() -> None:
 
     import torch
 
-    from faceprint.training import CompactFaceNet, TrainConfig, Trainer, evaluate_embeddings, plot_history
+    from faceprint.training import (
+        CompactFaceNet,
+        EnsembleNet,
+        TrainConfig,
+        Trainer,
+        evaluate_embeddings,
+        plot_history,
+    )
 
     set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -139,6 +153,9 @@ def main() -> None:
     x, y, how = load_orl(root, args.crop_scale)
     print(f"ORL: {x.shape[0]} images of {np.unique(y).size} people, {how} ({time.perf_counter() - t0:.1f} s)")
 
+    ens_miners = args.ensemble_miners if args.ensemble_miners is not None else args.miners
+    if args.ensemble < 1:
+        raise SystemExit("--ensemble must be >= 1")
     runs: list[dict[str, Any]] = []
     histories: dict[str, Any] = {}
     for seed in args.seeds:
@@ -200,6 +217,37 @@ def main() -> None:
                     "loss_last": last.loss,
                 }
             )
+            if args.ensemble > 1 and miner in ens_miners:
+                # members 2..N: weights and batches from seed + i, as `faceprint train --ensemble N` does
+                members, member_acc, t2 = [model], [final["one_shot_accuracy"]], time.perf_counter()
+                for i in range(1, args.ensemble):
+                    torch.manual_seed(seed + i)
+                    member = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
+                    member_trainer = Trainer(member, dataclasses.replace(cfg, seed=seed + i))
+                    member_trainer.fit(xtr, ytr)
+                    members.append(member)
+                    member_acc.append(
+                        evaluate_embeddings(member_trainer.embed(xte, flip=args.flip), yte, seed=seed)[
+                            "one_shot_accuracy"
+                        ]
+                    )
+                ens = EnsembleNet(members)
+                ens_final = evaluate_embeddings(Trainer(ens, cfg).embed(xte, flip=args.flip), yte, seed=seed)
+                runs.append(
+                    {
+                        **base,
+                        "method": f"{miner} x{args.ensemble}",
+                        **ens_final,
+                        "member_one_shot": member_acc,
+                        "train_seconds": seconds + time.perf_counter() - t2,
+                    }
+                )
+                print(
+                    f"seed {seed} {miner:>10} x{args.ensemble}: 1-shot {ens_final['one_shot_accuracy']:.3f} "
+                    f"verif {ens_final['verification_accuracy']:.3f} "
+                    f"(members {' '.join(f'{a:.3f}' for a in member_acc)}, mean {np.mean(member_acc):.3f})",
+                    flush=True,
+                )
             histories[f"{miner}/seed{seed}"] = _slim(hist.to_dict())
             if seed == args.seeds[0]:
                 plot_history(hist, args.out.with_name(f"{args.out.stem}_{miner}.png"))
@@ -213,6 +261,8 @@ def main() -> None:
             )
 
     methods = ["raw pixels", "untrained", *args.miners]
+    if args.ensemble > 1:
+        methods += [f"{m} x{args.ensemble}" for m in args.miners if m in ens_miners]
     summary = []
     for m in methods:
         rows = [r for r in runs if r["method"] == m]
@@ -225,6 +275,9 @@ def main() -> None:
             "verification_mean": float(np.mean(ver)),
             "verification_per_seed": ver,
         }
+        if "member_one_shot" in rows[0]:
+            entry["member_one_shot_mean"] = float(np.mean([r["member_one_shot"] for r in rows]))
+            entry["train_seconds_mean"] = float(np.mean([r["train_seconds"] for r in rows]))
         if m in MINERS:
             entry["one_shot_mean_no_flip"] = float(np.mean([r["one_shot_accuracy_no_flip"] for r in rows]))
             entry["one_shot_mean_flip"] = float(np.mean([r["one_shot_accuracy_flip"] for r in rows]))
@@ -265,6 +318,8 @@ def main() -> None:
             "test_time_flip": args.flip,
             "augment": True,
             "network": f"CompactFaceNet(width={args.width})",
+            "ensemble": args.ensemble,
+            "ensemble_miners": ens_miners if args.ensemble > 1 else [],
         },
         "seeds": args.seeds,
         "threads": args.threads,

@@ -185,6 +185,42 @@ def test_train_fake_data_end_to_end_and_resume(tmp_path: Path) -> None:
     assert code == 2 and "different configuration" in stderr and "Traceback" not in stderr
 
 
+def test_train_ensemble_exports_one_embedder_and_resumes(tmp_path: Path) -> None:
+    data = _make_folders(tmp_path / "data", 6, 4)
+    out = tmp_path / "ens"
+    common = [str(data), "--out", str(out), "--detector", FAKE, "--val-split", "0.34", "--json", "--ensemble", "2"]
+    code, stdout, stderr = _run(*common, *SMALL)
+    assert code == 0, stderr
+    assert "member 2/2" in stderr
+    for f in ("checkpoint.pt", "checkpoint-2.pt", "curves.png", "curves-2.png"):
+        assert (out / f).is_file()
+    spec = json.loads((out / "model.json").read_text())
+    t = spec["training"]
+    assert spec["dim"] == 128 and t["member_dim"] == 64 and t["ensemble"] == 2  # two 64-d members concatenated
+    assert len(t["final_val_members"]) == 2 and set(t["final_val"]) == set(t["final_val_members"][0])
+    assert json.loads(stdout)["onnx_max_abs_diff"] <= 1e-4
+    emb = get_embedder(str(out / "model.json"))
+    pipe = FacePipeline(detector=BlackIsNoFaceDetector(), embedder=emb, min_face_size=0)
+    assert emb.dim == 128 and -1.0 <= pipe.verify(_face(0, 0), _face(0, 1)).similarity <= 1.0
+
+    # member 1 of the ensemble is exactly the single-network run with the same seed
+    single = tmp_path / "single"
+    code, _, stderr = _run(str(data), "--out", str(single), "--detector", FAKE, "--val-split", "0.34", *SMALL)
+    assert code == 0, stderr
+    one = json.loads((single / "model.json").read_text())["training"]["final_val"]
+    assert t["final_val_members"][0] == one
+
+    # an interrupted ensemble resumes: member 2's checkpoint gone -> it alone is trained again
+    (out / "checkpoint-2.pt").unlink()
+    code, _, stderr = _run(*common, "--resume", *SMALL)
+    assert code == 0, stderr
+    assert "member 1/2 epoch" not in stderr and "member 2/2 epoch 1/1" in stderr
+    assert json.loads((out / "model.json").read_text())["onnx_sha256"] == spec["onnx_sha256"]
+
+    code, _, stderr = _run(*common[:-1], "0", *SMALL)
+    assert code == 2 and "--ensemble" in stderr
+
+
 @pytest.mark.real
 def test_train_head_on_sface(tmp_path: Path, sface: object) -> None:
     # the head trains on frozen SFace vectors of the crops; the spec names the base and loads through it

@@ -19,6 +19,7 @@ from faceprint.training import (  # noqa: E402
     BatchAllTripletMiner,
     BatchHardTripletMiner,
     CompactFaceNet,
+    EnsembleNet,
     EpochInfo,
     History,
     PKSampler,
@@ -383,6 +384,27 @@ def test_to_tensor() -> None:
         to_tensor(np.zeros((4, 5, 3), np.float32))
     with pytest.raises(ValueError, match="uint8"):
         to_tensor(np.zeros((2, 4, 5), np.uint8))
+
+
+def test_ensemble_net_is_the_mean_of_member_similarities() -> None:
+    torch.manual_seed(0)
+    members = [CompactFaceNet(dim=d, input_size=32).eval() for d in (64, 32, 64)]
+    ens = EnsembleNet(members).eval()
+    assert ens.dim == 160 and ens.input_size == 32
+    crops = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        out = ens(to_tensor(crops))
+        parts = [m(to_tensor(crops)) for m in members]
+    assert out.shape == (4, 160)
+    assert torch.allclose(out.norm(dim=1), torch.ones(4), atol=1e-5)
+    # concatenation, not a sum: the ensemble's cosine similarity is the members' mean one
+    mean_cos = sum(p @ p.T for p in parts) / 3
+    assert torch.allclose(out @ out.T, mean_cos, atol=1e-5)
+    assert torch.allclose(out[:, 64:96], parts[1] / 3**0.5, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        EnsembleNet([])
+    with pytest.raises(ValueError, match="input_size"):
+        EnsembleNet([CompactFaceNet(input_size=32), CompactFaceNet(input_size=64)])
 
 
 def test_network_bad_arguments() -> None:

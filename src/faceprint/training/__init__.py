@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SemiHardTripletMiner,
         get_miner,
     )
-    from faceprint.training.networks import PREPROCESSING, AdaptationHead, CompactFaceNet, to_tensor
+    from faceprint.training.networks import PREPROCESSING, AdaptationHead, CompactFaceNet, EnsembleNet, to_tensor
     from faceprint.training.sampler import PKSampler
     from faceprint.training.trainer import (
         EpochInfo,
@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "PREPROCESSING": "networks",
     "to_tensor": "networks",
     "CompactFaceNet": "networks",
+    "EnsembleNet": "networks",
     "AdaptationHead": "networks",
     "TrainConfig": "trainer",
     "StepInfo": "trainer",
@@ -73,6 +74,7 @@ __all__ = [
     "PREPROCESSING",
     "to_tensor",
     "CompactFaceNet",
+    "EnsembleNet",
     "AdaptationHead",
     "TrainConfig",
     "StepInfo",

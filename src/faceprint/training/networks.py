@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PREPROCESSING", "to_tensor", "CompactFaceNet", "AdaptationHead"]
+__all__ = ["PREPROCESSING", "to_tensor", "CompactFaceNet", "EnsembleNet", "AdaptationHead"]
 
 #: Input normalisation of :class:`CompactFaceNet`: ``(x - mean) / std`` on RGB uint8, NCHW.
 PREPROCESSING: dict[str, float | str] = {"mean": 127.5, "std": 128.0, "layout": "NCHW", "channels": "RGB"}
@@ -111,6 +113,52 @@ class CompactFaceNet(nn.Module):
         h = self.features(x)
         h = h.mean(dim=(2, 3))
         return F.normalize(self.embed(h), dim=1)
+
+
+class EnsembleNet(nn.Module):
+    """Several independently trained networks as one embedder: ``concat(f_1(x), ..., f_n(x)) / sqrt(n)``.
+
+    Each member returns a unit vector, so the output is a unit vector too and the cosine similarity of two
+    outputs is the mean of the members' cosine similarities (the squared distance is their mean squared
+    distance). Members trained from different random initialisations do not share a coordinate system,
+    which is why their vectors are concatenated rather than added. The output has ``sum(member.dim)``
+    dimensions. Exported to ONNX like any single network.
+
+    Parameters
+    ----------
+    members : sequence of nn.Module
+        At least one; all take the same input (same ``input_size`` / ``in_channels`` where they say).
+
+    Raises
+    ------
+    ValueError
+        On no members, or members with different ``input_size`` or ``in_channels``.
+
+    Examples
+    --------
+    >>> nets = [CompactFaceNet(dim=64, input_size=64).eval() for _ in range(3)]
+    >>> out = EnsembleNet(nets)(torch.zeros(2, 3, 64, 64))
+    >>> tuple(out.shape), bool(torch.allclose(out.norm(dim=1), torch.ones(2)))
+    ((2, 192), True)
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        members = list(members)
+        if not members or not all(isinstance(m, nn.Module) for m in members):
+            raise ValueError("an ensemble needs at least one torch.nn.Module member")
+        for attr in ("input_size", "in_channels"):
+            values = {getattr(m, attr, None) for m in members}
+            if len(values) > 1:
+                raise ValueError(f"ensemble members differ in {attr}: {sorted(map(str, values))}")
+        self.members = nn.ModuleList(members)
+        self.input_size = getattr(members[0], "input_size", None)
+        self.in_channels = getattr(members[0], "in_channels", None)
+        self.dim = int(sum(int(getattr(m, "dim", 0)) for m in members))
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [F.normalize(m(x), dim=1) for m in self.members]
+        return torch.cat(outs, dim=1) / float(len(outs)) ** 0.5
 
 
 class AdaptationHead(nn.Module):
