@@ -111,7 +111,7 @@ def test_precomputed_liveness_result_is_used(pipe: FacePipeline, checker: FakePa
 @pytest.mark.parametrize("bad", ["yes", "active", 3, object()])
 def test_bad_liveness_option_is_a_clear_error(pipe: FacePipeline, bad: object) -> None:
     with pytest.raises(ValueError, match="liveness must be"):
-        pipe.verify(solid_image(RED), solid_image(RED), liveness=bad)
+        pipe.verify(solid_image(RED), solid_image(RED), liveness=bad)  # type: ignore[arg-type]  # wrong on purpose
 
 
 def test_bad_pipeline_liveness_mode() -> None:

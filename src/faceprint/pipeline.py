@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,7 @@ __all__ = [
     "LIVENESS_UNSURE",
     "LivenessRejection",
     "LivenessOption",
+    "HasLiveness",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,24 @@ SPOOF = "spoof"
 LIVENESS_UNSURE = "liveness-unsure"
 """:attr:`Identification.name` of a face whose liveness check could not decide (fails closed)."""
 OnMultiple = Literal["largest", "central", "error"]
-LivenessOption = Any
+
+
+class HasLiveness(Protocol):
+    """A check result that carries a :class:`~faceprint.types.Liveness`.
+
+    For example :class:`faceprint.liveness.ChallengeResult` from a video challenge.
+    """
+
+    @property
+    def liveness(self) -> Liveness: ...
+
+
+LivenessOption = Literal["off", "passive"] | str | Liveness | HasLiveness | None
 """``"off"``, ``"passive"`` (the shipped single-image PAD model on the face itself), a
 :class:`~faceprint.types.Liveness`, or any result with a ``.liveness`` attribute that is one (e.g. a
-:class:`faceprint.liveness.ChallengeResult` from a video challenge)."""
+:class:`faceprint.liveness.ChallengeResult` from a video challenge). ``None`` on a method: the
+pipeline's own setting. Any other string raises ``ValueError`` (``str`` is in the union because option
+values often come from configuration files and command lines)."""
 
 
 @dataclass(frozen=True)
