@@ -158,6 +158,9 @@ def test_liveness_video_challenge(data_root: Path) -> None:
     passed = as_json(ok(invoke("liveness", clip, "--challenge", "turn_right,turn_left", "--time-limit", "15",
                                "--json", "--threads", "1"), 0))
     assert passed["passed"] and [m["action"] for m in passed["matched"]] == ["turn_right", "turn_left"]
+    # the screen-replay cue is reported beside the challenge (same frames, same value as `liveness VIDEO`)
+    assert passed["replay_cue"]["method"] == "replay-lightness-heuristic"
+    assert passed["replay_cue"]["verdict"] == "live" and passed["replay_cue"]["score"] == pytest.approx(0.948, abs=0.01)
     wrong_order = as_json(ok(invoke("liveness", clip, "--challenge", "turn_left,turn_right", "--time-limit", "15",
                                     "--json", "--threads", "1"), 1))
     assert not wrong_order["passed"] and wrong_order["verdict"] == "spoof" and wrong_order["reasons"]

@@ -971,9 +971,14 @@ def liveness(
             _fail(f"--challenge needs a video ({', '.join(sorted(VIDEO_SUFFIXES))}), got {source.name}")
         payload: dict[str, Any]
         if challenge:
-            from .liveness import Challenge, check_challenge
+            from .liveness import Challenge, check_challenge, check_video_replay, read_video
 
-            result = check_challenge(source, Challenge.parse(challenge, time_limit_s=time_limit))
+            parsed = Challenge.parse(challenge, time_limit_s=time_limit)
+            video = read_video(source)  # decoded once (15 fps, as the challenge analysis reads a path)
+            result = check_challenge(video, parsed)
+            # the replay cue is shown beside the challenge; the challenge alone decides (the cue is a
+            # heuristic set on five clips: see check_video_replay)
+            cue = check_video_replay(video)
             res = result.liveness
             a = result.analysis
             payload = {
@@ -991,6 +996,7 @@ def liveness(
                 "reasons": list(result.reasons),
                 "frames": a.n_frames,
                 "frames_without_face": a.n_no_face,
+                "replay_cue": cue.to_dict(),
             }
         elif is_video:
             # The NUAA-trained LBP model scores both shared phone replays live, so the video verdict
@@ -1020,6 +1026,11 @@ def liveness(
                     out.print(f"  {e['action']:<11} {e['start_s']:6.2f}-{e['end_s']:6.2f} s", highlight=False)
                 for reason in payload["reasons"]:
                     out.print(f"  [yellow]{reason}[/]", highlight=False)
+                rc = payload["replay_cue"]
+                out.print(
+                    f"  screen-replay cue (heuristic, not deciding): {rc['verdict']} ({rc['score']:.3f})",
+                    highlight=False,
+                )
         return 0 if res.verdict == "live" else 1
 
     _run(body)
