@@ -217,6 +217,12 @@ def test_train_ensemble_exports_one_embedder_and_resumes(tmp_path: Path) -> None
     assert "member 1/2 epoch" not in stderr and "member 2/2 epoch 1/1" in stderr
     assert json.loads((out / "model.json").read_text())["onnx_sha256"] == spec["onnx_sha256"]
 
+    # retrained as one network in the same folder: member 2's files go, they are no part of the model
+    code, _, stderr = _run(*common[:-1], "1", *SMALL)
+    assert code == 0, stderr
+    assert not (out / "checkpoint-2.pt").exists() and not (out / "curves-2.png").exists()
+    assert json.loads((out / "model.json").read_text())["dim"] == 64
+
     code, _, stderr = _run(*common[:-1], "0", *SMALL)
     assert code == 2 and "--ensemble" in stderr
 

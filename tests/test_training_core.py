@@ -405,6 +405,8 @@ def test_ensemble_net_is_the_mean_of_member_similarities() -> None:
         EnsembleNet([])
     with pytest.raises(ValueError, match="input_size"):
         EnsembleNet([CompactFaceNet(input_size=32), CompactFaceNet(input_size=64)])
+    with pytest.raises(ValueError, match="dim"):
+        EnsembleNet([CompactFaceNet(input_size=32), torch.nn.Identity()])
 
 
 def test_network_bad_arguments() -> None:

@@ -272,6 +272,11 @@ def _train(
             raise _Fail("no epoch was trained")
         members.append(member)
         histories.append(history)
+    # files of members beyond N (an earlier, larger ensemble in this folder) describe no part of this model
+    for stale in (*out.glob("checkpoint-*.pt"), *out.glob("curves-*.png")):
+        suffix = stale.stem.rsplit("-", 1)[-1]
+        if suffix.isdigit() and int(suffix) > ensemble:
+            stale.unlink()
     curves = plot_history(histories[0], out / "curves.png")
     for i, h in enumerate(histories[1:], start=2):
         plot_history(h, out / f"curves-{i}.png")

@@ -132,7 +132,8 @@ class EnsembleNet(nn.Module):
     Raises
     ------
     ValueError
-        On no members, or members with different ``input_size`` or ``in_channels``.
+        On no members, a member without an int ``dim``, or members with different ``input_size`` or
+        ``in_channels``.
 
     Examples
     --------
@@ -147,6 +148,10 @@ class EnsembleNet(nn.Module):
         members = list(members)
         if not members or not all(isinstance(m, nn.Module) for m in members):
             raise ValueError("an ensemble needs at least one torch.nn.Module member")
+        dims = [getattr(m, "dim", None) for m in members]
+        missing = [type(m).__name__ for m, d in zip(members, dims, strict=True) if not isinstance(d, int)]
+        if missing:
+            raise ValueError(f"ensemble members need an int .dim (their output size): {missing}")
         for attr in ("input_size", "in_channels"):
             values = {getattr(m, attr, None) for m in members}
             if len(values) > 1:
@@ -154,7 +159,7 @@ class EnsembleNet(nn.Module):
         self.members = nn.ModuleList(members)
         self.input_size = getattr(members[0], "input_size", None)
         self.in_channels = getattr(members[0], "in_channels", None)
-        self.dim = int(sum(int(getattr(m, "dim", 0)) for m in members))
+        self.dim = sum(d for d in dims if isinstance(d, int))  # every member's, checked above
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [F.normalize(m(x), dim=1) for m in self.members]
