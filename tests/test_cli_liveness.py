@@ -197,3 +197,31 @@ def test_challenge_command() -> None:
     texts = {ok(invoke("challenge")).stdout.strip() for _ in range(8)}
     assert len(texts) > 1  # fresh randomness without --seed
     user_error(invoke("challenge", "--actions", "0"), "action")
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_identify_with_a_video_challenge_needs_one_face(data_root: Path, tmp_path: Path) -> None:
+    """A challenge video vouches for one person: a photo with two faces is refused unless one is selected."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from faceprint.liveness import read_video
+
+    clip = _video(data_root, "person_b_live.mov")
+    frames = read_video(clip, max_seconds=6.0, target_fps=2.0).frames
+    single, pair = tmp_path / "b.png", tmp_path / "two.png"
+    PILImage.fromarray(frames[1]).save(single)
+    small = np.asarray(PILImage.fromarray(frames[-1]).resize((frames[-1].shape[1] // 2, frames[-1].shape[0] // 2)))
+    canvas = np.zeros_like(frames[1])
+    canvas[: small.shape[0], : small.shape[1]] = small
+    PILImage.fromarray(np.concatenate([frames[1], canvas], axis=1)).save(pair)  # B, and B again at half size
+    db = tmp_path / "g.db"
+    ok(invoke("enroll", "B", single, "-g", db))
+    base = ["identify", pair, "-g", db, "--challenge-video", clip, "--challenge", "turn_right,turn_left",
+            "--time-limit", "15", "--threads", "1"]
+    user_error(invoke(*base), "vouches for one presented face, but the image has 2 faces")
+    data = as_json(ok(invoke(*base, "--select", "largest", "--json"), 0))
+    [face] = data["faces"]
+    assert face["name"] == "B" and face["liveness"]["method"] == "active-challenge"
+    user_error(invoke("identify", pair, "-g", db, "--select", "biggest"), "--select")

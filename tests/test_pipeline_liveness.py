@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import faceprint
+from faceprint.errors import MultipleFacesError
 from faceprint.gallery import Gallery
 from faceprint.pipeline import LIVENESS_UNSURE, SPOOF, UNKNOWN, FacePipeline, LivenessRejection
 from faceprint.types import Detection, Image, Liveness, Verification
@@ -144,6 +145,19 @@ def test_identify_checks_each_face(checker: FakePassiveChecker, gallery: Gallery
     image = np.concatenate([solid_image(RED), solid_image(BLUE)], axis=1)
     names = [r.name for r in pipe.identify(image, gallery, liveness="passive")]
     assert names == [UNKNOWN, SPOOF]  # empty gallery: the live face is unknown, the print is a spoof
+
+
+def test_identify_given_result_vouches_for_one_face_only(checker: FakePassiveChecker, gallery: Gallery) -> None:
+    left = make_detection((0.0, 0.0, 100.0, 100.0), score=0.9)
+    right = make_detection((100.0, 0.0, 180.0, 80.0), score=0.8)
+    pipe = FacePipeline(detector=FakeDetector([left, right]), embedder=FakeEmbedder(), passive_checker=checker)
+    image = np.concatenate([solid_image(RED), solid_image(BLUE)], axis=1)
+    given = Liveness(verdict="live", score=0.99, method="challenge")
+    with pytest.raises(MultipleFacesError, match="vouches for one presented face, but the image has 2 faces"):
+        pipe.identify(image, gallery, liveness=given)
+    [one] = pipe.identify(image, gallery, liveness=given, select="largest")
+    assert one.detection == left and one.liveness == given and one.name == UNKNOWN
+    assert checker.calls == 0  # a given result is used as it is, never re-checked
 
 
 def test_enroll_spoof_returns_rejection_and_writes_nothing(pipe: FacePipeline, gallery: Gallery) -> None:

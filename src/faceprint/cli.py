@@ -346,6 +346,9 @@ def identify(
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
     k: Annotated[int, typer.Option("-k", help="Candidates per face.")] = 3,
+    select: Annotated[
+        str, typer.Option("--select", help="Faces to identify: all, largest or central (one with --challenge-video).")
+    ] = "all",
     fmr: FmrOpt = "1e-3",
     classifier: Annotated[
         str, typer.Option("--classifier", help="nearest (best template), knn or svm (trained on the gallery).")
@@ -365,12 +368,14 @@ def identify(
         makers = {"nearest": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
         if classifier not in makers:
             _fail(f"--classifier must be one of {', '.join(makers)}, got {classifier!r}")
+        if select not in ("all", "largest", "central"):
+            _fail(f"--select must be all, largest or central, got {select!r}")
         pipe = _pipeline(model, flip, threads=threads)
         live = _liveness_option(liveness, challenge_video, challenge, time_limit)
         with _open_gallery(gallery, create=False) as g:
             maker = makers[classifier]
             clf = from_gallery(g, classifier=maker()) if maker is not None and len(g) > 0 else None
-            results = pipe.identify(image, g, k=k, fmr=fmr, classifier=clf, liveness=live)
+            results = pipe.identify(image, g, k=k, fmr=fmr, select=select, classifier=clf, liveness=live)
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
         else:

@@ -426,7 +426,10 @@ class FacePipeline:
 
         With ``liveness`` (default: the pipeline's) each face is checked for a presentation attack
         first; a face not judged live gets the name :data:`SPOOF` or :data:`LIVENESS_UNSURE`, no
-        matches, and is never searched in the gallery.
+        matches, and is never searched in the gallery. A result given by the caller (a
+        :class:`~faceprint.types.Liveness` or a challenge result) vouches for one presented face, so
+        with several faces selected it raises :class:`~faceprint.errors.MultipleFacesError` rather
+        than lending one person's liveness to the others.
 
         Without ``classifier`` the best candidate is the subject with the most similar template.
         With a fitted classifier from :mod:`faceprint.classification` (e.g.
@@ -444,7 +447,14 @@ class FacePipeline:
             )
         results: list[Identification] = []
         image = self.load(source)
-        for face in self._faces(image, select):
+        faces = list(self._faces(image, select))
+        if len(faces) > 1 and liveness is not None and not isinstance(liveness, str):
+            raise MultipleFacesError(
+                f"a given liveness result vouches for one presented face, but the image has {len(faces)} faces: "
+                "select one (select='largest' / 'central'; CLI: --select largest), or check each face with "
+                "liveness='passive'"
+            )
+        for face in faces:
             live = self._liveness(liveness, image, face.detection)
             if live is not None and not live.live:
                 results.append(
