@@ -165,6 +165,7 @@ def test_train_fake_data_end_to_end_and_resume(tmp_path: Path) -> None:
     assert spec["kind"] == "image" and spec["dim"] == 64 and spec["input_size"] == [32, 32]
     assert spec["training"]["identities_train"] == 4 and spec["training"]["identities_val"] == 2
     assert spec["training"]["epochs"] == 1 and spec["training"]["miner"] == "semi-hard"
+    assert spec["training"]["weight_decay"] == 5e-4 and spec["training"]["lr_schedule"] == "constant"
     assert "validation identities" in spec["thresholds_measured_on"]["measured_on"]
     assert spec["thresholds_measured_on"]["n_impostor"] == 16  # 2 identities x 4 images: 4 * 4 cross pairs
     assert set(spec["thresholds"]) == {"1e-2", "1e-3", "best_accuracy"}
@@ -253,6 +254,8 @@ def test_train_head_on_sface(tmp_path: Path, sface: object) -> None:
         (["{data}", "--input-size", "8"], "--input-size"),
         (["{data}", "--resume"], "no checkpoint"),
         (["{data}", "--miner", "hardest"], "unknown miner"),
+        (["{data}", "--lr-schedule", "linear"], "--lr-schedule"),
+        (["{data}", "--weight-decay", "-1"], "--weight-decay"),
         (["{empty}"], "no identity sub-folders"),
     ],
 )
@@ -281,11 +284,12 @@ def test_train_orl_then_verify(tmp_path: Path, data_root: Path, yunet: object) -
     out = tmp_path / "model"
     code, stdout, stderr = _run(
         str(data), "--out", str(out), "--epochs", "2", "--input-size", "32", "--dim", "64", "--batch-p", "4",
-        "--batch-k", "4", "--val-split", "0.34", "--threads", "2",
+        "--batch-k", "4", "--val-split", "0.34", "--threads", "2", "--weight-decay", "5e-3", "--lr-schedule", "cosine",
     )
     assert code == 0, stderr
     assert "faceprint verify" in stdout and "validation 1-shot" in stdout
     spec = json.loads((out / "model.json").read_text())
+    assert spec["training"]["weight_decay"] == 5e-3 and spec["training"]["lr_schedule"] == "cosine"
     assert spec["training"]["images_train"] == 40 and spec["training"]["images_skipped"] == 0
     assert spec["training"]["final_val"]["n_identities"] == 2
     assert (out / "cache").is_dir() and any((out / "cache").iterdir())

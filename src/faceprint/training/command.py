@@ -68,6 +68,10 @@ def train(
         int, typer.Option("--input-size", help="Aligned crop side for the CNN, 32..160 (ignored with --head-on).")
     ] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Adam's L2 weight decay.")] = 5e-4,
+    lr_schedule: Annotated[
+        str, typer.Option("--lr-schedule", help="constant, or cosine (decays to 0 over --epochs).")
+    ] = "constant",
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights, split and batches.")] = 0,
     ensemble: Annotated[
         int,
@@ -99,7 +103,8 @@ def train(
     try:
         summary = _train(
             data_dir=data_dir, out=out, miner=miner, margin=margin, dim=dim, epochs=epochs, batch_p=batch_p,
-            batch_k=batch_k, val_split=val_split, input_size=input_size, lr=lr, seed=seed, ensemble=ensemble,
+            batch_k=batch_k, val_split=val_split, input_size=input_size, lr=lr, weight_decay=weight_decay,
+            lr_schedule=lr_schedule, seed=seed, ensemble=ensemble,
             resume=resume, threads=threads, head_on=head_on, cache_dir=cache_dir, name=name, device=device,
             detector=detector, err=err,
         )
@@ -131,6 +136,8 @@ def _train(
     val_split: float,
     input_size: int,
     lr: float,
+    weight_decay: float,
+    lr_schedule: str,
     seed: int,
     ensemble: int,
     resume: bool,
@@ -148,6 +155,10 @@ def _train(
         raise _Fail(f"--val-split must be in [0, 1), got {val_split}")
     if dim < 2:
         raise _Fail(f"--dim must be >= 2, got {dim}")
+    if lr_schedule not in ("constant", "cosine"):
+        raise _Fail(f"--lr-schedule must be constant or cosine, got {lr_schedule!r}")
+    if not weight_decay >= 0:  # also refuses nan
+        raise _Fail(f"--weight-decay must be >= 0, got {weight_decay}")
     if not 1 <= ensemble <= 16:
         raise _Fail(f"--ensemble must be between 1 and 16, got {ensemble}")
     if head_on is None and not 32 <= input_size <= 160:
@@ -178,7 +189,7 @@ def _train(
         torch.set_num_threads(threads)
     config = TrainConfig(
         miner=miner, margin=margin, epochs=epochs, batch_p=batch_p, batch_k=batch_k, lr=lr, seed=seed,
-        device=device, threads=threads,
+        device=device, threads=threads, weight_decay=weight_decay, lr_schedule=lr_schedule,
     )
     base: Any = None
     if head_on is not None:
@@ -326,6 +337,8 @@ def _train(
         "batch_p": batch_p,
         "batch_k": batch_k,
         "lr": lr,
+        "weight_decay": weight_decay,
+        "lr_schedule": lr_schedule,
         "seed": seed,
         "final_loss": last.loss,
         "final_fraction_active": last.fraction_active,
