@@ -21,7 +21,7 @@ from faceprint.embedding import OnnxEmbedder, get_embedder  # noqa: E402
 from faceprint.errors import DatasetNotFoundError, FaceprintError  # noqa: E402
 from faceprint.pipeline import FacePipeline  # noqa: E402
 from faceprint.training.command import train  # noqa: E402
-from faceprint.training.data import identity_split, load_identity_folders  # noqa: E402
+from faceprint.training.data import default_template, identity_split, load_identity_folders  # noqa: E402
 from faceprint.types import Detection, Image  # noqa: E402
 from fakes import make_detection  # noqa: E402
 
@@ -255,6 +255,8 @@ def test_train_head_on_sface(tmp_path: Path, sface: object) -> None:
         (["{data}", "--resume"], "no checkpoint"),
         (["{data}", "--miner", "hardest"], "unknown miner"),
         (["{data}", "--lr-schedule", "linear"], "--lr-schedule"),
+        (["{data}", "--crop-scale", "0.1"], "--crop-scale"),
+        (["{data}", "--crop-scale", "0.6", "--head-on", "sface"], "--head-on uses its embedder's alignment"),
         (["{data}", "--weight-decay", "-1"], "--weight-decay"),
         (["{empty}"], "no identity sub-folders"),
     ],
@@ -285,11 +287,16 @@ def test_train_orl_then_verify(tmp_path: Path, data_root: Path, yunet: object) -
     code, stdout, stderr = _run(
         str(data), "--out", str(out), "--epochs", "2", "--input-size", "32", "--dim", "64", "--batch-p", "4",
         "--batch-k", "4", "--val-split", "0.34", "--threads", "2", "--weight-decay", "5e-3", "--lr-schedule", "cosine",
+        "--crop-scale", "0.6",
     )
     assert code == 0, stderr
     assert "faceprint verify" in stdout and "validation 1-shot" in stdout
     spec = json.loads((out / "model.json").read_text())
     assert spec["training"]["weight_decay"] == 5e-3 and spec["training"]["lr_schedule"] == "cosine"
+    # --crop-scale 0.6: the template shrunk about the crop centre (32 px: centre 16), as bench/training.py makes it
+    tight = default_template(32)
+    assert spec["training"]["crop_scale"] == 0.6
+    assert np.allclose(spec["template"], [(16 + (x - 16) * 0.6, 16 + (y - 16) * 0.6) for x, y in tight], atol=1e-9)
     assert spec["training"]["images_train"] == 40 and spec["training"]["images_skipped"] == 0
     assert spec["training"]["final_val"]["n_identities"] == 2
     assert (out / "cache").is_dir() and any((out / "cache").iterdir())

@@ -67,6 +67,14 @@ def train(
     input_size: Annotated[
         int, typer.Option("--input-size", help="Aligned crop side for the CNN, 32..160 (ignored with --head-on).")
     ] = 64,
+    crop_scale: Annotated[
+        float,
+        typer.Option(
+            "--crop-scale",
+            help="< 1: a looser crop (the alignment template shrunk about the centre: more hair and chin; "
+            "0.6 suited ORL). CNN only.",
+        ),
+    ] = 1.0,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option("--weight-decay", help="Adam's L2 weight decay.")] = 5e-4,
     lr_schedule: Annotated[
@@ -103,7 +111,8 @@ def train(
     try:
         summary = _train(
             data_dir=data_dir, out=out, miner=miner, margin=margin, dim=dim, epochs=epochs, batch_p=batch_p,
-            batch_k=batch_k, val_split=val_split, input_size=input_size, lr=lr, weight_decay=weight_decay,
+            batch_k=batch_k, val_split=val_split, input_size=input_size, crop_scale=crop_scale, lr=lr,
+            weight_decay=weight_decay,
             lr_schedule=lr_schedule, seed=seed, ensemble=ensemble,
             resume=resume, threads=threads, head_on=head_on, cache_dir=cache_dir, name=name, device=device,
             detector=detector, err=err,
@@ -135,6 +144,7 @@ def _train(
     batch_k: int,
     val_split: float,
     input_size: int,
+    crop_scale: float,
     lr: float,
     weight_decay: float,
     lr_schedule: str,
@@ -155,6 +165,10 @@ def _train(
         raise _Fail(f"--val-split must be in [0, 1), got {val_split}")
     if dim < 2:
         raise _Fail(f"--dim must be >= 2, got {dim}")
+    if not 0.3 <= crop_scale <= 1.5:  # also refuses nan
+        raise _Fail(f"--crop-scale must be between 0.3 and 1.5, got {crop_scale}")
+    if head_on is not None and crop_scale != 1.0:
+        raise _Fail("--crop-scale applies to a CNN trained from scratch; --head-on uses its embedder's alignment")
     if lr_schedule not in ("constant", "cosine"):
         raise _Fail(f"--lr-schedule must be constant or cosine, got {lr_schedule!r}")
     if not weight_decay >= 0:  # also refuses nan
@@ -179,7 +193,8 @@ def _train(
 
     from .. import __version__, runtime
     from ..embedding import get_embedder
-    from .data import identity_split, load_identity_folders
+    from ..processing import jitter_template
+    from .data import default_template, identity_split, load_identity_folders
     from .export import ONNX_TOLERANCE, check_onnx, export_onnx, pair_thresholds, write_spec
     from .networks import PREPROCESSING, AdaptationHead, CompactFaceNet, EnsembleNet, to_tensor
     from .trainer import EpochInfo, StepInfo, TrainConfig, Trainer, evaluate_embeddings, plot_history
@@ -198,7 +213,10 @@ def _train(
             raise _Fail(f"--head-on {head_on!r}: needs a single-network embedder (e.g. sface, facenet)")
         size, template = int(base.input_size[0]), base.template
     else:
-        size, template = input_size, None
+        size = input_size
+        template = None
+        if crop_scale != 1.0:  # the bench's loose crop: the same points as bench/training.py's load_orl
+            template = jitter_template(default_template(size), (size, size), scale=crop_scale)
     t_start = time.perf_counter()
 
     # -- data ------------------------------------------------------------------------------
@@ -327,6 +345,7 @@ def _train(
         "images_val": int(len(y_va)) if y_va is not None else 0,
         "images_skipped": len(dataset.skipped),
         "detector": detector,
+        "crop_scale": crop_scale,
         "network": ("AdaptationHead" if base is not None else "CompactFaceNet")
         + (f" x {ensemble} (EnsembleNet, unit vectors concatenated)" if ensemble > 1 else ""),
         "ensemble": ensemble,
