@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,16 +168,21 @@ def test_liveness_video_challenge(data_root: Path) -> None:
     # (time limits are checked on synthetic signals in tests/test_liveness_active.py)
 
 
+def _person_b(data_root: Path) -> tuple[Path, list[Any]]:
+    """Person B's live clip (he turns right, then left) and its first 6 s as RGB frames at 2 fps."""
+    from faceprint.liveness import read_video
+
+    clip = _video(data_root, "person_b_live.mov")
+    return clip, list(read_video(clip, max_seconds=6.0, target_fps=2.0).frames)
+
+
 @pytest.mark.real
 @pytest.mark.data
 def test_verify_with_a_video_challenge(data_root: Path, tmp_path: Path) -> None:
     """Two stills of person B from his live clip verify only when the clip answers the challenge."""
     from PIL import Image as PILImage
 
-    from faceprint.liveness import read_video
-
-    clip = _video(data_root, "person_b_live.mov")
-    frames = read_video(clip, max_seconds=6.0, target_fps=2.0).frames
+    clip, frames = _person_b(data_root)
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     PILImage.fromarray(frames[1]).save(a)
     PILImage.fromarray(frames[-1]).save(b)
@@ -206,10 +212,7 @@ def test_identify_with_a_video_challenge_needs_one_face(data_root: Path, tmp_pat
     import numpy as np
     from PIL import Image as PILImage
 
-    from faceprint.liveness import read_video
-
-    clip = _video(data_root, "person_b_live.mov")
-    frames = read_video(clip, max_seconds=6.0, target_fps=2.0).frames
+    clip, frames = _person_b(data_root)
     single, pair = tmp_path / "b.png", tmp_path / "two.png"
     PILImage.fromarray(frames[1]).save(single)
     small = np.asarray(PILImage.fromarray(frames[-1]).resize((frames[-1].shape[1] // 2, frames[-1].shape[0] // 2)))
