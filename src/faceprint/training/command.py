@@ -112,8 +112,7 @@ def train(
         summary = _train(
             data_dir=data_dir, out=out, miner=miner, margin=margin, dim=dim, epochs=epochs, batch_p=batch_p,
             batch_k=batch_k, val_split=val_split, input_size=input_size, crop_scale=crop_scale, lr=lr,
-            weight_decay=weight_decay,
-            lr_schedule=lr_schedule, seed=seed, ensemble=ensemble,
+            weight_decay=weight_decay, lr_schedule=lr_schedule, seed=seed, ensemble=ensemble,
             resume=resume, threads=threads, head_on=head_on, cache_dir=cache_dir, name=name, device=device,
             detector=detector, err=err,
         )
