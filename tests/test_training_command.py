@@ -56,6 +56,13 @@ def _face(identity: int, i: int) -> np.ndarray:
     return np.clip(img, 1, 255).astype(np.uint8)
 
 
+def torch_load(path: Path) -> dict[str, object]:
+    import torch
+
+    state: dict[str, object] = torch.load(path, weights_only=True)
+    return state
+
+
 def _make_folders(root: Path, n_ids: int, n_imgs: int) -> Path:
     for k in range(n_ids):
         d = root / f"person_{k:02d}"
@@ -258,6 +265,11 @@ def test_train_head_on_sface(tmp_path: Path, sface: object) -> None:
         (["{data}", "--crop-scale", "0.1"], "--crop-scale"),
         (["{data}", "--crop-scale", "0.6", "--head-on", "sface"], "--head-on uses its embedder's alignment"),
         (["{data}", "--weight-decay", "-1"], "--weight-decay"),
+        (["{data}", "--member-crops", "0.6"], "at least 2"),
+        (["{data}", "--member-crops", "0.6,x"], "comma-separated"),
+        (["{data}", "--member-crops", "0.6,1.0", "--ensemble", "3"], "--ensemble says 3"),
+        (["{data}", "--member-crops", "0.6,1.0", "--crop-scale", "0.8"], "the loosest (0.6)"),
+        (["{data}", "--member-crops", "0.2,1.0"], "between 0.3 and 1.5"),
         (["{empty}"], "no identity sub-folders"),
     ],
 )
@@ -274,6 +286,28 @@ def test_train_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) 
 
 # -- real data ---------------------------------------------------------------------------------
 @pytest.mark.data
+def test_train_member_crops_exports_one_mixed_crop_embedder(tmp_path: Path) -> None:
+    data = _make_folders(tmp_path / "data", 6, 4)
+    out = tmp_path / "mixed"
+    code, stdout, stderr = _run(
+        str(data), "--out", str(out), "--detector", FAKE, "--val-split", "0.34", "--json", "--member-crops", "1.0,0.6",
+        *SMALL,
+    )
+    assert code == 0, stderr
+    assert "member 2/2" in stderr and json.loads(stdout)["onnx_max_abs_diff"] <= 1e-4
+    spec = json.loads((out / "model.json").read_text())
+    t = spec["training"]
+    assert t["ensemble"] == 2 and t["member_crops"] == [1.0, 0.6] and t["crop_scale"] == 0.6
+    assert spec["dim"] == 128  # two 64-d members
+    tight = default_template(32)  # the model's input is the loosest crop
+    assert np.allclose(spec["template"], [(16 + (x - 16) * 0.6, 16 + (y - 16) * 0.6) for x, y in tight], atol=1e-9)
+    emb = get_embedder(str(out / "model.json"))
+    pipe = FacePipeline(detector=BlackIsNoFaceDetector(), embedder=emb, min_face_size=0)
+    assert emb.dim == 128 and -1.0 <= pipe.verify(_face(0, 0), _face(0, 1)).similarity <= 1.0
+    ckpt = torch_load(out / "checkpoint.pt")  # member 1 sees the centre (crop 1.0 of the 0.6 input)
+    assert all(k.startswith("net.") for k in ckpt["model"])
+
+
 @pytest.mark.real
 def test_train_orl_then_verify(tmp_path: Path, data_root: Path, yunet: object) -> None:
     orl = data_root / "orl" / "orl_faces"

@@ -631,3 +631,28 @@ def test_embed_flip_needs_images() -> None:
     trainer = Trainer(AdaptationHead(4, 4), TrainConfig())
     with pytest.raises(ValueError, match="flip=True needs image crops"):
         trainer.embed(np.eye(4, dtype=np.float32), flip=True)
+
+
+# -- centre views (ensemble members on tighter crops) --------------------------------------------
+def test_centre_view_sees_only_the_centre() -> None:
+    from faceprint.training import CentreView
+
+    torch.manual_seed(0)
+    view = CentreView(CompactFaceNet(dim=8, input_size=32, width=4), zoom=0.5).eval()
+    a = torch.randn(1, 3, 32, 32)
+    b = torch.randn(1, 3, 32, 32)
+    b[:, :, 7:25, 7:25] = a[:, :, 7:25, 7:25]  # the same centre half (plus a pixel for bilinear), other borders
+    assert torch.equal(view.view(a), view.view(b))
+    assert torch.allclose(view(a), view(b)) and view(a).shape == (1, 8)
+    # zoom 0.5 doubles the centre: output pixel j samples the input at 7.75 + j / 2 (pixel centres)
+    ramp = torch.arange(32.0).repeat(1, 3, 32, 1)
+    assert torch.allclose(view.view(ramp)[0, 0, 0], 7.75 + torch.arange(32.0) / 2, atol=1e-4)
+    whole = CentreView(view.net, zoom=1.0)
+    assert torch.equal(whole.view(a), a) and torch.allclose(whole(a), view.net(a))
+    assert (view.dim, view.input_size, view.in_channels) == (8, 32, 3)
+    assert "grid" not in view.state_dict() and set(view.state_dict()) == {f"net.{k}" for k in view.net.state_dict()}
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="zoom"):
+            CentreView(view.net, zoom=bad)
+    with pytest.raises(ValueError, match="input_size"):
+        CentreView(AdaptationHead(4, 4), zoom=0.5)

@@ -211,3 +211,23 @@ def test_pair_thresholds_counts_pairs() -> None:
     assert impostor_max < thr["1e-3"] <= genuine_min
     with pytest.raises(ValueError, match="impostor"):
         pair_thresholds(emb[:2], [0, 0])
+
+
+def test_ensemble_with_a_centre_view_member_round_trips(tmp_path: Path) -> None:
+    """A mixed-crop ensemble (one member on the input crop, one on its centre) is one ONNX graph (GridSample)."""
+    from faceprint.training import CentreView, EnsembleNet
+
+    ens = EnsembleNet(
+        [
+            _trained_like(CompactFaceNet(dim=32, input_size=SIZE, width=8), seed=0),
+            CentreView(_trained_like(CompactFaceNet(dim=32, input_size=SIZE, width=8), seed=1), zoom=0.6),
+        ]
+    ).eval()
+    onnx_path = export_onnx(ens, tmp_path / "mixed.onnx", input_shape=(3, SIZE, SIZE))
+    for n in (1, 5):
+        assert check_onnx(ens, onnx_path, to_tensor(_crops(n, seed=n))) <= 1e-4
+    # the centre-view member really sees a different image than the plain one would
+    plain = EnsembleNet([ens.members[0], ens.members[1].net]).eval()
+    with torch.no_grad():
+        x = to_tensor(_crops(3, seed=9))
+        assert not torch.allclose(ens(x), plain(x), atol=1e-3)

@@ -21,7 +21,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SemiHardTripletMiner,
         get_miner,
     )
-    from faceprint.training.networks import PREPROCESSING, AdaptationHead, CompactFaceNet, EnsembleNet, to_tensor
+    from faceprint.training.networks import (
+        PREPROCESSING,
+        AdaptationHead,
+        CentreView,
+        CompactFaceNet,
+        EnsembleNet,
+        to_tensor,
+    )
     from faceprint.training.sampler import PKSampler
     from faceprint.training.trainer import (
         EpochInfo,
@@ -49,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "to_tensor": "networks",
     "CompactFaceNet": "networks",
     "EnsembleNet": "networks",
+    "CentreView": "networks",
     "AdaptationHead": "networks",
     "TrainConfig": "trainer",
     "StepInfo": "trainer",
@@ -75,6 +83,7 @@ __all__ = [
     "to_tensor",
     "CompactFaceNet",
     "EnsembleNet",
+    "CentreView",
     "AdaptationHead",
     "TrainConfig",
     "StepInfo",

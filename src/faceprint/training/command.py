@@ -89,6 +89,14 @@ def train(
             "(their unit vectors concatenated): N times the training and embedding time, steadier accuracy.",
         ),
     ] = 1,
+    member_crops: Annotated[
+        str | None,
+        typer.Option(
+            "--member-crops",
+            help="An ensemble with one member per crop scale, e.g. 0.6,1.0: the model takes the loosest crop and "
+            "each member looks at its centre (sets --ensemble and --crop-scale).",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (detection and torch).")] = None,
     head_on: Annotated[
@@ -109,10 +117,13 @@ def train(
     """Train a face embedder with the triplet loss on DATA_DIR/<person>/<images> and export it to ONNX."""
     err = Console(stderr=True)
     try:
+        scales: list[float] | None = None
+        if member_crops is not None:
+            scales, ensemble, crop_scale = _member_crops(member_crops, ensemble, crop_scale)
         summary = _train(
             data_dir=data_dir, out=out, miner=miner, margin=margin, dim=dim, epochs=epochs, batch_p=batch_p,
             batch_k=batch_k, val_split=val_split, input_size=input_size, crop_scale=crop_scale, lr=lr,
-            weight_decay=weight_decay, lr_schedule=lr_schedule, seed=seed, ensemble=ensemble,
+            weight_decay=weight_decay, lr_schedule=lr_schedule, seed=seed, ensemble=ensemble, member_crops=scales,
             resume=resume, threads=threads, head_on=head_on, cache_dir=cache_dir, name=name, device=device,
             detector=detector, err=err,
         )
@@ -129,6 +140,23 @@ def train(
         err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     _print_summary(summary, json_out)
+
+
+def _member_crops(text: str, ensemble: int, crop_scale: float) -> tuple[list[float], int, float]:
+    """``--member-crops 0.6,1.0`` -> the scales, the ensemble size and the input crop scale (the loosest)."""
+    try:
+        scales = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise _Fail(f"--member-crops takes comma-separated crop scales like 0.6,1.0, got {text!r}") from None
+    if len(scales) < 2:
+        raise _Fail(f"--member-crops needs at least 2 crop scales, got {text!r}")
+    if ensemble not in (1, len(scales)):
+        raise _Fail(f"--member-crops gives {len(scales)} members but --ensemble says {ensemble}")
+    if crop_scale not in (1.0, min(scales)):
+        raise _Fail(
+            f"--member-crops: the input crop is the loosest ({min(scales)}), but --crop-scale says {crop_scale}"
+        )
+    return scales, len(scales), min(scales)
 
 
 def _train(
@@ -149,6 +177,7 @@ def _train(
     lr_schedule: str,
     seed: int,
     ensemble: int,
+    member_crops: list[float] | None,
     resume: bool,
     threads: int | None,
     head_on: str | None,
@@ -164,10 +193,13 @@ def _train(
         raise _Fail(f"--val-split must be in [0, 1), got {val_split}")
     if dim < 2:
         raise _Fail(f"--dim must be >= 2, got {dim}")
-    if not 0.3 <= crop_scale <= 1.5:  # also refuses nan
-        raise _Fail(f"--crop-scale must be between 0.3 and 1.5, got {crop_scale}")
-    if head_on is not None and crop_scale != 1.0:
-        raise _Fail("--crop-scale applies to a CNN trained from scratch; --head-on uses its embedder's alignment")
+    for scale in [crop_scale, *(member_crops or [])]:
+        if not 0.3 <= scale <= 1.5:  # also refuses nan
+            raise _Fail(f"--crop-scale / --member-crops must be between 0.3 and 1.5, got {scale}")
+    if head_on is not None and (crop_scale != 1.0 or member_crops):
+        raise _Fail(
+            "--crop-scale / --member-crops apply to a CNN trained from scratch; --head-on uses its embedder's alignment"
+        )
     if lr_schedule not in ("constant", "cosine"):
         raise _Fail(f"--lr-schedule must be constant or cosine, got {lr_schedule!r}")
     if not weight_decay >= 0:  # also refuses nan
@@ -195,7 +227,7 @@ def _train(
     from ..processing import jitter_template
     from .data import default_template, identity_split, load_identity_folders
     from .export import ONNX_TOLERANCE, check_onnx, export_onnx, pair_thresholds, write_spec
-    from .networks import PREPROCESSING, AdaptationHead, CompactFaceNet, EnsembleNet, to_tensor
+    from .networks import PREPROCESSING, AdaptationHead, CentreView, CompactFaceNet, EnsembleNet, to_tensor
     from .trainer import EpochInfo, StepInfo, TrainConfig, Trainer, evaluate_embeddings, plot_history
 
     if threads is not None:
@@ -261,6 +293,8 @@ def _train(
         member: torch.nn.Module = (
             AdaptationHead(int(base.dim), dim) if base is not None else CompactFaceNet(dim=dim, input_size=size)
         )
+        if member_crops is not None and member_crops[i] != crop_scale:  # a tighter crop: the input's centre
+            member = CentreView(member, zoom=crop_scale / member_crops[i])
         member_config = dataclasses.replace(config, seed=seed + i)
         trainer = Trainer(member, member_config)
         tag = f"member {i + 1}/{ensemble} " if ensemble > 1 else ""
@@ -345,8 +379,10 @@ def _train(
         "images_skipped": len(dataset.skipped),
         "detector": detector,
         "crop_scale": crop_scale,
+        "member_crops": member_crops,
         "network": ("AdaptationHead" if base is not None else "CompactFaceNet")
-        + (f" x {ensemble} (EnsembleNet, unit vectors concatenated)" if ensemble > 1 else ""),
+        + (f" x {ensemble} (EnsembleNet, unit vectors concatenated)" if ensemble > 1 else "")
+        + (f", member crops {','.join(f'{v:g}' for v in member_crops)}" if member_crops else ""),
         "ensemble": ensemble,
         "member_dim": dim,
         "miner": miner,

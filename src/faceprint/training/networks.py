@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PREPROCESSING", "to_tensor", "CompactFaceNet", "EnsembleNet", "AdaptationHead"]
+__all__ = ["PREPROCESSING", "to_tensor", "CompactFaceNet", "CentreView", "EnsembleNet", "AdaptationHead"]
 
 #: Input normalisation of :class:`CompactFaceNet`: ``(x - mean) / std`` on RGB uint8, NCHW.
 PREPROCESSING: dict[str, float | str] = {"mean": 127.5, "std": 128.0, "layout": "NCHW", "channels": "RGB"}
@@ -113,6 +113,55 @@ class CompactFaceNet(nn.Module):
         h = self.features(x)
         h = h.mean(dim=(2, 3))
         return F.normalize(self.embed(h), dim=1)
+
+
+class CentreView(nn.Module):
+    """A network that looks at the centre of its input crop: the central ``zoom`` fraction of the crop,
+    resampled bilinearly to the full input size (``grid_sample`` on a fixed grid), then ``net``.
+
+    Used for ensemble members that see the face cropped tighter than the model's input: with the input
+    aligned at crop scale ``c`` (:func:`faceprint.processing.jitter_template` ``scale=c``), ``zoom = c / s``
+    gives the view of crop scale ``s >= c``. The view is part of the graph, so the exported ONNX model still
+    takes one aligned crop. Exposes the wrapped network's ``dim``, ``input_size`` and ``in_channels``.
+
+    Parameters
+    ----------
+    net : nn.Module
+        With an int ``input_size`` (the side of the square input).
+    zoom : float
+        In (0, 1]; 1 is the whole crop (no resampling).
+
+    Examples
+    --------
+    >>> view = CentreView(CompactFaceNet(dim=64, input_size=64), zoom=0.6).eval()
+    >>> view(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 64])
+    """
+
+    def __init__(self, net: nn.Module, zoom: float) -> None:
+        super().__init__()
+        size = getattr(net, "input_size", None)
+        if not isinstance(size, int):
+            raise ValueError(f"CentreView needs a network with an int .input_size, got {type(net).__name__}")
+        if not (isinstance(zoom, (int, float)) and 0.0 < zoom <= 1.0):
+            raise ValueError(f"zoom must be in (0, 1], got {zoom!r}")
+        self.net, self.zoom = net, float(zoom)
+        self.dim, self.input_size = getattr(net, "dim", None), size
+        self.in_channels = getattr(net, "in_channels", 3)
+        theta = torch.tensor([[[self.zoom, 0.0, 0.0], [0.0, self.zoom, 0.0]]])
+        grid = F.affine_grid(theta, [1, int(self.in_channels), size, size], align_corners=False)
+        self.register_buffer("grid", grid, persistent=False)  # derived from zoom: not saved in checkpoints
+
+    def view(self, x: Tensor) -> Tensor:
+        """The centre of ``x`` (N, C, S, S) resampled to S x S; ``x`` itself at zoom 1."""
+        if self.zoom == 1.0:
+            return x
+        grid: Tensor = self.grid  # type: ignore[assignment]  # a registered buffer
+        grid = grid.to(x.dtype).expand(x.shape[0], -1, -1, -1)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.view(x))  # type: ignore[no-any-return]
 
 
 class EnsembleNet(nn.Module):
