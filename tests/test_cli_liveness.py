@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -168,24 +167,25 @@ def test_liveness_video_challenge(data_root: Path) -> None:
     # (time limits are checked on synthetic signals in tests/test_liveness_active.py)
 
 
-def _person_b(data_root: Path) -> tuple[Path, list[Any]]:
-    """Person B's live clip (he turns right, then left) and its first 6 s as RGB frames at 2 fps."""
+def _person_b(data_root: Path, folder: Path) -> tuple[Path, Path, Path]:
+    """Person B's live clip (he turns right, then left) and two stills of him from its first 6 s, as PNGs."""
+    from PIL import Image as PILImage
+
     from faceprint.liveness import read_video
 
     clip = _video(data_root, "person_b_live.mov")
-    return clip, list(read_video(clip, max_seconds=6.0, target_fps=2.0).frames)
+    frames = read_video(clip, max_seconds=6.0, target_fps=2.0).frames
+    a, b = folder / "a.png", folder / "b.png"
+    PILImage.fromarray(frames[1]).save(a)
+    PILImage.fromarray(frames[-1]).save(b)
+    return clip, a, b
 
 
 @pytest.mark.real
 @pytest.mark.data
 def test_verify_with_a_video_challenge(data_root: Path, tmp_path: Path) -> None:
     """Two stills of person B from his live clip verify only when the clip answers the challenge."""
-    from PIL import Image as PILImage
-
-    clip, frames = _person_b(data_root)
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    PILImage.fromarray(frames[1]).save(a)
-    PILImage.fromarray(frames[-1]).save(b)
+    clip, a, b = _person_b(data_root, tmp_path)
     args = ["verify", a, b, "--challenge-video", clip, "--time-limit", "15", "--json", "--threads", "1"]
     good = as_json(ok(invoke(*args, "--challenge", "turn_right,turn_left"), 0))
     assert good["decision"] == "match" and good["liveness"]["method"] == "active-challenge"
@@ -212,13 +212,14 @@ def test_identify_with_a_video_challenge_needs_one_face(data_root: Path, tmp_pat
     import numpy as np
     from PIL import Image as PILImage
 
-    clip, frames = _person_b(data_root)
-    single, pair = tmp_path / "b.png", tmp_path / "two.png"
-    PILImage.fromarray(frames[1]).save(single)
-    small = np.asarray(PILImage.fromarray(frames[-1]).resize((frames[-1].shape[1] // 2, frames[-1].shape[0] // 2)))
-    canvas = np.zeros_like(frames[1])
+    clip, single, other = _person_b(data_root, tmp_path)
+    pair = tmp_path / "two.png"
+    first = np.asarray(PILImage.open(single))
+    with PILImage.open(other) as im:
+        small = np.asarray(im.resize((im.width // 2, im.height // 2)))
+    canvas = np.zeros_like(first)
     canvas[: small.shape[0], : small.shape[1]] = small
-    PILImage.fromarray(np.concatenate([frames[1], canvas], axis=1)).save(pair)  # B, and B again at half size
+    PILImage.fromarray(np.concatenate([first, canvas], axis=1)).save(pair)  # B, and B again at half size
     db = tmp_path / "g.db"
     ok(invoke("enroll", "B", single, "-g", db))
     base = ["identify", pair, "-g", db, "--challenge-video", clip, "--challenge", "turn_right,turn_left",
