@@ -84,9 +84,13 @@ splits 16-21, which had never been run:
 
 They gave 0.894 (loose + loose 0.851, one network 0.831). ``faceprint train --member-crops`` does not align
 each member's crop from the photo as this benchmark does: its tight member looks at the centre of the loose
-crop, resampled inside the graph (:class:`faceprint.training.CentreView`). Checked on the tuning splits only
-(split seed's initial weights): tight member alone 0.811 that way against 0.844 aligned, loose + tight 0.914
-against 0.918.
+crop, resampled inside the graph (:class:`faceprint.training.CentreView`). ``--centre-view`` reports both, on
+the tuning splits only:
+
+    python bench/training.py --seeds 0 1 8 9 --miners batch-hard --ensemble 2 --mixed-crops 1.0 --centre-view \
+                             --out bench/results/training_orl_centre_view.json
+
+one network 0.888, loose + loose 0.901, loose + tight aligned 0.918, loose + tight as a centre view 0.909.
 """
 
 from __future__ import annotations
@@ -177,6 +181,12 @@ def main() -> None:
         help="also train one network per crop scale (same initial weights and batches) for the ensemble miners "
         "and report the ensembles of the --crop-scale network with them (the first k, k = 2..)",
     )
+    ap.add_argument(
+        "--centre-view",
+        action="store_true",
+        help="with --mixed-crops: also make each tighter network look at the centre of the --crop-scale crop "
+        "(CentreView, as faceprint train --member-crops does) instead of aligning its own crop",
+    )
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--margin", type=float, default=0.5)
@@ -196,6 +206,7 @@ def main() -> None:
     import torch
 
     from faceprint.training import (
+        CentreView,
         CompactFaceNet,
         EnsembleNet,
         TrainConfig,
@@ -328,25 +339,30 @@ def main() -> None:
             if args.mixed_crops and miner in ens_miners:
                 # one network per extra crop scale, from the same initial weights and batches; each embeds the
                 # test faces cropped its own way, and the vectors are concatenated as EnsembleNet does
-                parts, scales, part_acc = [trainer.embed(xte, flip=args.flip)], [args.crop_scale], []
-                part_acc.append(evaluate_embeddings(parts[0], yte, seed=seed)["one_shot_accuracy"])
-                for scale in args.mixed_crops:
-                    xs, ys = crops(scale)
-                    net = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
-                    net.load_state_dict(init)
-                    net_trainer = Trainer(net, cfg)
-                    net_trainer.fit(xs[~test], ys[~test])
-                    parts.append(net_trainer.embed(xs[test], flip=args.flip))
-                    scales.append(scale)
-                    part_acc.append(evaluate_embeddings(parts[-1], yte, seed=seed)["one_shot_accuracy"])
-                for k in range(2, len(parts) + 1):
-                    mixed = evaluate_embeddings(np.concatenate(parts[:k], axis=1) / np.sqrt(k), yte, seed=seed)
-                    name = f"{miner} crops {'+'.join(f'{v:g}' for v in scales[:k])}"
-                    runs.append({**base, "method": name, **mixed, "crop_scales": scales[:k],
-                                 "crop_member_one_shot": part_acc[:k]})
-                    print(f"seed {seed} {name}: 1-shot {mixed['one_shot_accuracy']:.3f} "
-                          f"verif {mixed['verification_accuracy']:.3f} "
-                          f"(members {' '.join(f'{a:.3f}' for a in part_acc[:k])})", flush=True)
+                # --centre-view: also as faceprint train --member-crops builds them, the tighter network looking at
+                # the centre of the loose crop (CentreView) instead of a crop aligned from the photo
+                for mode in ("aligned", "centre view") if args.centre_view else ("aligned",):
+                    parts, scales, part_acc = [trainer.embed(xte, flip=args.flip)], [args.crop_scale], []
+                    part_acc.append(evaluate_embeddings(parts[0], yte, seed=seed)["one_shot_accuracy"])
+                    for scale in args.mixed_crops:
+                        xs, ys = crops(scale) if mode == "aligned" else (x, y)
+                        net: torch.nn.Module = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
+                        net.load_state_dict(init)
+                        if mode != "aligned":
+                            net = CentreView(net, zoom=args.crop_scale / scale)
+                        net_trainer = Trainer(net, cfg)
+                        net_trainer.fit(xs[~test], ys[~test])
+                        parts.append(net_trainer.embed(xs[test], flip=args.flip))
+                        scales.append(scale)
+                        part_acc.append(evaluate_embeddings(parts[-1], yte, seed=seed)["one_shot_accuracy"])
+                    for k in range(2, len(parts) + 1):
+                        mixed = evaluate_embeddings(np.concatenate(parts[:k], axis=1) / np.sqrt(k), yte, seed=seed)
+                        name = _mixed_name(miner, scales[:k], mode)
+                        runs.append({**base, "method": name, **mixed, "crop_scales": scales[:k],
+                                     "crop_member_one_shot": part_acc[:k]})
+                        print(f"seed {seed} {name}: 1-shot {mixed['one_shot_accuracy']:.3f} "
+                              f"verif {mixed['verification_accuracy']:.3f} "
+                              f"(members {' '.join(f'{a:.3f}' for a in part_acc[:k])})", flush=True)
             histories[f"{miner}/seed{seed}"] = _slim(hist.to_dict())
             if seed == args.seeds[0]:
                 plot_history(hist, args.out.with_name(f"{args.out.stem}_{miner}.png"))
@@ -365,7 +381,8 @@ def main() -> None:
     if args.mixed_crops:
         scales = [args.crop_scale, *args.mixed_crops]
         methods += [
-            f"{m} crops {'+'.join(f'{v:g}' for v in scales[:k])}"
+            _mixed_name(m, scales[:k], mode)
+            for mode in (("aligned", "centre view") if args.centre_view else ("aligned",))
             for m in args.miners
             if m in ens_miners
             for k in range(2, len(scales) + 1)
@@ -430,6 +447,7 @@ def main() -> None:
             "ensemble": args.ensemble,
             "ensemble_miners": ens_miners if args.ensemble > 1 or args.mixed_crops else [],
             "mixed_crops": args.mixed_crops,
+            "centre_view": args.centre_view,
         },
         "seeds": args.seeds,
         "threads": args.threads,
@@ -442,6 +460,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_rounded(result), indent=1))
     print(f"\nwrote {args.out} ({result['total_seconds']:.0f} s in all)")
+
+
+def _mixed_name(miner: str, scales: list[float], mode: str) -> str:
+    name = f"{miner} crops {'+'.join(f'{v:g}' for v in scales)}"
+    return name if mode == "aligned" else f"{name} ({mode})"
 
 
 def _slim(history: dict[str, Any]) -> dict[str, Any]:
