@@ -299,13 +299,16 @@ def test_train_member_crops_exports_one_mixed_crop_embedder(tmp_path: Path) -> N
     t = spec["training"]
     assert t["ensemble"] == 2 and t["member_crops"] == [1.0, 0.6] and t["crop_scale"] == 0.6
     assert spec["dim"] == 128  # two 64-d members
-    tight = default_template(32)  # the model's input is the loosest crop
-    assert np.allclose(spec["template"], [(16 + (x - 16) * 0.6, 16 + (y - 16) * 0.6) for x, y in tight], atol=1e-9)
+    # the model's input is the loosest crop, 32 / 0.6 pixels wide: the tight member's centre view keeps its pixels
+    assert spec["input_size"] == [53, 53] and t["member_input_size"] == 32
+    tight = default_template(53)
+    c = 53 / 2
+    assert np.allclose(spec["template"], [(c + (x - c) * 0.6, c + (y - c) * 0.6) for x, y in tight], atol=1e-9)
     emb = get_embedder(str(out / "model.json"))
     pipe = FacePipeline(detector=BlackIsNoFaceDetector(), embedder=emb, min_face_size=0)
     assert emb.dim == 128 and -1.0 <= pipe.verify(_face(0, 0), _face(0, 1)).similarity <= 1.0
-    ckpt = torch_load(out / "checkpoint.pt")  # member 1 sees the centre (crop 1.0 of the 0.6 input)
-    assert all(k.startswith("net.") for k in ckpt["model"])
+    for f in ("checkpoint.pt", "checkpoint-2.pt"):  # both members are views: the centre, and the whole crop
+        assert all(k.startswith("net.") for k in torch_load(out / f)["model"])
 
 
 @pytest.mark.real

@@ -656,3 +656,23 @@ def test_centre_view_sees_only_the_centre() -> None:
             CentreView(view.net, zoom=bad)
     with pytest.raises(ValueError, match="input_size"):
         CentreView(AdaptationHead(4, 4), zoom=0.5)
+
+
+def test_centre_view_of_a_larger_input_keeps_its_pixels() -> None:
+    """With an input 1 / zoom times the network's, the centre is the input's own pixels and zoom 1 halves it."""
+    from faceprint.training import CentreView
+
+    torch.manual_seed(0)
+    net = CompactFaceNet(dim=8, input_size=32, width=4).eval()
+    x = torch.randn(2, 3, 64, 64)
+    centre = CentreView(net, zoom=0.5, input_size=64)
+    assert centre.input_size == 64 and centre.dim == 8
+    assert torch.allclose(centre.view(x), x[:, :, 16:48, 16:48], atol=1e-5)
+    whole = CentreView(net, zoom=1.0, input_size=64)  # output pixel j samples 2j + 0.5: a 2x2 mean
+    assert torch.allclose(whole.view(x), torch.nn.functional.avg_pool2d(x, 2), atol=1e-5)
+    assert whole(x).shape == (2, 8)
+    with pytest.raises(ValueError, match="the model expects 64x64"):
+        Trainer(whole, TrainConfig()).embed(np.zeros((1, 32, 32, 3), np.uint8))
+    for bad in (8, 32.0, True):
+        with pytest.raises(ValueError, match="input_size must be an int"):
+            CentreView(net, zoom=0.5, input_size=bad)  # type: ignore[arg-type]

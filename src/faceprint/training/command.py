@@ -93,8 +93,9 @@ def train(
         str | None,
         typer.Option(
             "--member-crops",
-            help="An ensemble with one member per crop scale, e.g. 0.6,1.0: the model takes the loosest crop and "
-            "each member looks at its centre (sets --ensemble and --crop-scale).",
+            help="An ensemble with one member per crop scale, e.g. 0.6,1.0: the model takes the loosest crop, "
+            "--input-size / zoom pixels wide, and each member looks at its centre at --input-size "
+            "(sets --ensemble and --crop-scale).",
         ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
@@ -244,7 +245,9 @@ def _train(
             raise _Fail(f"--head-on {head_on!r}: needs a single-network embedder (e.g. sface, facenet)")
         size, template = int(base.input_size[0]), base.template
     else:
-        size = input_size
+        # --member-crops: the model's input is the loose crop, large enough that the tightest member's view
+        # (its centre) keeps every pixel: members see --input-size views, the crop is input / zoom
+        size = input_size if member_crops is None else round(input_size * max(member_crops) / crop_scale)
         template = None
         if crop_scale != 1.0:  # the bench's loose crop: the same points as bench/training.py's load_orl
             template = jitter_template(default_template(size), (size, size), scale=crop_scale)
@@ -291,10 +294,12 @@ def _train(
     for i in range(ensemble):
         torch.manual_seed(seed + i)
         member: torch.nn.Module = (
-            AdaptationHead(int(base.dim), dim) if base is not None else CompactFaceNet(dim=dim, input_size=size)
+            AdaptationHead(int(base.dim), dim)
+            if base is not None
+            else CompactFaceNet(dim=dim, input_size=input_size if member_crops is not None else size)
         )
-        if member_crops is not None and member_crops[i] != crop_scale:  # a tighter crop: the input's centre
-            member = CentreView(member, zoom=crop_scale / member_crops[i])
+        if member_crops is not None:  # crop scale s: the centre crop_scale / s of the input, at input_size
+            member = CentreView(member, zoom=crop_scale / member_crops[i], input_size=size)
         member_config = dataclasses.replace(config, seed=seed + i)
         trainer = Trainer(member, member_config)
         tag = f"member {i + 1}/{ensemble} " if ensemble > 1 else ""
@@ -380,6 +385,7 @@ def _train(
         "detector": detector,
         "crop_scale": crop_scale,
         "member_crops": member_crops,
+        "member_input_size": input_size if member_crops is not None else None,
         "network": ("AdaptationHead" if base is not None else "CompactFaceNet")
         + (f" x {ensemble} (EnsembleNet, unit vectors concatenated)" if ensemble > 1 else "")
         + (f", member crops {','.join(f'{v:g}' for v in member_crops)}" if member_crops else ""),

@@ -117,44 +117,57 @@ class CompactFaceNet(nn.Module):
 
 class CentreView(nn.Module):
     """A network that looks at the centre of its input crop: the central ``zoom`` fraction of the crop,
-    resampled bilinearly to the full input size (``grid_sample`` on a fixed grid), then ``net``.
+    resampled bilinearly to the network's input size (``grid_sample`` on a fixed grid), then ``net``.
 
     Used for ensemble members that see the face cropped tighter than the model's input: with the input
     aligned at crop scale ``c`` (:func:`faceprint.processing.jitter_template` ``scale=c``), ``zoom = c / s``
     gives the view of crop scale ``s >= c``. The view is part of the graph, so the exported ONNX model still
-    takes one aligned crop. Exposes the wrapped network's ``dim``, ``input_size`` and ``in_channels``.
+    takes one aligned crop. The input may be larger than the network's (``input_size``): with an input of
+    ``net.input_size / zoom`` pixels the view keeps every input pixel in the centre instead of upsampling it,
+    and a member with ``zoom=1`` then sees the whole crop downsampled. Exposes the wrapped network's ``dim``
+    and ``in_channels``, and ``input_size`` (the side of the input it takes).
 
     Parameters
     ----------
     net : nn.Module
         With an int ``input_size`` (the side of the square input).
     zoom : float
-        In (0, 1]; 1 is the whole crop (no resampling).
+        In (0, 1]; 1 is the whole crop (no resampling when the sizes agree).
+    input_size : int or None
+        Side of the square input crop; default ``net.input_size``.
 
     Examples
     --------
     >>> view = CentreView(CompactFaceNet(dim=64, input_size=64), zoom=0.6).eval()
     >>> view(torch.zeros(2, 3, 64, 64)).shape
     torch.Size([2, 64])
+    >>> CentreView(CompactFaceNet(dim=64, input_size=64), zoom=0.6, input_size=107).eval()(
+    ...     torch.zeros(2, 3, 107, 107)).shape
+    torch.Size([2, 64])
     """
 
-    def __init__(self, net: nn.Module, zoom: float) -> None:
+    def __init__(self, net: nn.Module, zoom: float, input_size: int | None = None) -> None:
         super().__init__()
         size = getattr(net, "input_size", None)
         if not isinstance(size, int):
             raise ValueError(f"CentreView needs a network with an int .input_size, got {type(net).__name__}")
         if not (isinstance(zoom, (int, float)) and 0.0 < zoom <= 1.0):
             raise ValueError(f"zoom must be in (0, 1], got {zoom!r}")
+        outer = size if input_size is None else input_size
+        if not (isinstance(outer, int) and not isinstance(outer, bool) and 16 <= outer <= 1024):
+            raise ValueError(f"input_size must be an int in [16, 1024], got {input_size!r}")
         self.net, self.zoom = net, float(zoom)
-        self.dim, self.input_size = getattr(net, "dim", None), size
+        self.dim, self.input_size = getattr(net, "dim", None), outer
         self.in_channels = getattr(net, "in_channels", 3)
+        self.identity = self.zoom == 1.0 and outer == size
         theta = torch.tensor([[[self.zoom, 0.0, 0.0], [0.0, self.zoom, 0.0]]])
         grid = F.affine_grid(theta, [1, int(self.in_channels), size, size], align_corners=False)
         self.register_buffer("grid", grid, persistent=False)  # derived from zoom: not saved in checkpoints
 
     def view(self, x: Tensor) -> Tensor:
-        """The centre of ``x`` (N, C, S, S) resampled to S x S; ``x`` itself at zoom 1."""
-        if self.zoom == 1.0:
+        """The centre of ``x`` (N, C, S, S) resampled to the network's input size; ``x`` itself at zoom 1
+        when that is S."""
+        if self.identity:
             return x
         grid: Tensor = self.grid  # type: ignore[assignment]  # a registered buffer
         grid = grid.to(x.dtype).expand(x.shape[0], -1, -1, -1)
