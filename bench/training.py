@@ -91,6 +91,23 @@ the tuning splits only:
                              --out bench/results/training_orl_centre_view.json
 
 one network 0.888, loose + loose 0.901, loose + tight aligned 0.918, loose + tight as a centre view 0.909.
+
+Fifth round (tuning splits 0, 1, 8, 9, batch-hard, 80 epochs), both committed:
+
+    python bench/training.py --seeds 0 1 8 9 --miners batch-hard --ensemble 2 --mixed-crops 1.0 --crop-members 2 \
+                             --out bench/results/training_orl_crop_members_tuning.json
+    python bench/training.py --seeds 0 1 8 9 --miners batch-hard --mixed-crops 1.0 1.6 0.8 \
+                             --mixed-shifts 0 -0.1 -0.25 --out bench/results/training_orl_part_crops_tuning.json
+
+Two networks per crop (``--crop-members 2``: loose 0.6 from initial weights seed and seed + 1, the same for
+tight 1.0; 4 networks): 0.923 (verification 0.935) against 0.918 (0.919) for loose + tight, better on 3 of
+4 splits. Face parts as extra crops (the eye region, crop 1.6 moved up by 0.1 of its side, 0.620 .. 0.827
+alone; hair and eyes, 0.8 moved up by 0.25): 0.915 with 3 networks, 0.912 with 4: no help.
+Written down before it was run (this paragraph is committed before the run): the 4 networks
+(``crops 0.6+1 x2``) run once on splits 22-27, which have never been run, and are reported whatever they give:
+
+    python bench/training.py --seeds 22 23 24 25 26 27 --miners batch-hard --ensemble 2 --mixed-crops 1.0 \
+                             --crop-members 2 --out bench/results/training_orl_splits22-27.json
 """
 
 from __future__ import annotations
@@ -122,17 +139,24 @@ WEIGHT_DECAY = 5e-3  # chosen on seeds 0 / 1 (see the module docstring)
 FLIP = False  # test-time flip: no gain on seeds 0 / 1 (see the module docstring); both are recorded
 
 
-def load_orl(root: Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Aligned 64x64 RGB crops of all ORL images, their person ids, and how the crops were made.
+def load_orl(
+    root: Path, scale: float = 1.0, size: int = SIZE, shift: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Aligned ``size`` x ``size`` (64) RGB crops of all ORL images, their person ids, and how they were made.
 
     ``scale`` < 1 shrinks the template about the crop centre: a looser crop with more hair and chin.
+    ``shift`` moves the crop's centre down by that fraction of its side (negative: up, towards the hair).
     """
+    SIZE = size  # noqa: N806  # the crop side below
     folder = root / "orl" / "orl_faces"
     if not folder.is_dir():
         raise SystemExit(f"ORL not found under {root} (set FACEPRINT_DATA)")
     detector = get_detector("yunet")
     c = SIZE / 2
-    template = [(c + (x * SIZE / 112 - c) * scale, c + (y * SIZE / 112 - c) * scale) for x, y in ARCFACE_TEMPLATE_112]
+    template = [
+        (c + (x * SIZE / 112 - c) * scale, c + (y * SIZE / 112 - c) * scale - shift * SIZE)
+        for x, y in ARCFACE_TEMPLATE_112
+    ]
     crops, labels, fallback = [], [], 0
     people = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: int(d.name[1:]))
     for person in people:
@@ -157,7 +181,8 @@ def load_orl(root: Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, di
         "aligned": len(crops) - fallback,
         "centre_crop_fallback": fallback,
         "size": SIZE,
-        "template": f"ArcFace 112 template scaled to {SIZE} and by {scale} about the centre",
+        "template": f"ArcFace 112 template scaled to {SIZE} and by {scale} about the centre"
+        + (f", crop centre moved by {shift} of the side" if shift else ""),
     }
     return np.stack(crops), np.array(labels), how
 
@@ -186,6 +211,29 @@ def main() -> None:
         action="store_true",
         help="with --mixed-crops: also make each tighter network look at the centre of the --crop-scale crop "
         "(CentreView, as faceprint train --member-crops does) instead of aligning its own crop",
+    )
+    ap.add_argument(
+        "--mixed-shifts",
+        type=float,
+        nargs="+",
+        default=None,
+        help="with --mixed-crops (aligned only): move each extra crop's centre down by this fraction of its side "
+        "(negative: up), one per crop; default 0",
+    )
+    ap.add_argument(
+        "--wide-view",
+        action="store_true",
+        help="with --mixed-crops: also as faceprint train --member-crops builds them since the wide input: the "
+        "loose crop aligned at 64 / zoom pixels (zoom of the tightest network) and every network looking at its "
+        "centre at 64 pixels (CentreView with input_size; the loose one sees the whole crop downsampled)",
+    )
+    ap.add_argument(
+        "--crop-members",
+        type=int,
+        default=1,
+        help="with --mixed-crops and --ensemble >= N: N networks per extra crop scale (initial weights and batches "
+        "from seed + i, as the ensemble's members), and also report all of them with the first N --crop-scale "
+        "networks of the ensemble",
     )
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
@@ -221,20 +269,40 @@ def main() -> None:
     assert root is not None
     t0 = time.perf_counter()
     x, y, how = load_orl(root, args.crop_scale)
-    by_scale: dict[float, tuple[np.ndarray, np.ndarray]] = {args.crop_scale: (x, y)}
+
+    shifts = args.mixed_shifts or [0.0] * len(args.mixed_crops)
+    if len(shifts) != len(args.mixed_crops) or (any(shifts) and (args.centre_view or args.wide_view)):
+        raise SystemExit("--mixed-shifts: one per --mixed-crops scale, and only without --centre-view / --wide-view")
+    shift_of = dict(zip(args.mixed_crops, shifts, strict=True))
+    if len(shift_of) != len(args.mixed_crops):
+        raise SystemExit("--mixed-crops: each scale once")
+    by_crop: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {(args.crop_scale, 0.0): (x, y)}
 
     def crops(scale: float) -> tuple[np.ndarray, np.ndarray]:
-        if scale not in by_scale:
-            xs, ys, _ = load_orl(root, scale)
+        key = (scale, shift_of.get(scale, 0.0))
+        if key not in by_crop:
+            xs, ys, _ = load_orl(root, scale, shift=key[1])
             if not np.array_equal(ys, y):
                 raise SystemExit(f"crop scale {scale}: the images came in another order")
-            by_scale[scale] = (xs, ys)
-        return by_scale[scale]
+            by_crop[key] = (xs, ys)
+        return by_crop[key]
     print(f"ORL: {x.shape[0]} images of {np.unique(y).size} people, {how} ({time.perf_counter() - t0:.1f} s)")
 
+    modes = ["aligned", *(["centre view"] if args.centre_view else []), *(["wide view"] if args.wide_view else [])]
+    wide_size = round(SIZE * max([args.crop_scale, *args.mixed_crops]) / args.crop_scale)
+    wide: tuple[np.ndarray, np.ndarray] = (x, y)
+    if args.wide_view:
+        if not args.mixed_crops:
+            raise SystemExit("--wide-view needs --mixed-crops")
+        xw, yw, _ = load_orl(root, args.crop_scale, size=wide_size)
+        if not np.array_equal(yw, y):
+            raise SystemExit("wide crops: the images came in another order")
+        wide = (xw, yw)
     ens_miners = args.ensemble_miners if args.ensemble_miners is not None else args.miners
     if args.ensemble < 1:
         raise SystemExit("--ensemble must be >= 1")
+    if args.crop_members > 1 and (not args.mixed_crops or args.ensemble < args.crop_members):
+        raise SystemExit("--crop-members N needs --mixed-crops and --ensemble >= N")
     runs: list[dict[str, Any]] = []
     histories: dict[str, Any] = {}
     for seed in args.seeds:
@@ -299,9 +367,11 @@ def main() -> None:
             if args.ensemble > 1 and miner in ens_miners:
                 # members 2..N: weights and batches from seed + i, as `faceprint train --ensemble N` does
                 members, member_acc, t2 = [model], [final["one_shot_accuracy"]], time.perf_counter()
+                member_inits = [init]
                 for i in range(1, args.ensemble):
                     torch.manual_seed(seed + i)
                     member = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
+                    member_inits.append({k: v.clone() for k, v in member.state_dict().items()})
                     member_trainer = Trainer(member, dataclasses.replace(cfg, seed=seed + i))
                     member_trainer.fit(xtr, ytr)
                     members.append(member)
@@ -341,28 +411,59 @@ def main() -> None:
                 # test faces cropped its own way, and the vectors are concatenated as EnsembleNet does
                 # --centre-view: also as faceprint train --member-crops builds them, the tighter network looking at
                 # the centre of the loose crop (CentreView) instead of a crop aligned from the photo
-                for mode in ("aligned", "centre view") if args.centre_view else ("aligned",):
+                # --wide-view: as faceprint train --member-crops builds them now, every network a CentreView of a
+                # loose crop aligned wide enough (wide_size) that the tightest view keeps the photo's pixels
+                for mode in modes:
                     parts, scales, part_acc = [trainer.embed(xte, flip=args.flip)], [args.crop_scale], []
                     part_acc.append(evaluate_embeddings(parts[0], yte, seed=seed)["one_shot_accuracy"])
-                    for scale in args.mixed_crops:
-                        xs, ys = crops(scale) if mode == "aligned" else (x, y)
-                        net: torch.nn.Module = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
-                        net.load_state_dict(init)
-                        if mode != "aligned":
-                            net = CentreView(net, zoom=args.crop_scale / scale)
-                        net_trainer = Trainer(net, cfg)
-                        net_trainer.fit(xs[~test], ys[~test])
-                        parts.append(net_trainer.embed(xs[test], flip=args.flip))
-                        scales.append(scale)
-                        part_acc.append(evaluate_embeddings(parts[-1], yte, seed=seed)["one_shot_accuracy"])
+                    extra: list[np.ndarray] = []  # --crop-members: networks 2..N of each extra crop
+                    # wide view: the loose network is retrained as a view too (the first of the scales)
+                    mode_scales = [args.crop_scale, *args.mixed_crops] if mode == "wide view" else args.mixed_crops
+                    if mode == "wide view":
+                        parts, scales, part_acc = [], [], []
+                    for scale in mode_scales:
+                        xs, ys = {"aligned": crops(scale), "centre view": (x, y), "wide view": wide}[mode]
+                        for i in range(args.crop_members):
+                            net: torch.nn.Module = CompactFaceNet(dim=args.dim, input_size=SIZE, width=args.width)
+                            net.load_state_dict(member_inits[i] if i else init)
+                            if mode == "centre view":
+                                net = CentreView(net, zoom=args.crop_scale / scale)
+                            elif mode == "wide view":
+                                net = CentreView(net, zoom=args.crop_scale / scale, input_size=wide_size)
+                            net_trainer = Trainer(net, dataclasses.replace(cfg, seed=seed + i))
+                            net_trainer.fit(xs[~test], ys[~test])
+                            if i:
+                                extra.append(net_trainer.embed(xs[test], flip=args.flip))
+                                continue
+                            parts.append(net_trainer.embed(xs[test], flip=args.flip))
+                            scales.append(scale)
+                            part_acc.append(evaluate_embeddings(parts[-1], yte, seed=seed)["one_shot_accuracy"])
                     for k in range(2, len(parts) + 1):
                         mixed = evaluate_embeddings(np.concatenate(parts[:k], axis=1) / np.sqrt(k), yte, seed=seed)
-                        name = _mixed_name(miner, scales[:k], mode)
+                        name = _mixed_name(miner, scales[:k], mode, shift_of)
                         runs.append({**base, "method": name, **mixed, "crop_scales": scales[:k],
                                      "crop_member_one_shot": part_acc[:k]})
                         print(f"seed {seed} {name}: 1-shot {mixed['one_shot_accuracy']:.3f} "
                               f"verif {mixed['verification_accuracy']:.3f} "
                               f"(members {' '.join(f'{a:.3f}' for a in part_acc[:k])})", flush=True)
+                    if extra:
+                        # all crops, N networks each: the ensemble's first N loose networks (unit vectors, in
+                        # ens_emb's columns) and the N of every extra crop
+                        loose = [ens_emb[:, i * args.dim : (i + 1) * args.dim] * np.sqrt(args.ensemble)
+                                 for i in range(args.crop_members)]
+                        n1 = args.crop_members - 1
+                        if mode == "wide view":  # the loose networks are views too
+                            loose = [parts[0], *extra[:n1]]
+                            extra = extra[n1:]
+                        tight = [p for j in range(len(args.mixed_crops))
+                                 for p in [parts[1 + j], *extra[j * n1:(j + 1) * n1]]]
+                        every = loose + tight
+                        allm = evaluate_embeddings(np.concatenate(every, axis=1) / np.sqrt(len(every)), yte, seed=seed)
+                        name = f"{_mixed_name(miner, scales, mode, shift_of)} x{args.crop_members}"
+                        runs.append({**base, "method": name, **allm, "crop_scales": scales,
+                                     "crop_members": args.crop_members})
+                        print(f"seed {seed} {name}: 1-shot {allm['one_shot_accuracy']:.3f} "
+                              f"verif {allm['verification_accuracy']:.3f} ({len(every)} networks)", flush=True)
             histories[f"{miner}/seed{seed}"] = _slim(hist.to_dict())
             if seed == args.seeds[0]:
                 plot_history(hist, args.out.with_name(f"{args.out.stem}_{miner}.png"))
@@ -381,12 +482,19 @@ def main() -> None:
     if args.mixed_crops:
         scales = [args.crop_scale, *args.mixed_crops]
         methods += [
-            _mixed_name(m, scales[:k], mode)
-            for mode in (("aligned", "centre view") if args.centre_view else ("aligned",))
+            _mixed_name(m, scales[:k], mode, shift_of)
+            for mode in modes
             for m in args.miners
             if m in ens_miners
             for k in range(2, len(scales) + 1)
         ]
+        if args.crop_members > 1:
+            methods += [
+                f"{_mixed_name(m, scales, mode, shift_of)} x{args.crop_members}"
+                for mode in modes
+                for m in args.miners
+                if m in ens_miners
+            ]
     summary = []
     for m in methods:
         rows = [r for r in runs if r["method"] == m]
@@ -447,7 +555,11 @@ def main() -> None:
             "ensemble": args.ensemble,
             "ensemble_miners": ens_miners if args.ensemble > 1 or args.mixed_crops else [],
             "mixed_crops": args.mixed_crops,
+            "mixed_shifts": shifts,
             "centre_view": args.centre_view,
+            "wide_view": args.wide_view,
+            "wide_size": wide_size if args.wide_view else None,
+            "crop_members": args.crop_members,
         },
         "seeds": args.seeds,
         "threads": args.threads,
@@ -462,8 +574,9 @@ def main() -> None:
     print(f"\nwrote {args.out} ({result['total_seconds']:.0f} s in all)")
 
 
-def _mixed_name(miner: str, scales: list[float], mode: str) -> str:
-    name = f"{miner} crops {'+'.join(f'{v:g}' for v in scales)}"
+def _mixed_name(miner: str, scales: list[float], mode: str, shift_of: dict[float, float] | None = None) -> str:
+    shift_of = shift_of or {}
+    name = f"{miner} crops {'+'.join(f'{v:g}' + (f'@{shift_of[v]:g}' if shift_of.get(v) else '') for v in scales)}"
     return name if mode == "aligned" else f"{name} ({mode})"
 
 
