@@ -86,3 +86,7 @@ class InvalidSubjectError(GalleryError, ValueError):
 
 class InvalidModelSpecError(FaceprintError, ValueError):
     """A model spec file (``faceprint-embedder/1`` JSON, written by ``faceprint train``) is malformed."""
+
+
+class UnsupportedGalleryURLError(GalleryError, ValueError):
+    """A gallery URL names a scheme no backend handles, or is malformed (see ``open_gallery``)."""

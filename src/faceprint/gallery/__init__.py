@@ -1,0 +1,137 @@
+"""Persistent face galleries: subjects and their templates in a store, vectors in an index.
+
+- :mod:`~faceprint.gallery.base`: the :class:`GalleryBackend` protocol callers type against and
+  :class:`BaseGallery`, the shared layer (validation, one-model rule, ranking of template hits
+  into subject matches) on which a backend fills storage and template-search hooks;
+- :mod:`~faceprint.gallery.index`: in-process vector indexes on the :data:`INDEXES` registry;
+- :mod:`~faceprint.gallery.sqlite`: :class:`Gallery`, the SQLite backend;
+- :func:`open_gallery`: a gallery from a URL (``sqlite:///people.db`` or a bare path).
+
+Examples
+--------
+>>> import numpy as np
+>>> from faceprint.gallery import open_gallery
+>>> with open_gallery("sqlite:///:memory:") as gallery:
+...     _ = gallery.enroll("ann", np.eye(3)[0], fingerprint="demo")
+...     len(gallery)
+1
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote
+
+from faceprint.errors import UnsupportedGalleryURLError
+from faceprint.registry import Registry
+
+from .base import (
+    MAX_NAME_LENGTH,
+    BaseGallery,
+    GalleryBackend,
+    Subject,
+    TemplateBatch,
+    TemplateHits,
+)
+from .index import INDEXES, ExactIndex, ScoringIndex, TemplateIndex, VectorIndex, make_index
+from .sqlite import SCHEMA_VERSION, Gallery, SQLiteGallery
+
+__all__ = [
+    "GalleryBackend",
+    "BaseGallery",
+    "Subject",
+    "TemplateBatch",
+    "TemplateHits",
+    "VectorIndex",
+    "ScoringIndex",
+    "ExactIndex",
+    "INDEXES",
+    "make_index",
+    "TemplateIndex",
+    "Gallery",
+    "SQLiteGallery",
+    "SCHEMA_VERSION",
+    "MAX_NAME_LENGTH",
+    "GALLERY_SCHEMES",
+    "open_gallery",
+]
+
+GALLERY_SCHEMES: Registry[GalleryBackend] = Registry("gallery URL scheme")
+"""URL scheme -> opener taking ``(rest, options)``: the part after ``scheme://`` and the query options.
+
+Adding a backend is one decorator: ``@GALLERY_SCHEMES.register("milvus")``.
+"""
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+
+
+@GALLERY_SCHEMES.register("sqlite")
+def _open_sqlite(rest: str, options: dict[str, str]) -> Gallery:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://`` or ``sqlite:///:memory:``."""
+    if rest and not rest.startswith("/"):
+        raise UnsupportedGalleryURLError(
+            f"expected sqlite:///relative/path.db or sqlite:////absolute/path.db, got sqlite://{rest} "
+            "(a sqlite URL has no host)"
+        )
+    path = unquote(rest[1:]) if rest else ":memory:"
+    unknown = sorted(set(options) - {"index"})
+    if unknown:
+        raise UnsupportedGalleryURLError(f"unknown sqlite gallery option(s) {unknown}; valid options: index")
+    if not path:
+        raise UnsupportedGalleryURLError("expected a database path after sqlite:///, got none")
+    return Gallery(path, index=options.get("index", "exact"))
+
+
+def open_gallery(url: str | os.PathLike[str]) -> GalleryBackend:
+    """Open (or create) the gallery a URL names.
+
+    Parameters
+    ----------
+    url : str or os.PathLike
+        ``sqlite:///people.db`` (a path relative to the working directory),
+        ``sqlite:////srv/people.db`` (absolute), ``sqlite://`` (in memory), or a bare path, which
+        means the same as ``sqlite:///`` + path. Options go in the query string:
+        ``sqlite:///people.db?index=exact``.
+
+    Returns
+    -------
+    GalleryBackend
+        The open gallery; close it (or use it as a context manager) when done.
+
+    Raises
+    ------
+    UnsupportedGalleryURLError
+        The scheme names no registered backend (the message lists the supported ones), or the
+        URL is malformed for its scheme. Also a :class:`ValueError`.
+    GalleryError
+        The store exists but cannot be opened as a gallery.
+
+    Examples
+    --------
+    >>> from faceprint.gallery import open_gallery
+    >>> open_gallery("mysql://db/people")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    faceprint.errors.UnsupportedGalleryURLError: unsupported gallery URL scheme 'mysql' ... schemes: sqlite ...
+    """
+    text = os.fspath(url)
+    if not isinstance(text, str):
+        raise UnsupportedGalleryURLError(f"expected a gallery URL or path as str, got {type(text).__name__}")
+    match = _SCHEME.match(text)
+    if match is None:
+        return Gallery(text)
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme not in GALLERY_SCHEMES:
+        raise UnsupportedGalleryURLError(
+            f"unsupported gallery URL scheme {scheme!r} in {text!r}; supported schemes: "
+            f"{', '.join(GALLERY_SCHEMES.names())} (or a bare file path)"
+        )
+    rest, _, query = rest.partition("?")
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError as err:
+        raise UnsupportedGalleryURLError(f"malformed options {query!r} in gallery URL {text!r}: {err}") from err
+    opener: Callable[[str, dict[str, str]], GalleryBackend] = GALLERY_SCHEMES.factory(scheme)
+    return opener(rest, options)

@@ -1,0 +1,351 @@
+"""Vector indexes for galleries that search templates in process, on the one backend registry.
+
+A :class:`VectorIndex` is an inner-product index over unit vectors keyed by int64 ids; backends
+register on :data:`INDEXES` (a :class:`faceprint.registry.Registry`) and are built by
+:func:`make_index`. :class:`TemplateIndex` wraps one with what a store-backed gallery needs to
+rank hits by subject: the subject of each template, per-subject template counts and names.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from faceprint.registry import Registry
+
+from .base import TemplateHits
+
+__all__ = ["VectorIndex", "ScoringIndex", "ExactIndex", "INDEXES", "make_index", "TemplateIndex"]
+
+Float32Array = npt.NDArray[np.float32]
+Int64Array = npt.NDArray[np.int64]
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """An inner-product index over unit vectors, keyed by int64 ids.
+
+    Because stored vectors are L2-normalised, the inner product is the cosine similarity.
+    """
+
+    dim: int
+
+    def add(self, ids: Int64Array, vectors: Float32Array) -> None:
+        """Add ``vectors`` (n, dim) float32 under ``ids`` (n,) int64; ids must be new."""
+        ...
+
+    def remove(self, ids: Int64Array) -> None:
+        """Remove the vectors stored under ``ids``; unknown ids are ignored."""
+        ...
+
+    def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
+        """Return ``(sims, ids)``, both (m, k), each row sorted by similarity descending.
+
+        Rows are padded with ``-inf`` similarities and ``-1`` ids when fewer than ``k``
+        vectors are stored.
+        """
+        ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class ScoringIndex(VectorIndex, Protocol):
+    """A :class:`VectorIndex` that also reports the similarity of given ids, as its search would."""
+
+    def score(self, queries: Float32Array, ids: Int64Array) -> Float32Array:
+        """Similarities ``(m, len(ids))``; ``-inf`` for an id that is not stored."""
+        ...
+
+
+INDEXES: Registry[VectorIndex] = Registry("index")
+"""Registered index backends: name -> factory taking ``dim`` (``@INDEXES.register("name")``)."""
+
+
+def make_index(name: str, dim: int) -> VectorIndex:
+    """Build the index backend registered as ``name`` for vectors of dimension ``dim``.
+
+    Raises
+    ------
+    ValueError
+        If no backend of that name is registered; the message lists the valid names.
+
+    Examples
+    --------
+    >>> index = make_index("exact", 128)
+    >>> len(index)
+    0
+    """
+    return INDEXES.factory(name)(dim)
+
+
+@INDEXES.register("exact")
+class ExactIndex:
+    """Brute-force inner-product index held in a numpy matrix.
+
+    Exact and dependency-free; a search costs one ``(m, dim) @ (dim, n)`` product, so it suits
+    galleries up to a few hundred thousand templates.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension of the stored vectors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> index = ExactIndex(2)
+    >>> index.add(np.array([7, 9]), np.array([[1, 0], [0, 1]], dtype=np.float32))
+    >>> sims, ids = index.search(np.array([[1, 0]], dtype=np.float32), k=3)
+    >>> ids.tolist()
+    [[7, 9, -1]]
+    """
+
+    _BLOCK_ELEMENTS = 1 << 24  # bound the (m, n) similarity block to 64 MiB of float32
+
+    def __init__(self, dim: int) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self.dim: int = int(dim)
+        self._n: int = 0
+        self._ids: Int64Array = np.empty(0, dtype=np.int64)
+        self._vectors: Float32Array = np.empty((0, self.dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"ExactIndex(dim={self.dim}, n={self._n})"
+
+    def add(self, ids: Int64Array, vectors: Float32Array) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (ids.shape[0], self.dim):
+            raise ValueError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
+        if ids.size == 0:
+            return
+        if np.unique(ids).size != ids.size or np.isin(ids, self._ids[: self._n]).any():
+            raise ValueError("ids must be unique and not already in the index")
+        needed = self._n + ids.size
+        if needed > self._ids.shape[0]:
+            capacity = max(needed, 2 * self._ids.shape[0], 16)
+            new_ids = np.empty(capacity, dtype=np.int64)
+            new_vectors = np.empty((capacity, self.dim), dtype=np.float32)
+            new_ids[: self._n] = self._ids[: self._n]
+            new_vectors[: self._n] = self._vectors[: self._n]
+            self._ids, self._vectors = new_ids, new_vectors
+        self._ids[self._n : needed] = ids
+        self._vectors[self._n : needed] = vectors
+        self._n = needed
+
+    def remove(self, ids: Int64Array) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size == 0 or self._n == 0:
+            return
+        keep = ~np.isin(self._ids[: self._n], ids)
+        kept = int(keep.sum())
+        if kept == self._n:
+            return
+        self._ids[:kept] = self._ids[: self._n][keep]
+        self._vectors[:kept] = self._vectors[: self._n][keep]
+        self._n = kept
+
+    def _check_queries(self, queries: Float32Array) -> Float32Array:
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
+        return queries
+
+    def _similarity_blocks(self, queries: Float32Array) -> Iterator[tuple[int, Float32Array]]:
+        """``(start, sims)`` for consecutive row blocks of ``queries``; sims is (b, n)."""
+        n = self._n
+        vectors = self._vectors[:n]
+        block = max(1, self._BLOCK_ELEMENTS // n)
+        for start in range(0, queries.shape[0], block):
+            yield start, queries[start : start + block] @ vectors.T
+
+    def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
+        queries = self._check_queries(queries)
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        m, n = queries.shape[0], self._n
+        out_sims = np.full((m, k), -np.inf, dtype=np.float32)
+        out_ids = np.full((m, k), -1, dtype=np.int64)
+        if m == 0 or n == 0:
+            return out_sims, out_ids
+        kk = min(int(k), n)
+        ids = self._ids[:n]
+        for start, sims in self._similarity_blocks(queries):
+            if kk < n:
+                top = np.argpartition(sims, n - kk, axis=1)[:, n - kk :]
+            else:
+                top = np.broadcast_to(np.arange(n), sims.shape)
+            top_sims = np.take_along_axis(sims, top, axis=1)
+            top_ids = ids[top]
+            # Similarity descending, ties broken by id ascending (deterministic).
+            order = np.lexsort((top_ids, -top_sims), axis=-1)
+            stop = start + sims.shape[0]
+            out_sims[start:stop, :kk] = np.take_along_axis(top_sims, order, axis=1)
+            out_ids[start:stop, :kk] = np.take_along_axis(top_ids, order, axis=1)
+        return out_sims, out_ids
+
+    def score(self, queries: Float32Array, ids: Int64Array) -> Float32Array:
+        """Similarities ``(m, len(ids))`` of each query with the vectors stored under ``ids``.
+
+        Bit for bit the values :meth:`search` reports for those ids (the same product is
+        computed); ``-inf`` for an id that is not stored.
+        """
+        queries = self._check_queries(queries)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.full((queries.shape[0], ids.size), -np.inf, dtype=np.float32)
+        n = self._n
+        if queries.shape[0] == 0 or n == 0 or ids.size == 0:
+            return out
+        stored = self._ids[:n]
+        order = np.argsort(stored, kind="stable")
+        positions = np.clip(np.searchsorted(stored[order], ids), 0, n - 1)
+        found = stored[order][positions] == ids
+        columns = order[positions[found]]
+        for start, sims in self._similarity_blocks(queries):
+            out[start : start + sims.shape[0], found] = sims[:, columns]
+        return out
+
+
+class TemplateIndex:
+    """A :class:`VectorIndex` over a gallery's templates, plus the template -> subject map.
+
+    The in-memory search state of a store-backed gallery: built from the store with
+    :meth:`build`, kept in step by :meth:`added` / :meth:`removed` / :meth:`renamed`, and
+    answering :meth:`search` with :class:`~faceprint.gallery.base.TemplateHits` for the shared
+    ranking. Not thread-safe on its own: the gallery's lock guards it.
+
+    Parameters
+    ----------
+    name : str
+        Index backend in :data:`INDEXES`.
+    """
+
+    def __init__(self, name: str) -> None:
+        INDEXES.factory(name)  # unknown names fail here, listing the valid ones
+        self.name = name
+        self.ready = False
+        self._clear()
+
+    def _clear(self) -> None:
+        self._index: VectorIndex | None = None
+        self._template_subject: dict[int, int] = {}
+        self._subject_count: dict[int, int] = {}
+        self._subject_name: dict[int, str] = {}
+        self._max_templates = 0
+        self._lookup: tuple[Int64Array, Int64Array] | None = None
+
+    def invalidate(self) -> None:
+        """Forget everything; the next search must :meth:`build` again."""
+        self.ready = False
+        self._clear()
+
+    def __len__(self) -> int:
+        return 0 if self._index is None else len(self._index)
+
+    def build(
+        self,
+        template_ids: Int64Array,
+        subject_ids: Int64Array,
+        vectors: Float32Array | None,
+        names: dict[int, str],
+    ) -> None:
+        """Replace the state with these templates (``vectors`` None when there are none)."""
+        self._clear()
+        if vectors is not None and template_ids.size:
+            index = make_index(self.name, vectors.shape[1])
+            index.add(template_ids, vectors)
+            self._index = index
+        self._template_subject = dict(zip(template_ids.tolist(), subject_ids.tolist(), strict=True))
+        counts: dict[int, int] = {}
+        for subject_id in self._template_subject.values():
+            counts[subject_id] = counts.get(subject_id, 0) + 1
+        self._subject_count = counts
+        self._subject_name = dict(names)
+        self._max_templates = max(counts.values(), default=0)
+        self.ready = True
+
+    def added(self, subject_id: int, name: str, template_ids: Int64Array, vectors: Float32Array) -> None:
+        """Record templates just committed for ``subject_id``; raises if the index refuses them."""
+        if self._index is None:
+            self._index = make_index(self.name, vectors.shape[1])
+        self._index.add(template_ids, vectors)
+        for template_id in template_ids.tolist():
+            self._template_subject[template_id] = subject_id
+        count = self._subject_count.get(subject_id, 0) + template_ids.size
+        self._subject_count[subject_id] = count
+        self._subject_name[subject_id] = name
+        self._max_templates = max(self._max_templates, count)
+        self._lookup = None
+
+    def removed(self, subject_id: int, template_ids: Int64Array) -> None:
+        """Forget a subject just deleted with its templates; raises if the index refuses."""
+        if self._index is not None:
+            self._index.remove(template_ids)
+        for template_id in template_ids.tolist():
+            self._template_subject.pop(template_id, None)
+        self._subject_count.pop(subject_id, None)
+        self._subject_name.pop(subject_id, None)
+        self._max_templates = max(self._subject_count.values(), default=0)
+        self._lookup = None
+
+    def renamed(self, subject_id: int, name: str) -> None:
+        """Record a subject's new name."""
+        self._subject_name[subject_id] = name
+
+    def _sorted_lookup(self) -> tuple[Int64Array, Int64Array]:
+        if self._lookup is None:
+            n = len(self._template_subject)
+            keys = np.fromiter(self._template_subject.keys(), dtype=np.int64, count=n)
+            values = np.fromiter(self._template_subject.values(), dtype=np.int64, count=n)
+            order = np.argsort(keys)
+            self._lookup = (keys[order], values[order])
+        return self._lookup
+
+    def _template_to_subject(self, template_ids: Int64Array) -> Int64Array:
+        keys, values = self._sorted_lookup()
+        if keys.size == 0:
+            return np.full(template_ids.shape, -1, dtype=np.int64)
+        positions = np.clip(np.searchsorted(keys, template_ids), 0, keys.size - 1)
+        return np.where(keys[positions] == template_ids, values[positions], -1)
+
+    def search(self, queries: Float32Array, k: int) -> TemplateHits:
+        """Template hits that contain the best template of each of the ``k`` best subjects."""
+        m = queries.shape[0]
+        index = self._index
+        if index is None or len(index) == 0:
+            empty = np.empty((m, 0))
+            return TemplateHits(empty.astype(np.float32), empty.astype(np.int64), {})
+        # Each subject holds at most max_templates templates, so the top k * max_templates
+        # templates contain the best template of each of the top k subjects.
+        k_templates = min(len(index), int(k) * max(self._max_templates, 1))
+        sims, template_ids = index.search(queries, k_templates)
+        return TemplateHits(sims, self._template_to_subject(template_ids), self._subject_name)
+
+    @property
+    def can_score(self) -> bool:
+        """Whether the index reports exact similarities for given ids (:meth:`ExactIndex.score`)."""
+        return isinstance(self._index, ScoringIndex)
+
+    def score(self, query: Float32Array, subject_ids: list[int]) -> list[tuple[int, str, float]]:
+        """``(id, name, best similarity)`` of each known subject, as a full search would report it."""
+        index = self._index
+        if not isinstance(index, ScoringIndex):
+            raise TypeError(f"index {self.name!r} cannot score given ids")
+        keys, values = self._sorted_lookup()
+        wanted = np.isin(values, np.asarray(subject_ids, dtype=np.int64))
+        template_ids, owners = keys[wanted], values[wanted]
+        sims = index.score(query, template_ids)[0]
+        best: dict[int, float] = {}
+        for owner, sim in zip(owners.tolist(), sims.tolist(), strict=True):
+            if owner not in best or sim > best[owner]:
+                best[owner] = sim
+        return [(i, self._subject_name[i], best[i]) for i in subject_ids if i in best]
