@@ -50,7 +50,7 @@ from sklearn.utils.validation import validate_data
 from faceprint import errors
 
 if TYPE_CHECKING:
-    from faceprint.gallery import Gallery
+    from faceprint.gallery import GalleryBackend
 
 __all__ = [
     "ClassifierNotFittedError",
@@ -710,15 +710,16 @@ def load_classifier(path: str | os.PathLike[str]) -> KNNFaceClassifier | SVMFace
 _Fittable = TypeVar("_Fittable", bound=_FaceClassifier)
 
 
-def from_gallery(gallery: Gallery, *, classifier: _Fittable) -> _Fittable:
+def from_gallery(gallery: GalleryBackend, *, classifier: _Fittable) -> _Fittable:
     """Fit ``classifier`` on every template of every subject of ``gallery``.
 
     Labels are subject names; ``fingerprint_`` is the gallery's embedder fingerprint.
 
     Parameters
     ----------
-    gallery : Gallery
-        Source of templates (``Gallery.subjects()`` / ``Gallery.templates(name)``).
+    gallery : GalleryBackend
+        Source of templates, read in one go (``gallery.templates_many()``: subjects by name,
+        each subject's templates in enrollment order).
     classifier : KNNFaceClassifier or SVMFaceClassifier
         Fitted in place and returned.
 
@@ -738,14 +739,8 @@ def from_gallery(gallery: Gallery, *, classifier: _Fittable) -> _Fittable:
     >>> clf.classes_.tolist(), clf.fingerprint_
     (['ann', 'bob'], 'demo')
     """
-    blocks: list[npt.NDArray[np.float32]] = []
-    labels: list[str] = []
-    for subject in gallery.subjects():
-        templates = gallery.templates(subject.name)
-        if templates.shape[0]:
-            blocks.append(templates)
-            labels.extend([subject.name] * templates.shape[0])
-    if not blocks:
+    batch = gallery.templates_many()
+    if len(batch) == 0:
         raise ValueError(f"gallery {gallery.path} holds no templates to train a classifier on")
     fit: Callable[..., _Fittable] = classifier.fit
-    return fit(np.concatenate(blocks), np.asarray(labels), fingerprint=gallery.fingerprint)
+    return fit(batch.embeddings, np.asarray(batch.names), fingerprint=batch.fingerprint)

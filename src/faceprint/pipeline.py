@@ -23,7 +23,8 @@ from .io import ImageInput, describe_source, load_image
 from .types import Detection, Face, Image, Liveness, Match, Verification
 
 if TYPE_CHECKING:
-    from .gallery import Gallery, Subject
+    from .gallery import GalleryBackend as Gallery
+    from .gallery import Subject
 
 __all__ = [
     "FacePipeline",
@@ -473,12 +474,18 @@ class FacePipeline:
                 name = matches[0].name if matches and matches[0].same else UNKNOWN
                 probs: tuple[tuple[str, float], ...] = ()
             else:
-                everyone = gallery.search(face.embedding, k=max(len(gallery), 1), threshold=thr, fingerprint=fp)
+                # The k best subjects by template, then the classifier's candidates outside them
+                # scored from their own templates: the matches a search of the whole gallery gives.
+                nearest = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
                 proba = np.asarray(classifier.predict_proba(face.embedding[None]))[0]
                 order = np.argsort(-proba)
                 classes = [str(c) for c in classifier.classes_]
                 probs = tuple((classes[i], float(proba[i])) for i in order[:k])
-                by_name = {m.name: m for m in everyone}
+                by_name = {m.name: m for m in nearest}
+                others = [c for c, _ in probs if c not in by_name]
+                if others:
+                    scored = gallery.score(face.embedding, others, threshold=thr, fingerprint=fp)
+                    by_name.update((m.name, m) for m in scored if m.name in others)
                 best = by_name.get(classes[order[0]]) if len(order) else None
                 name = best.name if best is not None and best.same else UNKNOWN
                 matches = [by_name[c] for c, _ in probs if c in by_name]
