@@ -793,7 +793,9 @@ class BaseGallery(ABC):
 
         Complements a bounded :meth:`search`: e.g. a classifier's candidates that are not among
         the ``k`` best subjects. Each similarity is the one a search over the whole gallery
-        would report for that subject.
+        would report for that subject: bit for bit where the backend's index scores given ids
+        (:class:`~faceprint.gallery.index.ScoringIndex`, e.g. ``"exact"``); otherwise it is
+        computed from the stored templates and may differ in the last float32 bit.
 
         Parameters
         ----------
