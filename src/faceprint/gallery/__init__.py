@@ -29,6 +29,7 @@ from faceprint.registry import Registry
 
 from .base import (
     MAX_NAME_LENGTH,
+    UNIT_NORM_TOLERANCE,
     BaseGallery,
     GalleryBackend,
     Subject,
@@ -54,6 +55,7 @@ __all__ = [
     "SQLiteGallery",
     "SCHEMA_VERSION",
     "MAX_NAME_LENGTH",
+    "UNIT_NORM_TOLERANCE",
     "GALLERY_SCHEMES",
     "open_gallery",
 ]
