@@ -128,6 +128,12 @@ def test_bad_max_pixels(clean_env: pytest.MonkeyPatch, raw: str, message: str) -
         Settings(max_pixels=raw)  # passed by name: the same check
 
 
+@pytest.mark.parametrize("value", [True, 2.0, None])
+def test_max_pixels_keyword_must_be_an_int(value: object) -> None:
+    with pytest.raises(InvalidImageError, match="must be an integer"):
+        Settings(max_pixels=value)
+
+
 def test_other_validation_errors_stay_pydantic() -> None:
     with pytest.raises(ValidationError):
         Settings(gallery=3.5)

@@ -137,8 +137,8 @@ class Settings(BaseSettings):
                 value = int(raw)
             except ValueError:
                 raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be an integer, got {raw!r}") from None
-        elif isinstance(raw, int):
-            value = int(raw)
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
         else:
             raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be an integer, got {raw!r}")
         if value <= 0:
