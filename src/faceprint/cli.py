@@ -8,7 +8,6 @@ or any other faceprint error, always as a one-line message, never a traceback.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import FaceprintError
+from .settings import Settings, current_settings
 from .training import command as _train_command
 
 app = typer.Typer(
@@ -144,14 +144,15 @@ def _liveness_text(lv: Any) -> str:
     return f"liveness {lv.verdict} (score {lv.score:.3f}, {lv.method})"
 
 
-def _gallery_path(path: Path | None) -> Path:
+def _settings() -> Settings:
+    """The settings of this invocation (read from the environment, which CliRunner(env=...) sets)."""
+    return current_settings()
+
+
+def _gallery_path(path: Path | None, settings: Settings | None = None) -> Path:
     if path is not None:
         return path
-    env = os.environ.get("FACEPRINT_GALLERY")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "faceprint" / "gallery.db"
+    return (_settings() if settings is None else settings).gallery_path()
 
 
 def _open_gallery(path: Path | None, *, create: bool) -> Any:
@@ -168,7 +169,8 @@ def _print_json(data: object) -> None:
     out.print_json(json.dumps(data))
 
 
-def _progress() -> Progress:
+def _progress(settings: Settings | None = None) -> Progress:
+    settings = _settings() if settings is None else settings
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -176,7 +178,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=not err.is_terminal and os.environ.get("FACEPRINT_PROGRESS") != "1",
+        disable=not err.is_terminal and not settings.progress,
     )
 
 

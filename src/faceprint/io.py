@@ -22,27 +22,23 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, InvalidImageError
+from .settings import DEFAULT_MAX_PIXELS, current_settings
 from .types import Image
 
 __all__ = ["ImageInput", "load_image", "DEFAULT_MAX_PIXELS", "max_pixels", "describe_source"]
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], np.ndarray, PILImage.Image]  # noqa: UP007
 
-DEFAULT_MAX_PIXELS = 50_000_000
-"""Default pixel limit (about 7000 x 7000); override with ``FACEPRINT_MAX_PIXELS`` or ``max_pixels=``."""
-
 
 def max_pixels() -> int:
-    raw = os.environ.get("FACEPRINT_MAX_PIXELS")
-    if raw is None:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be positive, got {value}")
-    return value
+    """The pixel limit from the environment: ``FACEPRINT_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`.
+
+    Raises
+    ------
+    InvalidImageError
+        ``FACEPRINT_MAX_PIXELS`` is not a positive integer.
+    """
+    return current_settings().max_pixels
 
 
 def describe_source(source: object) -> str:

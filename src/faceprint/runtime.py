@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import cv2
 
+from .settings import setdefault_omp_num_threads
+
 __all__ = ["set_num_threads", "get_num_threads", "quiet_native_stderr"]
 
 _threads: int | None = None
@@ -58,7 +60,7 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"threads must be >= 1, got {n}")
     _threads = int(n)
     cv2.setNumThreads(_threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+    setdefault_omp_num_threads(_threads)
 
 
 def get_num_threads() -> int:

@@ -17,7 +17,6 @@ Output folder (``--out``)::
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import FaceprintError
+from ..settings import current_settings
 
 __all__ = ["train"]
 
@@ -44,7 +44,7 @@ def _progress(console: Console) -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal and os.environ.get("FACEPRINT_PROGRESS") != "1",
+        disable=not console.is_terminal and not current_settings().progress,
     )
 
 

@@ -1,0 +1,234 @@
+"""Configuration from the environment: the one module in faceprint that reads or writes ``os.environ``.
+
+:class:`Settings` holds every ``FACEPRINT_*`` variable (and ``XDG_DATA_HOME``, for the default gallery
+path). Build it at the edge (the CLI, a service, a test) and pass it in; a library function whose
+setting parameter is ``None`` falls back to :func:`current_settings`, which follows the environment
+on every call, so a variable changed at run time (``monkeypatch.setenv``, ``CliRunner(env=...)``) is
+seen at once. The README's "Configuration" section lists each variable, its default and its reader.
+
+``OMP_NUM_THREADS`` is written, never read: :func:`setdefault_omp_num_threads` (called by
+``runtime.set_num_threads``) sets it when it is unset.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import FaceprintError, InvalidImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "Settings",
+    "current_settings",
+    "setdefault_omp_num_threads",
+]
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Default pixel limit (about 7000 x 7000); override with ``FACEPRINT_MAX_PIXELS`` or ``max_pixels=``."""
+
+
+class Settings(BaseSettings):
+    """faceprint's configuration, read from environment variables.
+
+    Each field is read from the variable named in its description (exact, case-sensitive names;
+    no ``.env`` file; a variable named like a field, ``gallery`` say, is not read). A field passed
+    as a keyword, by its name or its variable's name, wins over the environment. Instances are frozen.
+
+    Parameters
+    ----------
+    max_pixels : int, default DEFAULT_MAX_PIXELS
+        ``FACEPRINT_MAX_PIXELS``: :func:`faceprint.io.load_image` rejects larger images.
+    gallery : Path or None, default None
+        ``FACEPRINT_GALLERY``: the gallery database when ``--gallery`` is not given; ``None`` (unset
+        or empty) means :meth:`gallery_path`'s default under ``XDG_DATA_HOME``.
+    xdg_data_home : Path or None, default None
+        ``XDG_DATA_HOME``: the base of the default gallery path; ``None`` (unset) means
+        ``~/.local/share``.
+    progress : bool, default False
+        ``FACEPRINT_PROGRESS``: ``1`` shows progress bars even when stderr is not a terminal; any
+        other value leaves them to the terminal check.
+    data : Path or None, default None
+        ``FACEPRINT_DATA``: the folder that holds the face data sets (``lfw/`` ...); ``None`` (unset
+        or empty) means the default candidates next to the checkout.
+
+    Raises
+    ------
+    InvalidImageError
+        ``FACEPRINT_MAX_PIXELS`` is not an integer, or not positive.
+
+    Examples
+    --------
+    >>> Settings(max_pixels=1000).max_pixels
+    1000
+    >>> Settings(gallery=Path("/tmp/g.db")).gallery_path()
+    PosixPath('/tmp/g.db')
+    """
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    max_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS,
+        validation_alias="FACEPRINT_MAX_PIXELS",
+        description="FACEPRINT_MAX_PIXELS: pixel limit of load_image's decompression-bomb guard.",
+    )
+    gallery: Path | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_GALLERY",
+        description="FACEPRINT_GALLERY: the default gallery database.",
+    )
+    xdg_data_home: Path | None = Field(
+        default=None,
+        validation_alias="XDG_DATA_HOME",
+        description="XDG_DATA_HOME: base folder of the default gallery path (~/.local/share when unset).",
+    )
+    progress: bool = Field(
+        default=False,
+        validation_alias="FACEPRINT_PROGRESS",
+        description="FACEPRINT_PROGRESS: '1' forces progress bars on when stderr is not a terminal.",
+    )
+    data: Path | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_DATA",
+        description="FACEPRINT_DATA: the face data sets folder.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # keywords, then the exact variables; no .env file, no secrets folder, and never a variable
+        # named like a field (pydantic-settings' own source reads ``gallery`` too once fields may be
+        # passed by name)
+        return init_settings, _Variables(settings_cls)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            # a validator's faceprint error (a ValueError, so pydantic wraps it) surfaces as itself,
+            # with the same type and message as before settings existed
+            for detail in err.errors():
+                cause = detail.get("ctx", {}).get("error")
+                if isinstance(cause, FaceprintError):
+                    raise cause from None
+            raise
+
+    @field_validator("max_pixels", mode="before")
+    @classmethod
+    def _check_max_pixels(cls, raw: object) -> int:
+        if isinstance(raw, str):
+            try:
+                value = int(raw)
+            except ValueError:
+                raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be an integer, got {raw!r}") from None
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        else:
+            raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be an integer, got {raw!r}")
+        if value <= 0:
+            raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be positive, got {value}")
+        return value
+
+    @field_validator("gallery", "data", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, raw: object) -> object:
+        return None if raw == "" else raw
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_flag(cls, raw: object) -> object:
+        # exactly "1" turns it on, as before; "true", "yes", "0" ... all leave it off
+        return raw == "1" if isinstance(raw, str) else raw
+
+    def gallery_path(self) -> Path:
+        """The default gallery database: ``gallery``, else ``$XDG_DATA_HOME/faceprint/gallery.db``.
+
+        Examples
+        --------
+        >>> Settings(gallery=None, xdg_data_home=Path("/data")).gallery_path()
+        PosixPath('/data/faceprint/gallery.db')
+        """
+        if self.gallery is not None:
+            return self.gallery
+        base = self.xdg_data_home if self.xdg_data_home is not None else Path.home() / ".local" / "share"
+        return base / "faceprint" / "gallery.db"
+
+
+class _Variables(PydanticBaseSettingsSource):
+    """Each field from the one environment variable its alias names (case-sensitive, as ``os.environ``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = str(field.validation_alias)
+        return os.environ.get(variable), variable, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            raw, variable, _ = self.get_field_value(field, name)
+            if raw is not None:
+                found[variable] = raw
+        return found
+
+
+_VARIABLES: dict[str, str] = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
+"""Field name -> the environment variable it is read from."""
+
+_cached: tuple[tuple[str | None, ...], Settings] | None = None
+
+
+def current_settings() -> Settings:
+    """Settings as the environment says now, for library functions whose setting parameter is ``None``.
+
+    An application builds one :class:`Settings` at its edge and passes it in instead. The result
+    equals ``Settings()``; it is cached and the cache is keyed on the current values of the variables,
+    so a change to any of them (``monkeypatch.setenv``, ``CliRunner(env=...)``) is seen on the next
+    call, while an unchanged environment costs a few dictionary look-ups, not a new
+    :class:`Settings` (about half a millisecond: as long as decoding a small JPEG).
+
+    Raises
+    ------
+    InvalidImageError
+        ``FACEPRINT_MAX_PIXELS`` is not a positive integer (checked again on every call until it is).
+
+    Examples
+    --------
+    >>> current_settings() == Settings()
+    True
+    """
+    global _cached
+    key = tuple([os.environ.get(name) for name in _VARIABLES.values()])
+    cached = _cached
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    # every field passed explicitly (init values win over the environment), so the result is
+    # exactly the snapshot ``key`` even if the environment changes meanwhile
+    fields = Settings.model_fields
+    settings = Settings(**{field: fields[field].default if raw is None else raw for field, raw in zip(_VARIABLES, key)})
+    _cached = (key, settings)
+    return settings
+
+
+def setdefault_omp_num_threads(threads: int) -> None:
+    """Set ``OMP_NUM_THREADS`` to ``threads`` unless it is already set (for libraries started later).
+
+    Examples
+    --------
+    >>> setdefault_omp_num_threads(2)
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
