@@ -22,6 +22,7 @@ __all__ = [
     "InvalidEmbeddingError",
     "InvalidSubjectError",
     "InvalidModelSpecError",
+    "EnrollmentRejectedError",
 ]
 
 
@@ -86,3 +87,7 @@ class InvalidSubjectError(GalleryError, ValueError):
 
 class InvalidModelSpecError(FaceprintError, ValueError):
     """A model spec file (``faceprint-embedder/1`` JSON, written by ``faceprint train``) is malformed."""
+
+
+class EnrollmentRejectedError(FaceprintError, ValueError):
+    """A prepared enrollment that a liveness check rejected was about to be written to a gallery."""
