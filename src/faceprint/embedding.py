@@ -473,7 +473,9 @@ class FusionEmbedder:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _build_embedder, (self.embedder_spec,)
+        # the members themselves (each pickles by its spec): members shared with other pickled
+        # objects stay shared in the copy, and load once there
+        return FusionEmbedder, (tuple(self.members), self._weights_given)
 
     def warm_up(self) -> None:
         """Load and run every member once."""

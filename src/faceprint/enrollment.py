@@ -78,6 +78,11 @@ class PreparedEnrollment:
         embs.setflags(write=False)
         object.__setattr__(self, "embeddings", embs)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickling: read-only again
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        self.embeddings.setflags(write=False)
+
     @property
     def accepted(self) -> bool:
         """True when no liveness check rejected a photo (what :func:`commit` requires)."""
