@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from faceprint.detection import check_image
-from faceprint.types import Detection, Image
+from faceprint.embedding import EmbedderSpec
+from faceprint.types import Detection, Image, ModelSpec
 
 __all__ = ["FakeDetector", "FakeEmbedder", "make_detection", "solid_image"]
 
@@ -74,9 +75,25 @@ class FakeEmbedder:
     fingerprint = "fake@0"
     dim = 8
     thresholds = {"1e-3": 0.9, "1e-2": 0.8, "best_accuracy": 0.7}
+    input_size = None  # no aligned crop: the colour is read inside the box
+    template = None
 
     def __init__(self) -> None:
         self.calls = 0
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            name=self.key, dim=self.dim, input_size=(0, 0), template=(), thresholds=self.thresholds,
+            weights_file="", weights_sha256="", package="tests", licence="",
+        )
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        raise TypeError("FakeEmbedder is not a registered embedder; it has no EmbedderSpec")
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
 
     @staticmethod
     def vector_for_colour(colour: npt.ArrayLike) -> npt.NDArray[np.float32]:

@@ -315,12 +315,15 @@ def enroll(
     """Enroll a person from one or more photos (all photos or none are stored); exit 3 if a photo is not live."""
 
     def body() -> int:
+        from .enrollment import commit, prepare_enrollment
+
         pipe = _pipeline(model, flip, threads=threads)
         live = _liveness_option(liveness, challenge_video, challenge, time_limit)
         # embed (and check) every photo before touching the gallery: a bad photo leaves no trace
-        embs, sources, rejection = pipe.prepare_enrollment(
-            name, list(images), on_multiple="error" if strict else "largest", liveness=live
+        prepared = prepare_enrollment(
+            pipe, name, list(images), on_multiple="error" if strict else "largest", liveness=live
         )
+        rejection = prepared.rejection
         if rejection is not None:
             if as_json:
                 _print_json(rejection.to_dict())
@@ -331,7 +334,7 @@ def enroll(
                 out.print(f"[bold red]not enrolled:[/] {rejection.decision} (nothing was written)", highlight=False)
             return EXIT_SPOOF
         with _open_gallery(gallery, create=True) as g:
-            subject = g.enroll(name, embs, fingerprint=pipe.embedder.fingerprint, sources=sources)
+            subject = commit(prepared, g)
         if as_json:
             _print_json({"id": subject.id, "name": subject.name, "templates": subject.n_templates})
         else:

@@ -9,15 +9,20 @@ Backends
 
 Every backend returns boxes ``(x1, y1, x2, y2)``, a score and 5 landmarks in the order left eye,
 right eye, nose, left mouth corner, right mouth corner (image-left first).
+
+A registered backend pickles by its :class:`DetectorSpec` (registry name + constructor options): the
+copy in another process builds a fresh detector whose weights load there on first use.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
-from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -28,6 +33,8 @@ from .types import Detection, Image
 
 __all__ = [
     "Detector",
+    "DetectorSpec",
+    "SpecifiedDetector",
     "DETECTORS",
     "YuNetDetector",
     "RetinaFaceDetector",
@@ -59,6 +66,61 @@ DETECTORS: Registry[Detector] = Registry("detector")
 def get_detector(name: str = "yunet", **kwargs: object) -> Detector:
     """Build a registered detector by name (weights load on first use)."""
     return DETECTORS.create(name, **kwargs)
+
+
+@dataclass(frozen=True, init=False)
+class DetectorSpec:
+    """What rebuilds a detector in another process: its registered name and constructor options.
+
+    Hashable and picklable; options are kept as sorted ``(name, value)`` pairs.
+
+    Examples
+    --------
+    >>> spec = DetectorSpec("yunet", score_threshold=0.7)
+    >>> spec.kwargs
+    {'score_threshold': 0.7}
+    >>> spec.build().score_threshold  # nothing loads yet
+    0.7
+    """
+
+    name: str
+    options: tuple[tuple[str, Any], ...]
+
+    def __init__(self, name: str, /, **options: Any) -> None:
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "options", tuple(sorted(options.items())))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of :func:`get_detector`."""
+        return dict(self.options)
+
+    def build(self) -> Detector:
+        """A new detector (weights load on first use); raises ``ValueError`` for an unknown name."""
+        return get_detector(self.name, **self.kwargs)
+
+
+@runtime_checkable
+class SpecifiedDetector(Detector, Protocol):
+    """A detector that can be rebuilt from a :class:`DetectorSpec` (every registered backend)."""
+
+    @property
+    def detector_spec(self) -> DetectorSpec: ...
+
+
+def _changed(factory: Callable[..., object], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``values`` that differ from ``factory``'s keyword defaults (so specs stay short and canonical)."""
+    params = inspect.signature(factory).parameters
+    return {k: v for k, v in values.items() if k not in params or params[k].default != v}
+
+
+def _build_detector(spec: DetectorSpec) -> Detector:
+    """Unpickling hook of the registered detectors."""
+    return spec.build()
+
+
+def _warm_up(detector: Detector) -> None:
+    detector.detect(np.zeros((64, 64, 3), np.uint8))
 
 
 def check_image(image: object, *, what: str = "", min_side: int = 1) -> Image:
@@ -158,6 +220,23 @@ class YuNetDetector:
         self._model: cv2.FaceDetectorYN | None = None
         self._lock = threading.Lock()
 
+    @property
+    def detector_spec(self) -> DetectorSpec:
+        """The registry name and the options that differ from the defaults."""
+        options = {
+            "score_threshold": self.score_threshold,
+            "nms_threshold": self.nms_threshold,
+            "max_side": self.max_side,
+        }
+        return DetectorSpec(self.name, **_changed(type(self), options))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _build_detector, (self.detector_spec,)
+
+    def warm_up(self) -> None:
+        """Load the model and run it once on a blank image (for a server start or a worker process)."""
+        _warm_up(self)
+
     def _load(self) -> cv2.FaceDetectorYN:
         if self._model is None:
             path = weights.locate("yunet")
@@ -206,6 +285,24 @@ class RetinaFaceDetector:
         self.threads = threads
         self._session: object | None = None
         self._lock = threading.Lock()
+
+    @property
+    def detector_spec(self) -> DetectorSpec:
+        """The registry name and the options that differ from the defaults."""
+        options = {
+            "score_threshold": self.score_threshold,
+            "nms_threshold": self.nms_threshold,
+            "max_side": self.max_side,
+            "threads": self.threads,
+        }
+        return DetectorSpec(self.name, **_changed(type(self), options))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _build_detector, (self.detector_spec,)
+
+    def warm_up(self) -> None:
+        """Load the model and run it once on a blank image (for a server start or a worker process)."""
+        _warm_up(self)
 
     def _load(self) -> object:
         if self._session is None:

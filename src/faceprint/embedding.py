@@ -16,6 +16,10 @@ Backends
 All embedders return L2-normalised ``float32`` arrays of shape ``(n, dim)``; an input of zero
 crops gives ``(0, dim)``. ``flip=True`` adds test-time flip augmentation (sum of the embeddings
 of the crop and its mirror image, re-normalised).
+
+Every embedder pickles by its :class:`EmbedderSpec` (registry name or trained model path, and
+options): the copy in another process rebuilds the embedder, whose weights load there on first use
+(or at :meth:`warm_up`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -47,6 +52,7 @@ from .types import Detection, Image, ModelSpec
 
 __all__ = [
     "Embedder",
+    "EmbedderSpec",
     "EMBEDDERS",
     "SFaceEmbedder",
     "FaceNetEmbedder",
@@ -72,7 +78,32 @@ class Embedder(Protocol):
     def name(self) -> str: ...
 
     @property
+    def key(self) -> str:
+        """The model and its options (``"sface+flip"``): the key of its calibrated thresholds."""
+        ...
+
+    @property
     def dim(self) -> int: ...
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the aligned crop; None when there is no single crop (a fusion)."""
+        ...
+
+    @property
+    def template(self) -> tuple[tuple[float, float], ...] | None:
+        """The 5-point alignment template in crop pixels; None when there is no single crop (a fusion)."""
+        ...
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Static description: dim, crop, thresholds, weights and their licence."""
+        ...
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        """What rebuilds this embedder in another process (its pickled form)."""
+        ...
 
     @property
     def fingerprint(self) -> str:
@@ -88,8 +119,52 @@ class Embedder(Protocol):
         """Align and embed each detected face of ``image``; shape ``(len(detections), dim)``."""
         ...
 
+    def warm_up(self) -> None:
+        """Load the weights and run the model once (a server start, a worker process); later calls are cheap."""
+        ...
+
 
 EMBEDDERS: Registry[Embedder] = Registry("embedder")
+
+
+@dataclass(frozen=True, init=False)
+class EmbedderSpec:
+    """What rebuilds an embedder in another process: a registered name or the path of a model trained
+    by ``faceprint train`` (its JSON spec), and the constructor options.
+
+    Hashable and picklable; options are kept as sorted ``(name, value)`` pairs (lists become tuples).
+    A fusion's ``members`` are themselves :class:`EmbedderSpec` objects.
+
+    Examples
+    --------
+    >>> spec = EmbedderSpec("sface", flip=True)
+    >>> spec.build().key  # nothing loads yet
+    'sface+flip'
+    >>> get_embedder("fusion").embedder_spec.kwargs["members"]
+    (EmbedderSpec(name='sface', options=()), EmbedderSpec(name='facenet', options=()))
+    """
+
+    name: str
+    options: tuple[tuple[str, Any], ...]
+
+    def __init__(self, name: str | os.PathLike[str], /, **options: Any) -> None:
+        frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "options", tuple(sorted(frozen.items())))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of :func:`get_embedder`."""
+        return dict(self.options)
+
+    def build(self) -> Embedder:
+        """A new embedder (weights load on first use); the errors of :func:`get_embedder`."""
+        return get_embedder(self.name, **self.kwargs)
+
+
+def _build_embedder(spec: EmbedderSpec) -> Embedder:
+    """Unpickling hook of every embedder."""
+    return spec.build()
 
 
 def get_embedder(name: str = "sface", **kwargs: Any) -> Embedder:
@@ -185,6 +260,18 @@ class _AlignedEmbedder:
             package=f"{wf.distribution}=={wf.version}",
             licence=wf.licence,
         )
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        return EmbedderSpec(self.name, flip=True) if self.flip else EmbedderSpec(self.name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _build_embedder, (self.embedder_spec,)
+
+    def warm_up(self) -> None:
+        """Load the network and run it once on a blank crop (for a server start or a worker process)."""
+        w, h = self.input_size
+        self.embed(np.zeros((1, h, w, 3), np.uint8))
 
     def align(self, image: Image, detection: Detection) -> Image:
         return align(image, detection.landmarks, self.template, self.input_size)
@@ -308,18 +395,26 @@ class FusionEmbedder:
     ``calibration.json``) are used, else equal weights.
     """
 
+    input_size: tuple[int, int] | None = None
+    """None: each member aligns its own crop."""
+    template: tuple[tuple[float, float], ...] | None = None
+
     def __init__(
         self,
-        members: Sequence[Embedder | str] = ("sface", "facenet"),
+        members: Sequence[Embedder | EmbedderSpec | str] = ("sface", "facenet"),
         weights: Sequence[float] | None = None,
         *,
         flip: bool = False,
     ) -> None:
-        built: list[Embedder] = [get_embedder(m, flip=flip) if isinstance(m, str) else m for m in members]
+        built: list[Embedder] = [
+            get_embedder(m, flip=flip) if isinstance(m, str) else m.build() if isinstance(m, EmbedderSpec) else m
+            for m in members
+        ]
         if len(built) < 2:
             raise ValueError("fusion needs at least two embedders")
+        self._weights_given = None if weights is None else tuple(float(v) for v in weights)
         if weights is None:
-            weights = _calibrated_fusion_weights([getattr(m, "key", m.name) for m in built])
+            weights = _calibrated_fusion_weights([m.key for m in built])
         w = np.ones(len(built)) if weights is None else np.asarray(weights, np.float64)
         if w.shape != (len(built),) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"weights must be {len(built)} non-negative numbers with a positive sum")
@@ -332,7 +427,7 @@ class FusionEmbedder:
 
     @property
     def key(self) -> str:
-        parts = [getattr(m, "key", m.name) for m in self.members]
+        parts = [m.key for m in self.members]
         wts = ",".join(f"{v:.2f}" for v in self.weights)
         return f"fusion({'+'.join(parts)};{wts})"
 
@@ -348,6 +443,44 @@ class FusionEmbedder:
     @property
     def thresholds(self) -> dict[str, float]:
         return _calibrated(self.key)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The fused model: its thresholds, and the members' weights, packages and licences joined by ``"; "``.
+
+        ``input_size`` is ``(0, 0)`` and ``template`` empty: there is no single crop, each member
+        aligns its own.
+        """
+        members = [m.spec for m in self.members]
+        return ModelSpec(
+            name=self.key,
+            dim=self.dim,
+            input_size=(0, 0),
+            template=(),
+            thresholds=self.thresholds,
+            weights_file="; ".join(s.weights_file for s in members),
+            weights_sha256="; ".join(s.weights_sha256 for s in members),
+            package="; ".join(s.package for s in members),
+            licence="; ".join(dict.fromkeys(s.licence for s in members)),
+            notes="score fusion of " + ", ".join(f"{s.name} (weight {w:.4f})" for s, w in zip(members, self.weights)),
+        )
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        """The members' own specs (each with its flip) and the weights as given (None: calibrated or equal)."""
+        return EmbedderSpec(
+            "fusion", members=tuple(m.embedder_spec for m in self.members), weights=self._weights_given
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the members themselves (each pickles by its spec): members shared with other pickled
+        # objects stay shared in the copy, and load once there
+        return FusionEmbedder, (tuple(self.members), self._weights_given)
+
+    def warm_up(self) -> None:
+        """Load and run every member once."""
+        for m in self.members:
+            m.warm_up()
 
     def embed_faces(self, image: Image, detections: Sequence[Detection]) -> Embeddings:
         parts = [
@@ -422,19 +555,21 @@ class OnnxEmbedder:
                 f"{self._spec['onnx_sha256'][:12]}... (file changed after export?)"
             )
         self.kind: str = self._spec["kind"]
-        self.base: Any = get_embedder(self._spec["base"], flip=flip) if self.kind == "head" else None
+        self.base: Any = None  # the frozen base embedder of a head (it has .embed(crops))
         if self.kind == "image":
             size = self._spec["input_size"]
             self.input_size: tuple[int, int] = (int(size[0]), int(size[1]))
             pts = self._spec["template"]
             self.template: tuple[tuple[float, float], ...] = tuple((float(x), float(y)) for x, y in pts)
         else:
-            self.input_size = tuple(getattr(self.base, "input_size", (112, 112)))  # type: ignore[assignment]
-            self.template = tuple(getattr(self.base, "template", ARCFACE_TEMPLATE_112))
-            if int(getattr(self.base, "dim", -1)) != int(self._spec["in_dim"]):
+            base = get_embedder(self._spec["base"], flip=flip)
+            self.base = base
+            self.input_size = base.input_size or (112, 112)
+            self.template = base.template or ARCFACE_TEMPLATE_112
+            if base.dim != int(self._spec["in_dim"]):
                 raise InvalidModelSpecError(
                     f"{path}: head expects {self._spec['in_dim']}-d vectors but base {self._spec['base']!r} "
-                    f"gives {getattr(self.base, 'dim', '?')}-d"
+                    f"gives {base.dim}-d"
                 )
         self._session: Any = None
         self._lock = threading.Lock()
@@ -535,6 +670,24 @@ class OnnxEmbedder:
             licence=str(self._spec.get("licence", "")),
             notes=notes,
         )
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        """The absolute path of the JSON spec (the ONNX file's sha256 is checked again when rebuilt)."""
+        path = str(self.spec_path.resolve())
+        return EmbedderSpec(path, flip=True) if self.flip else EmbedderSpec(path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _build_embedder, (self.embedder_spec,)
+
+    def warm_up(self) -> None:
+        """Start the onnxruntime session (and a head's base network) and run it once on a blank input."""
+        if self.kind == "head":
+            self.base.warm_up()
+            self.embed_vectors(np.zeros((1, int(self._spec["in_dim"])), np.float32))
+        else:
+            w, h = self.input_size
+            self.embed(np.zeros((1, h, w, 3), np.uint8))
 
     def align(self, image: Image, detection: Detection) -> Image:
         return align(image, detection.landmarks, self.template, self.input_size)

@@ -22,6 +22,8 @@ __all__ = [
     "InvalidEmbeddingError",
     "InvalidSubjectError",
     "InvalidModelSpecError",
+    "EnrollmentRejectedError",
+    "UnsupportedGalleryURLError",
 ]
 
 
@@ -90,3 +92,7 @@ class InvalidModelSpecError(FaceprintError, ValueError):
 
 class UnsupportedGalleryURLError(GalleryError, ValueError):
     """A gallery URL names a scheme no backend handles, or is malformed (see ``open_gallery``)."""
+
+
+class EnrollmentRejectedError(FaceprintError, ValueError):
+    """A prepared enrollment that a liveness check rejected was about to be written to a gallery."""

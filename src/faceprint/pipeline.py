@@ -3,23 +3,26 @@
 Two tiers (see STYLE.md): plain functions (:func:`detect`, :func:`embed`, :func:`verify`,
 :func:`enroll`, :func:`identify`) backed by a lazily built default :class:`FacePipeline`, and the
 :class:`FacePipeline` object for full control over detector, embedder and options.
+
+A :class:`PipelineSpec` describes a pipeline by value (detector and embedder specs and the options):
+:meth:`FacePipeline.from_spec` rebuilds it in another process, and a pipeline pickles as its spec.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from .detection import Detector, Selection, get_detector, select_faces
-from .embedding import Embedder, get_embedder
+from .detection import Detector, DetectorSpec, Selection, SpecifiedDetector, get_detector, select_faces
+from .embedding import Embedder, EmbedderSpec, get_embedder
 from .errors import EmbedderMismatchError, FaceprintError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
+from .runtime import lazy_singleton
 from .types import Detection, Face, Image, Liveness, Match, Verification
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FacePipeline",
+    "PipelineSpec",
     "Identification",
     "default_pipeline",
     "detect",
@@ -137,6 +141,56 @@ class Identification:
         }
 
 
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A :class:`FacePipeline` by value: rebuild it in another process with :meth:`FacePipeline.from_spec`.
+
+    Hashable and picklable. ``detector`` and ``embedder`` also accept a registered name (or, for the
+    embedder, the path of a model trained by ``faceprint train``), taken as a spec without options.
+
+    Parameters
+    ----------
+    detector : DetectorSpec or str
+        Registered detector and its options, e.g. ``DetectorSpec("retinaface", max_side=640)``.
+    embedder : EmbedderSpec or str
+        Registered embedder or trained model path, and options, e.g. ``EmbedderSpec("sface", flip=True)``.
+    min_face_size, fmr, max_pixels, liveness
+        As in :class:`FacePipeline`. A custom ``passive_checker`` has no spec (the default one is
+        rebuilt where the pipeline is).
+
+    Examples
+    --------
+    >>> spec = PipelineSpec(detector="yunet", embedder=EmbedderSpec("sface", flip=True), fmr="1e-2")
+    >>> pipe = FacePipeline.from_spec(spec)  # nothing loads yet
+    >>> pipe.spec == spec
+    True
+    """
+
+    detector: DetectorSpec | str = DetectorSpec("yunet")
+    embedder: EmbedderSpec | str = EmbedderSpec("sface")
+    min_face_size: float = 16.0
+    fmr: str = "1e-3"
+    max_pixels: int | None = None
+    liveness: str = "off"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.detector, str):
+            object.__setattr__(self, "detector", DetectorSpec(self.detector))
+        if isinstance(self.embedder, str):
+            object.__setattr__(self, "embedder", EmbedderSpec(self.embedder))
+        if self.liveness not in ("off", "passive"):
+            raise ValueError(f"liveness must be 'off' or 'passive', got {self.liveness!r}")
+
+    def build(self) -> FacePipeline:
+        """The pipeline (weights load on first use, or at :meth:`FacePipeline.warm_up`)."""
+        return FacePipeline.from_spec(self)
+
+
+def _rebuild_pipeline(spec: PipelineSpec) -> FacePipeline:
+    """Unpickling hook of :class:`FacePipeline`."""
+    return FacePipeline.from_spec(spec)
+
+
 @dataclass
 class FacePipeline:
     """Detector + embedder with the options that tie them together.
@@ -160,11 +214,17 @@ class FacePipeline:
         The single-image PAD model for ``"passive"``; default: the shipped NUAA-trained
         :func:`faceprint.liveness.default_passive_checker`, loaded on first use.
 
+    A pipeline of registered backends pickles as its :attr:`spec` (another process rebuilds it and
+    loads the weights there, on first use or at :meth:`warm_up`); one with a custom backend or
+    ``passive_checker`` raises ``TypeError`` when pickled.
+
     Examples
     --------
     >>> pipe = FacePipeline(detector="yunet", embedder="sface")  # nothing loads yet
     >>> pipe.embedder.dim
     128
+    >>> FacePipeline.from_spec(pipe.spec).spec == pipe.spec
+    True
     """
 
     detector: Detector | str = "yunet"
@@ -174,6 +234,8 @@ class FacePipeline:
     max_pixels: int | None = None
     liveness: str = "off"
     passive_checker: Any = None
+    _default_passive: bool = field(default=False, init=False, repr=False, compare=False)
+    """True when ``passive_checker`` is the shipped model this pipeline built itself."""
 
     def __post_init__(self) -> None:
         if self.liveness not in ("off", "passive"):
@@ -182,6 +244,63 @@ class FacePipeline:
             self.detector = get_detector(self.detector)
         if isinstance(self.embedder, str):
             self.embedder = get_embedder(self.embedder)
+
+    # -- by value -----------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, spec: PipelineSpec) -> FacePipeline:
+        """Build the pipeline that ``spec`` describes (in this process; nothing loads yet)."""
+        det, emb = spec.detector, spec.embedder
+        return cls(
+            detector=det.build() if isinstance(det, DetectorSpec) else det,
+            embedder=emb.build() if isinstance(emb, EmbedderSpec) else emb,
+            min_face_size=spec.min_face_size,
+            fmr=spec.fmr,
+            max_pixels=spec.max_pixels,
+            liveness=spec.liveness,
+        )
+
+    @property
+    def spec(self) -> PipelineSpec:
+        """This pipeline by value (see :class:`PipelineSpec`).
+
+        Raises ``TypeError`` for a detector or embedder that is not a registered backend (or a
+        trained model file), or a custom ``passive_checker``.
+        """
+        det, emb = self._det, self._emb
+        if not isinstance(det, SpecifiedDetector):
+            raise TypeError(
+                f"detector {type(det).__name__} has no DetectorSpec: only registered detectors "
+                "(faceprint.detection.DETECTORS) can be rebuilt in another process"
+            )
+        if self.passive_checker is not None and not self._default_passive:
+            raise TypeError("a custom passive_checker has no spec: only the shipped passive model is rebuilt")
+        return PipelineSpec(
+            detector=det.detector_spec,
+            embedder=emb.embedder_spec,
+            min_face_size=self.min_face_size,
+            fmr=self.fmr,
+            max_pixels=self.max_pixels,
+            liveness=self.liveness,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_pipeline, (self.spec,)
+
+    def warm_up(self) -> FacePipeline:
+        """Load every model this pipeline uses and run each once on a tiny input; returns ``self``.
+
+        For a server start or a worker process, so that the first request does not pay the loading.
+
+        Examples
+        --------
+        >>> pipe = FacePipeline().warm_up()  # doctest: +SKIP
+        """
+        blank = np.zeros((64, 64, 3), np.uint8)
+        self._det.detect(blank)
+        self._emb.warm_up()
+        if self.liveness == "passive":
+            self._passive()
+        return self
 
     # -- stages -----------------------------------------------------------------------------
     @property
@@ -217,8 +336,11 @@ class FacePipeline:
 
     def _face(self, source: ImageInput, on_multiple: OnMultiple) -> tuple[Image, Face]:
         image = self.load(source)
+        return image, self._one_face(image, describe_source(source), on_multiple)
+
+    def _one_face(self, image: Image, what: str, on_multiple: OnMultiple) -> Face:
+        """The one face of a loaded image; errors name the source as ``what``."""
         dets = select_faces(self._det.detect(image), image.shape, "all", min_face_size=self.min_face_size)
-        what = describe_source(source)
         if not dets:
             raise NoFaceError(f"{what}: no face found")
         if len(dets) > 1:
@@ -226,7 +348,7 @@ class FacePipeline:
                 raise MultipleFacesError(f"{what}: {len(dets)} faces found, expected one")
             dets = select_faces(dets, image.shape, on_multiple)
         emb = self._emb.embed_faces(image, dets[:1])[0]
-        return image, Face(detection=dets[0], embedding=emb, model=self._emb.fingerprint)
+        return Face(detection=dets[0], embedding=emb, model=self._emb.fingerprint)
 
     # -- liveness ---------------------------------------------------------------------------
     def check_liveness(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> Liveness:
@@ -247,6 +369,7 @@ class FacePipeline:
             from .liveness import default_passive_checker
 
             self.passive_checker = default_passive_checker(detector=self._det)
+            self._default_passive = True
         return self.passive_checker
 
     def _liveness(self, option: LivenessOption, image: Image, detection: Detection) -> Liveness | None:
@@ -312,7 +435,7 @@ class FacePipeline:
                 "none: the model is not calibrated (run: python bench/lfw.py --write-calibration)"
             )
             raise FaceprintError(
-                f"no calibrated threshold for model {getattr(self._emb, 'key', self._emb.name)!r} "
+                f"no calibrated threshold for model {self._emb.key!r} "
                 f"at fmr={fmr!r}; available: {valid}"
             )
         return float(table[fmr])
@@ -368,13 +491,16 @@ class FacePipeline:
         With ``liveness`` (default: the pipeline's) every photo is checked for a presentation
         attack (a given result, e.g. a video challenge, applies to all of them); if any is not
         judged live nothing is written and a :class:`LivenessRejection` is returned.
+
+        The two steps are :func:`faceprint.enrollment.prepare_enrollment` and
+        :func:`faceprint.enrollment.commit`.
         """
-        embs, labels, rejection = self.prepare_enrollment(name, sources, on_multiple=on_multiple, liveness=liveness)
-        if rejection is not None:
-            return rejection
-        return gallery.enroll(
-            name, embs, fingerprint=self._emb.fingerprint, sources=labels, metadata=metadata
-        )
+        from .enrollment import commit, prepare_enrollment
+
+        prepared = prepare_enrollment(self, name, sources, on_multiple=on_multiple, liveness=liveness)
+        if prepared.rejection is not None:
+            return prepared.rejection
+        return commit(prepared, gallery, metadata=metadata)
 
     def enrollment_embeddings(
         self, sources: ImageInput | Sequence[ImageInput], *, on_multiple: OnMultiple = "largest"
@@ -395,22 +521,13 @@ class FacePipeline:
         :class:`LivenessRejection` when a liveness check did not say live (else None).
 
         Raises on the first bad photo (unreadable, no face, several faces with ``on_multiple="error"``).
+        The same as :func:`faceprint.enrollment.prepare_enrollment`, whose frozen result also holds
+        the content hashes and liveness results.
         """
-        items = _as_list(sources)
-        if not items:
-            raise ValueError("enroll needs at least one image")
-        embs, checks = [], []
-        for src in items:
-            image, face = self._face(src, on_multiple)
-            embs.append(face.embedding)
-            live = self._liveness(liveness, image, face.detection)
-            if live is not None:
-                checks.append(live)
-        labels = [describe_source(s) for s in items]
-        rejection = None
-        if checks and not all(lv.live for lv in checks):
-            rejection = LivenessRejection(name=name, sources=tuple(labels), liveness=tuple(checks))
-        return np.stack(embs), labels, rejection
+        from .enrollment import prepare_enrollment
+
+        prepared = prepare_enrollment(self, name, sources, on_multiple=on_multiple, liveness=liveness)
+        return np.array(prepared.embeddings), list(prepared.sources), prepared.rejection
 
     def identify(
         self,
@@ -503,23 +620,10 @@ class FacePipeline:
         return results
 
 
-def _as_list(sources: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
-    if isinstance(sources, (list, tuple)):
-        return list(sources)
-    return [sources]  # type: ignore[list-item]
-
-
-_default: FacePipeline | None = None
-_default_lock = threading.Lock()
-
-
+@lazy_singleton
 def default_pipeline() -> FacePipeline:
     """The shared pipeline behind the plain functions (YuNet + SFace), built on first use."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = FacePipeline()
-        return _default
+    return FacePipeline()
 
 
 def detect(source: ImageInput, *, select: Selection = "all") -> list[Detection]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ import numpy.typing as npt
 
 from ..detection import Detector
 from ..errors import FaceprintError
+from ..runtime import lazy_singleton
 from ..types import Image, Liveness
 from .landmarks import FaceLandmarker
 from .video import VideoFrames, as_frames, shared_detector
@@ -388,17 +388,10 @@ class VideoAnalysis:
         )
 
 
-_landmarker: FaceLandmarker | None = None
-_landmarker_lock = threading.Lock()
-
-
+@lazy_singleton
 def _shared_landmarker() -> FaceLandmarker:
     """The face landmarker shared by the video checks (built once, on first use)."""
-    global _landmarker
-    with _landmarker_lock:
-        if _landmarker is None:
-            _landmarker = FaceLandmarker()
-        return _landmarker
+    return FaceLandmarker()
 
 
 def analyse_video(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy.typing as npt
 
 from ..detection import Detector, check_image, get_detector
 from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError, NoFaceError
+from ..runtime import lazy_singleton
 from ..types import Detection, Image, Liveness
 from .metrics import pad_metrics
 
@@ -212,17 +212,10 @@ def _sample_indices(n: int, k: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
 
 
-_shared_detector: Detector | None = None
-_shared_lock = threading.Lock()
-
-
+@lazy_singleton
 def shared_detector() -> Detector:
     """The YuNet detector shared by the liveness video checks (built once, on first use)."""
-    global _shared_detector
-    with _shared_lock:
-        if _shared_detector is None:
-            _shared_detector = get_detector("yunet")
-        return _shared_detector
+    return get_detector("yunet")
 
 
 def _shared_passive_checker(checker: _PassiveChecker | None) -> _PassiveChecker:

@@ -1,0 +1,251 @@
+"""Enrollment in two steps: :func:`prepare_enrollment` (pure) and :func:`commit` (one gallery write).
+
+``prepare_enrollment`` decodes, detects, checks liveness and embeds every photo of one person and
+returns a frozen, picklable :class:`PreparedEnrollment`; it never touches a gallery, so it can run in
+a worker process (the pipeline pickles by its :class:`~faceprint.pipeline.PipelineSpec`) while the
+process that owns the gallery calls ``commit``. ``commit`` writes the prepared templates in the
+gallery's one ``enroll`` transaction, all or nothing. :meth:`FacePipeline.enroll
+<faceprint.pipeline.FacePipeline.enroll>` is exactly these two steps.
+
+Examples
+--------
+>>> from faceprint.gallery import Gallery  # doctest: +SKIP
+>>> prepared = prepare_enrollment(FacePipeline(), "Ada", ["ada1.jpg", "ada2.jpg"])  # doctest: +SKIP
+>>> prepared.content_sha256[0][:12]  # doctest: +SKIP
+'3f1c2a9b8d7e'
+>>> with Gallery("gallery.db") as g:  # doctest: +SKIP
+...     subject = commit(prepared, g)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import EnrollmentRejectedError, InvalidImageError
+from .io import ImageInput, describe_source
+from .pipeline import LivenessOption, LivenessRejection, OnMultiple
+from .types import Liveness
+
+if TYPE_CHECKING:
+    from .gallery import Subject
+    from .pipeline import FacePipeline
+
+__all__ = ["PreparedEnrollment", "EnrollmentTarget", "prepare_enrollment", "commit", "content_sha256"]
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedEnrollment:
+    """Everything an enrollment writes, computed before the write (see :func:`prepare_enrollment`).
+
+    Attributes
+    ----------
+    name : str
+        The subject's name as given (the gallery strips and validates it at :func:`commit`).
+    embeddings : ndarray, shape (n, dim)
+        One unit ``float32`` template per photo, in order (read-only).
+    fingerprint : str
+        The embedder that made them; the gallery refuses to mix fingerprints.
+    sources : tuple of str
+        One label per photo (its path, or a description such as ``"1234 bytes"``).
+    content_sha256 : tuple of str
+        Hex sha256 per photo: of the encoded bytes (file, bytes, file object) when there are any,
+        else of the decoded RGB ``uint8`` pixels (numpy array, PIL image).
+    liveness : tuple of Liveness
+        The presentation-attack result of each photo, in order; empty when the check was off.
+    rejection : LivenessRejection or None
+        Set when a liveness check did not say live: :func:`commit` refuses such an enrollment.
+    """
+
+    name: str
+    embeddings: npt.NDArray[np.float32]
+    fingerprint: str
+    sources: tuple[str, ...]
+    content_sha256: tuple[str, ...]
+    liveness: tuple[Liveness, ...] = ()
+    rejection: LivenessRejection | None = None
+
+    def __post_init__(self) -> None:
+        embs = np.array(self.embeddings, np.float32)  # an own, read-only copy
+        embs.setflags(write=False)
+        object.__setattr__(self, "embeddings", embs)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickling: read-only again
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        self.embeddings.setflags(write=False)
+
+    @property
+    def accepted(self) -> bool:
+        """True when no liveness check rejected a photo (what :func:`commit` requires)."""
+        return self.rejection is None
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+
+class EnrollmentTarget(Protocol):
+    """What :func:`commit` writes to: a gallery's one-transaction ``enroll``."""
+
+    def enroll(
+        self,
+        name: str,
+        embeddings: npt.ArrayLike,
+        *,
+        fingerprint: str,
+        sources: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Subject: ...
+
+
+def prepare_enrollment(
+    pipeline: FacePipeline,
+    name: str,
+    sources: ImageInput | Sequence[ImageInput],
+    *,
+    on_multiple: OnMultiple = "largest",
+    liveness: LivenessOption = None,
+) -> PreparedEnrollment:
+    """Decode, detect, check and embed every photo of ``name``; touches no gallery.
+
+    Parameters
+    ----------
+    pipeline : FacePipeline
+        Detector, embedder and options (its ``max_pixels``, ``min_face_size``, default ``liveness``).
+    name : str
+        The person's name (validated by the gallery at :func:`commit`).
+    sources : image input or sequence of them
+        One photo (path, bytes, file object, PIL image, array) or a list of them.
+    on_multiple : {"largest", "central", "error"}
+        What to do with a photo of several faces; ``"error"`` raises :class:`MultipleFacesError`.
+    liveness : LivenessOption
+        ``None``: the pipeline's setting; ``"passive"`` checks each photo; a given result (e.g. a
+        video challenge) applies to every photo.
+
+    Returns
+    -------
+    PreparedEnrollment
+        With ``rejection`` set when a photo was not judged live.
+
+    Raises
+    ------
+    ValueError
+        No photos.
+    InvalidImageError, NoFaceError, MultipleFacesError
+        On the first bad photo; the message names it.
+    """
+    items = _as_list(sources)
+    if not items:
+        raise ValueError("enroll needs at least one image")
+    embs, checks, digests = [], [], []
+    for src in items:
+        what = describe_source(src)
+        decodable, digest = _read(src)
+        image = pipeline.load(decodable)
+        face = pipeline._one_face(image, what, on_multiple)  # the pipeline's own steps, in its order
+        embs.append(face.embedding)
+        live = pipeline._liveness(liveness, image, face.detection)
+        if live is not None:
+            checks.append(live)
+        digests.append(digest if digest is not None else _sha256(np.ascontiguousarray(image).tobytes()))
+    labels = tuple(describe_source(s) for s in items)
+    rejection = None
+    if checks and not all(lv.live for lv in checks):
+        rejection = LivenessRejection(name=name, sources=labels, liveness=tuple(checks))
+    return PreparedEnrollment(
+        name=name,
+        embeddings=np.stack(embs),
+        fingerprint=pipeline._emb.fingerprint,
+        sources=labels,
+        content_sha256=tuple(digests),
+        liveness=tuple(checks),
+        rejection=rejection,
+    )
+
+
+def commit(
+    prepared: PreparedEnrollment, gallery: EnrollmentTarget, *, metadata: dict[str, Any] | None = None
+) -> Subject:
+    """Write a prepared enrollment in the gallery's one ``enroll`` transaction (all templates or none).
+
+    Raises
+    ------
+    EnrollmentRejectedError
+        ``prepared`` was rejected by a liveness check; nothing is written.
+    InvalidSubjectError, InvalidEmbeddingError, EmbedderMismatchError
+        From the gallery (bad name or metadata, another model's gallery); nothing is written.
+    """
+    if prepared.rejection is not None:
+        rej = prepared.rejection
+        raise EnrollmentRejectedError(
+            f"{prepared.name!r} is not enrolled: the liveness check said {rej.decision} "
+            f"for {', '.join(s for s, lv in zip(rej.sources, rej.liveness) if not lv.live) or 'a photo'}"
+        )
+    return gallery.enroll(
+        prepared.name,
+        prepared.embeddings,
+        fingerprint=prepared.fingerprint,
+        sources=list(prepared.sources),
+        metadata=metadata,
+    )
+
+
+def content_sha256(source: ImageInput) -> str:
+    """The hex sha256 that :func:`prepare_enrollment` records for ``source`` (reads it; no decoding
+    for encoded inputs)."""
+    _, digest = _read(source)
+    if digest is not None:
+        return digest
+    from .io import load_image
+
+    return _sha256(np.ascontiguousarray(load_image(source)).tobytes())
+
+
+# -- internals ---------------------------------------------------------------------------------
+class _NamedBytes(io.BytesIO):
+    """Bytes already read, under the name :func:`faceprint.io.load_image` puts in its errors."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self.name = name
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(source: ImageInput) -> tuple[ImageInput, str | None]:
+    """``(what to decode, sha256 of the encoded bytes)``: each file is read once, so the hash is of
+    the very bytes that are decoded. Digest None for arrays and PIL images (hash the pixels).
+    Sources that cannot be read go to the decoder unchanged, which raises its usual error."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            return source, None  # load_image says "no such file" / "is a directory"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return source, None  # load_image says "cannot read: ..."
+        return _NamedBytes(data, str(path)), _sha256(data)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return source, _sha256(bytes(source))
+    if isinstance(source, np.ndarray) or not hasattr(source, "read"):
+        return source, None
+    data = source.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidImageError("file object must be opened in binary mode")  # as load_image says
+    return _NamedBytes(bytes(data), str(getattr(source, "name", "file object"))), _sha256(bytes(data))
+
+
+def _as_list(sources: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    if isinstance(sources, (list, tuple)):
+        return list(sources)
+    return [sources]  # type: ignore[list-item]
