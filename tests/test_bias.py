@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint.bias import (
-    GroupRate,
+from faceprint.datasets import (
     age_band,
-    bias_sentences,
-    group_error_rates,
-    group_proportions,
     lfw_gender,
     pair_gender_groups,
     parse_utkface_name,
     read_gender_lists,
     utkface_groups,
+)
+from faceprint.evaluation.bias import (
+    GroupRate,
+    bias_sentences,
+    group_error_rates,
+    group_proportions,
     utkface_impostor_fmr,
     worst_best_ratio,
 )

@@ -10,22 +10,17 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from faceprint.datasets import DATA_ENV_VAR, LfwPaths, Pair, data_root, lfw_paths, read_lfw_pairs
 from faceprint.errors import DatasetNotFoundError
-from faceprint.evaluation import (
-    DATA_ENV_VAR,
+from faceprint.evaluation.verification import (
     FoldResult,
-    LfwPaths,
-    Pair,
     best_accuracy_threshold,
     calibrate_thresholds,
     cosine_scores,
-    data_root,
     evaluate_verification,
     fmr_key,
     fuse_scores,
     kfold_accuracy,
-    lfw_paths,
-    read_lfw_pairs,
     tar_at_fmr,
     threshold_at_fmr,
 )

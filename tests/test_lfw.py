@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from faceprint.cli import app
+from faceprint.datasets import lfw_pairs
 from faceprint.embedding import get_embedder
 from faceprint.errors import DatasetNotFoundError
-from faceprint.lfw import evaluate_lfw, lfw_pairs
+from faceprint.evaluation.lfw import evaluate_lfw
 from faceprint.pipeline import FacePipeline
 from lfw_tiny import make_tiny_lfw
 
@@ -127,7 +128,7 @@ def test_cli_report_with_identification_has_cmc(tiny_lfw: Path, tmp_path: Path) 
 
 def test_embedding_cache_embeds_shared_images_once(tiny_lfw: Path) -> None:
     """Pairs then identification on the same images: the second run embeds nothing new."""
-    from faceprint.lfw import EmbeddingCache, evaluate_lfw_identification, lfw_scores
+    from faceprint.evaluation.lfw import EmbeddingCache, evaluate_lfw_identification, lfw_scores
     from fakes import FakeDetector, FakeEmbedder
 
     emb = FakeEmbedder()
