@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from faceprint.evaluation import data_root  # noqa: E402
+from faceprint.datasets import data_root  # noqa: E402
 from faceprint.runtime import set_num_threads  # noqa: E402
 
 CACHE_DIR = ROOT / "bench" / "cache"
@@ -72,7 +72,7 @@ def _row(label: str, n: int, k: int, rate: float, lo: float, hi: float) -> str:
 
 
 def _ratio_line(rates: list, metric: str, exclude: tuple[str, ...] = ()) -> dict:
-    from faceprint.bias import worst_best_ratio
+    from faceprint.evaluation.bias import worst_best_ratio
 
     try:
         ratio, worst, best = worst_best_ratio(rates, metric, exclude=exclude)  # type: ignore[arg-type]
@@ -95,9 +95,9 @@ def _ratio_line(rates: list, metric: str, exclude: tuple[str, ...] = ()) -> dict
 
 def lfw_by_gender(root: Path, model: str, threshold: float, n_boot: int) -> dict:
     """Per-gender FMR / FNMR on pairs.txt from the embeddings bench/lfw.py cached (one row per image)."""
-    from faceprint.bias import bias_sentences, group_error_rates, lfw_gender, pair_gender_groups, read_gender_lists
+    from faceprint.datasets import lfw_gender, lfw_pairs, pair_gender_groups, read_gender_lists
     from faceprint.evaluation import cosine_scores
-    from faceprint.lfw import lfw_pairs
+    from faceprint.evaluation.bias import bias_sentences, group_error_rates
 
     cache = Path(__file__).resolve().parent / "cache" / "lfw_embeddings.npz"
     if not cache.exists():
@@ -148,7 +148,8 @@ def lfw_by_gender(root: Path, model: str, threshold: float, n_boot: int) -> dict
 
 
 def utkface(model: str, root: Path, threshold: float, n_boot: int) -> dict:
-    from faceprint.bias import bias_sentences, group_proportions, utkface_groups, utkface_impostor_fmr
+    from faceprint.datasets import utkface_groups
+    from faceprint.evaluation.bias import bias_sentences, group_proportions, utkface_impostor_fmr
 
     names, emb, errors = utkface_embeddings(model, root / "utkface" / "UTKFace")
     failed = np.array([bool(e) for e in errors])

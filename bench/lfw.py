@@ -32,15 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from faceprint import __version__  # noqa: E402
+from faceprint.datasets import data_root, read_lfw_pairs  # noqa: E402
 from faceprint.detection import get_detector, select_faces  # noqa: E402
 from faceprint.embedding import get_embedder, l2_normalize  # noqa: E402
-from faceprint.evaluation import (  # noqa: E402
-    calibrate_thresholds,
-    cosine_scores,
-    data_root,
-    evaluate_verification,
-    read_lfw_pairs,
-)
+from faceprint.evaluation import calibrate_thresholds, cosine_scores, evaluate_verification  # noqa: E402
 from faceprint.io import load_image  # noqa: E402
 from faceprint.runtime import set_num_threads  # noqa: E402
 

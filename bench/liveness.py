@@ -31,8 +31,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import faceprint.runtime  # noqa: E402
+from faceprint.datasets import data_root, nuaa_dir, nuaa_images  # noqa: E402
 from faceprint.detection import get_detector  # noqa: E402
-from faceprint.evaluation import data_root  # noqa: E402
 from faceprint.io import load_image  # noqa: E402
 from faceprint.liveness import (  # noqa: E402
     DEFAULT_MODEL_FILE,
@@ -98,15 +98,6 @@ AUGMENTATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "blur_sigma1.5": _aug_blur,
     "dark_x0.6": _aug_dark,
 }
-
-
-def list_images(nuaa: Path) -> list[tuple[Path, str, bool]]:
-    """(path, subject, is_attack) for every NUAA image, sorted."""
-    out = []
-    for folder, attack in (("ClientRaw", False), ("ImposterRaw", True)):
-        for p in sorted((nuaa / folder).glob("*/*.jpg")):
-            out.append((p, p.parent.name, attack))
-    return out
 
 
 def extract(items: list[tuple[Path, str, bool]], checker: LBPSVMPassiveChecker) -> dict:
@@ -178,8 +169,8 @@ def main() -> None:
 
     root = data_root(required=True)
     assert root is not None
-    nuaa = root / "nuaa"
-    items = list_images(nuaa)
+    nuaa = nuaa_dir(root)
+    items = nuaa_images(nuaa)
     subj = np.array([s for _, s, _ in items])
     attack = np.array([a for _, _, a in items])
     print(

@@ -30,8 +30,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import faceprint.runtime  # noqa: E402
+from faceprint.datasets import data_root  # noqa: E402
 from faceprint.detection import get_detector  # noqa: E402
-from faceprint.evaluation import data_root  # noqa: E402
 from faceprint.liveness import (  # noqa: E402
     FaceLandmarker,
     analyse_video,

@@ -53,9 +53,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from faceprint.datasets import data_root  # noqa: E402
 from faceprint.detection import get_detector, select_faces  # noqa: E402
 from faceprint.embedding import get_embedder, l2_normalize  # noqa: E402
-from faceprint.evaluation import data_root, tar_at_fmr  # noqa: E402
+from faceprint.evaluation import tar_at_fmr  # noqa: E402
 from faceprint.io import load_image  # noqa: E402
 from faceprint.processing import (  # noqa: E402
     AUGMENTER_PRESETS,

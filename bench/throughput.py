@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--models", default="sface,facenet")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from faceprint.evaluation import data_root
+    from faceprint.datasets import data_root
 
     root = data_root(required=True)
     assert root is not None

@@ -143,8 +143,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from faceprint.alignment import ARCFACE_TEMPLATE_112, align  # noqa: E402
+from faceprint.datasets import data_root, orl_images  # noqa: E402
 from faceprint.detection import get_detector  # noqa: E402
-from faceprint.evaluation import data_root  # noqa: E402
+from faceprint.errors import DatasetNotFoundError  # noqa: E402
 from faceprint.runtime import set_num_threads  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -163,9 +164,10 @@ def load_orl(
     ``shift`` moves the crop's centre down by that fraction of its side (negative: up, towards the hair).
     """
     SIZE = size  # noqa: N806  # the crop side below
-    folder = root / "orl" / "orl_faces"
-    if not folder.is_dir():
-        raise SystemExit(f"ORL not found under {root} (set FACEPRINT_DATA)")
+    try:
+        items = orl_images(root)
+    except DatasetNotFoundError as e:
+        raise SystemExit(str(e)) from None
     detector = get_detector("yunet")
     c = SIZE / 2
     template = [
@@ -173,24 +175,22 @@ def load_orl(
         for x, y in ARCFACE_TEMPLATE_112
     ]
     crops, labels, fallback = [], [], 0
-    people = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: int(d.name[1:]))
-    for person in people:
-        for f in sorted(person.glob("*.pgm"), key=lambda f: int(f.stem)):
-            grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
-            if grey is None:
-                raise SystemExit(f"cannot read {f}")
-            rgb: np.ndarray = np.repeat(grey[:, :, None], 3, axis=2)
-            dets = detector.detect(rgb)
-            if dets:
-                crop = align(rgb, max(dets, key=lambda d: d.score), template, (SIZE, SIZE))
-            else:  # centre square crop
-                fallback += 1
-                h, w = grey.shape
-                s = min(h, w)
-                top = (h - s) // 2
-                crop = np.asarray(cv2.resize(rgb[top : top + s, (w - s) // 2 : (w - s) // 2 + s], (SIZE, SIZE)))
-            crops.append(crop)
-            labels.append(int(person.name[1:]))
+    for f, person_id in items:
+        grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise SystemExit(f"cannot read {f}")
+        rgb: np.ndarray = np.repeat(grey[:, :, None], 3, axis=2)
+        dets = detector.detect(rgb)
+        if dets:
+            crop = align(rgb, max(dets, key=lambda d: d.score), template, (SIZE, SIZE))
+        else:  # centre square crop
+            fallback += 1
+            h, w = grey.shape
+            s = min(h, w)
+            top = (h - s) // 2
+            crop = np.asarray(cv2.resize(rgb[top : top + s, (w - s) // 2 : (w - s) // 2 + s], (SIZE, SIZE)))
+        crops.append(crop)
+        labels.append(person_id)
     how = {
         "detector": "yunet",
         "aligned": len(crops) - fallback,

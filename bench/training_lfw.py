@@ -47,15 +47,9 @@ import torch  # noqa: E402
 from lfw_embeddings import load as load_lfw_embeddings  # noqa: E402
 
 from faceprint import __version__  # noqa: E402
+from faceprint.datasets import Pair, data_root, lfw_pairs  # noqa: E402
 from faceprint.embedding import OnnxEmbedder  # noqa: E402
-from faceprint.evaluation import (  # noqa: E402
-    Pair,
-    best_accuracy_threshold,
-    cosine_scores,
-    data_root,
-    evaluate_verification,
-)
-from faceprint.lfw import lfw_pairs  # noqa: E402
+from faceprint.evaluation import best_accuracy_threshold, cosine_scores, evaluate_verification  # noqa: E402
 from faceprint.training.export import check_onnx, export_onnx, pair_thresholds, write_spec  # noqa: E402
 from faceprint.training.networks import AdaptationHead  # noqa: E402
 from faceprint.training.trainer import (  # noqa: E402

@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from faceprint.alignment import ARCFACE_TEMPLATE_112, align, scaled_template  # noqa: E402
+from faceprint.datasets import data_root, read_lfw_pairs  # noqa: E402
 from faceprint.detection import get_detector, select_faces  # noqa: E402
 from faceprint.embedding import FaceNetEmbedder  # noqa: E402
-from faceprint.evaluation import best_accuracy_threshold, data_root, read_lfw_pairs  # noqa: E402
+from faceprint.evaluation import best_accuracy_threshold  # noqa: E402
 from faceprint.io import load_image  # noqa: E402
 from faceprint.runtime import set_num_threads  # noqa: E402
 

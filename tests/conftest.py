@@ -13,9 +13,9 @@ import pytest  # noqa: E402
 
 import faceprint.runtime  # noqa: E402
 from faceprint import weights  # noqa: E402
+from faceprint.datasets import data_root as find_data_root  # noqa: E402
 from faceprint.detection import Detector, get_detector  # noqa: E402
 from faceprint.embedding import Embedder, get_embedder  # noqa: E402
-from faceprint.evaluation import data_root as find_data_root  # noqa: E402
 from fakes import FakeDetector, FakeEmbedder  # noqa: E402
 
 faceprint.runtime.set_num_threads(2)

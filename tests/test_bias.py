@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint.bias import (
-    GroupRate,
+from faceprint.datasets import (
     age_band,
-    bias_sentences,
-    group_error_rates,
-    group_proportions,
     lfw_gender,
     pair_gender_groups,
     parse_utkface_name,
     read_gender_lists,
     utkface_groups,
+)
+from faceprint.evaluation.bias import (
+    GroupRate,
+    bias_sentences,
+    group_error_rates,
+    group_proportions,
     utkface_impostor_fmr,
     worst_best_ratio,
 )
@@ -226,3 +228,62 @@ def test_utkface_impostor_fmr_sampling() -> None:
     sampled = utkface_impostor_fmr(e, ["g"] * 100, 0.5, max_pairs_per_group=3000, seed=1, n_boot=20)[0]
     assert full.n_impostor == 4950 and sampled.n_impostor == 3000
     assert sampled.fmr == pytest.approx(full.fmr, abs=0.03)
+
+
+def test_evaluate_bias_matches_the_metrics_it_runs(tmp_path: Path) -> None:
+    """evaluate_bias: sample, group, embed, then exactly group_proportions / utkface_impostor_fmr per group."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from faceprint.datasets import sample_images, utkface_images
+    from faceprint.evaluation.utkface import evaluate_bias
+    from faceprint.pipeline import FacePipeline
+    from fakes import FakeDetector, FakeEmbedder
+
+    folder = tmp_path / "utkface" / "UTKFace"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"{age}_{g}_{r}_2017{i:04d}.jpg.chip.jpg" for i, (age, g, r) in enumerate(
+        [(25, 0, 0), (31, 1, 0), (40, 0, 1), (50, 1, 1), (65, 0, 2), (12, 1, 2), (22, 0, 0), (33, 1, 1)]
+    )] + ["bad_name.jpg"]
+    for n in names:
+        buf = io.BytesIO()
+        colour = rng.integers(0, 255, 3)
+        PILImage.fromarray(np.full((100, 100, 3), colour, np.uint8)).save(buf, format="JPEG")
+        (folder / n).write_bytes(buf.getvalue())
+    built: list[str] = []
+
+    def pipelines():  # type: ignore[no-untyped-def]
+        for _ in range(2):
+            built.append("pipeline")
+            yield FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder())
+
+    seen: list[tuple[str, int]] = []
+    res = evaluate_bias(pipelines(), tmp_path, max_images=7, seed=1, n_boot=20, stage=lambda k, n: seen.append((k, n)))
+    assert built == ["pipeline", "pipeline"] and seen == [("fake", 7), ("fake", 7)]
+    paths = sample_images(utkface_images(tmp_path), 7, seed=1)
+    cells, bands, malformed = utkface_groups([p.name for p in paths])
+    d = res.to_dict()
+    assert list(d) == ["images", "images_available", "malformed_names", "seed", "operating_point", "models"]
+    assert (d["images"], d["images_available"], d["malformed_names"], d["seed"]) == (7, 9, malformed, 1)
+    assert res.title == "UTKFace bias (7 of 9 images)" and len(res.sections) == 8
+    emb, errors = FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder()).embed_many(paths, select="central")
+    m = d["models"][0]
+    assert m["threshold"] == 0.9 and m["detection_failures"] == sum(e is not None for e in errors)
+    titles = [s["title"] for s in m["sections"]]
+    assert titles == [
+        "UTKFace detection failures by race x gender",
+        "UTKFace impostor FMR by race x gender",
+        "UTKFace detection failures by age band",
+        "UTKFace impostor FMR by age band",
+    ]
+    assert "where fake finds no face" in m["sections"][0]["note"]
+    fmr = utkface_impostor_fmr(emb, bands, 0.9, seed=1, n_boot=20)
+    assert m["sections"][3]["rates"] == [r.to_dict() for r in fmr]
+    labelled = [g for g in cells if g is not None]
+    failed = np.array([e is not None for e in errors])[[g is not None for g in cells]]
+    det = group_proportions(failed, labelled, n_boot=20, seed=1)
+    assert m["sections"][0]["rates"] == [p.to_dict() for p in det]
+    with pytest.raises(ValueError, match="max_images"):
+        evaluate_bias([], tmp_path, max_images=1)

@@ -14,18 +14,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from faceprint.bias import group_error_rates, group_proportions
 from faceprint.cli import app
-from faceprint.evaluation import Pair
-from faceprint.report import (
-    BiasSection,
-    ModelScores,
-    bias_section,
-    build_report,
-    format_value,
-    lfw_gender_bias,
-    write_report,
-)
+from faceprint.datasets import Pair
+from faceprint.evaluation.bias import group_error_rates, group_proportions
+from faceprint.evaluation.lfw import lfw_gender_bias
+from faceprint.evaluation.report import BiasSection, ModelScores, bias_section, build_report
+from faceprint.evaluation.report_html import format_value, write_report
 from test_report import PNG_MAGIC, SECTIONS, _page, _values
 
 

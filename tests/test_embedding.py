@@ -12,10 +12,10 @@ import pytest
 
 from faceprint import weights
 from faceprint.alignment import ARCFACE_TEMPLATE_112
+from faceprint.datasets import read_lfw_pairs
 from faceprint.detection import Detector, select_faces
 from faceprint.embedding import EMBEDDERS, Embedder, FusionEmbedder, get_embedder, l2_normalize
 from faceprint.errors import FaceprintError, InvalidImageError, ModelIntegrityError, ModelNotFoundError
-from faceprint.evaluation import read_lfw_pairs
 from faceprint.io import load_image
 from faceprint.types import Detection
 

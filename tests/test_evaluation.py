@@ -10,22 +10,17 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from faceprint.datasets import DATA_ENV_VAR, LfwPaths, Pair, data_root, lfw_paths, read_lfw_pairs
 from faceprint.errors import DatasetNotFoundError
-from faceprint.evaluation import (
-    DATA_ENV_VAR,
+from faceprint.evaluation.verification import (
     FoldResult,
-    LfwPaths,
-    Pair,
     best_accuracy_threshold,
     calibrate_thresholds,
     cosine_scores,
-    data_root,
     evaluate_verification,
     fmr_key,
     fuse_scores,
     kfold_accuracy,
-    lfw_paths,
-    read_lfw_pairs,
     tar_at_fmr,
     threshold_at_fmr,
 )
@@ -460,3 +455,29 @@ def test_real_lfw_view1_pairs() -> None:
     assert {p.fold for p in train + test} == {0}
     missing = [p for pair in train + test for p in (pair.path_a, pair.path_b) if not p.is_file()]
     assert missing == [], f"{len(missing)} missing images, e.g. {missing[:3]}"
+
+
+def test_metric_modules_import_no_data_set_or_interface() -> None:
+    """The metric and report modules of faceprint.evaluation are pure: no datasets, pipeline or cli."""
+    from test_datasets import _imports
+
+    src = Path(__file__).resolve().parents[1] / "src" / "faceprint" / "evaluation"
+    for name in ("verification.py", "bias.py", "report.py", "report_html.py"):
+        inside = {m for m in _imports(src / name) if m.startswith("faceprint")}
+        assert inside <= {f"faceprint.evaluation.{m}" for m in ("verification", "bias", "report")}, (name, inside)
+    workflows = _imports(src / "lfw.py") | _imports(src / "utkface.py")
+    assert not any(m.startswith("faceprint.cli") for m in workflows)
+
+
+def test_import_evaluation_does_not_load_the_workflows() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, faceprint.evaluation as e; "
+        "print('faceprint.evaluation.lfw' in sys.modules, 'faceprint.evaluation.utkface' in sys.modules); "
+        "e.run_lfw_protocol; e.evaluate_bias; "
+        "print('faceprint.evaluation.lfw' in sys.modules, 'faceprint.evaluation.utkface' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "True", "True"]

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from faceprint.cli import app
+from faceprint.datasets import lfw_pairs
 from faceprint.embedding import get_embedder
 from faceprint.errors import DatasetNotFoundError
-from faceprint.lfw import evaluate_lfw, lfw_pairs
+from faceprint.evaluation.lfw import evaluate_lfw
 from faceprint.pipeline import FacePipeline
 from lfw_tiny import make_tiny_lfw
 
@@ -127,7 +129,7 @@ def test_cli_report_with_identification_has_cmc(tiny_lfw: Path, tmp_path: Path) 
 
 def test_embedding_cache_embeds_shared_images_once(tiny_lfw: Path) -> None:
     """Pairs then identification on the same images: the second run embeds nothing new."""
-    from faceprint.lfw import EmbeddingCache, evaluate_lfw_identification, lfw_scores
+    from faceprint.evaluation.lfw import EmbeddingCache, evaluate_lfw_identification, lfw_scores
     from fakes import FakeDetector, FakeEmbedder
 
     emb = FakeEmbedder()
@@ -146,3 +148,45 @@ def test_embedding_cache_embeds_shared_images_once(tiny_lfw: Path) -> None:
     assert n_identity_images > n_pair_images
     fresh, _ = evaluate_lfw_identification(pipe, tiny_lfw, n_shots=[1])  # same numbers without the cache
     assert fresh[0].to_dict() == evaluate_lfw_identification(pipe, tiny_lfw, n_shots=[1], cache=cache)[0][0].to_dict()
+
+
+def test_run_lfw_protocol_is_evaluate_lfw_plus_identification_and_gender(data_root: Path, tmp_path: Path) -> None:
+    """The one LFW workflow: its verification report is evaluate_lfw's; identification reuses the pair
+    embeddings; the gender section needs the gender lists and says why when they are missing."""
+    from faceprint.evaluation.lfw import lfw_gender_bias, run_lfw_protocol
+    from faceprint.evaluation.report import build_report
+    from fakes import FakeDetector, FakeEmbedder
+
+    root = make_tiny_lfw(data_root, tmp_path / "with")
+    pipe = FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder())
+    stages: list[tuple[str, int]] = []
+    ticks: list[int] = []
+
+    def stage(what: str, total: int) -> Callable[[int], None]:
+        stages.append((what, total))
+        return ticks.append
+
+    run = run_lfw_protocol(pipe, root, identification=True, gender_bias=True, stage=stage)
+    assert run.model == "fake" and len(run.pairs) == run.scores.size == 12
+    assert run.verification.to_dict() == evaluate_lfw(pipe, root).to_dict()
+    n_pair_images = len({p for pair in run.pairs for p in (pair.path_a, pair.path_b)})
+    n_images = len(list((root / "lfw" / "lfw-deepfunneled").glob("*/*.jpg")))
+    assert stages == [("images", n_pair_images), ("identities", n_images)]
+    assert sum(ticks) == n_pair_images + n_images
+    assert run.identification is not None
+    assert run.to_dict() == {**run.verification.to_dict(), "identification_1shot": run.identification.to_dict()}
+    expected = lfw_gender_bias(
+        run.scores, run.labels, lfw_pairs(root), root, 0.9, "fake",
+        title="LFW pairs.txt by gender, calibrated FMR 1e-3 threshold",
+    )
+    assert run.gender_bias is not None and run.gender_bias.to_dict() == expected.to_dict()
+    assert run.gender_bias_error is None
+    report = build_report([run.model_scores()], title="t", bias=[run.gender_bias])
+    assert report["models"][0]["cmc"] == pytest.approx(list(run.identification.cmc))
+
+    bare = make_tiny_lfw(data_root, tmp_path / "without", gender_lists=False)
+    run = run_lfw_protocol(pipe, bare, folds=2, gender_bias=True)
+    assert run.gender_bias is None and run.identification is None
+    assert run.gender_bias_error is not None and "female_names.txt" in run.gender_bias_error
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        run_lfw_protocol(pipe, bare, folds=1)

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, roc_curve
 
-from faceprint.evaluation import evaluate_verification, tar_at_fmr, threshold_at_fmr
-from faceprint.report import MAX_CURVE_POINTS, ModelScores, build_report, format_value, write_report
+from faceprint.evaluation.report import MAX_CURVE_POINTS, ModelScores, build_report
+from faceprint.evaluation.report_html import format_value, write_report
+from faceprint.evaluation.verification import evaluate_verification, tar_at_fmr, threshold_at_fmr
 from lfw_tiny import make_tiny_lfw
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -265,7 +266,7 @@ def lfw_report(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     """The report of two embedders (SFace, FaceNet; FaceNet only when installed) on a tiny LFW slice."""
     from faceprint import weights
     from faceprint.embedding import get_embedder
-    from faceprint.lfw import lfw_scores
+    from faceprint.evaluation.lfw import lfw_scores
     from faceprint.pipeline import FacePipeline
 
     root = make_tiny_lfw(data_root, tmp_path_factory.mktemp("lfw") / "data", gender_lists=False)

@@ -492,69 +492,41 @@ def evaluate_lfw(
     """LFW verification protocol: 10-fold accuracy, ROC AUC, TAR at FMR (several models side by side)."""
 
     def body() -> int:
-        import numpy as np
-
-        from .errors import FaceprintError
-        from .evaluation import data_root, evaluate_verification
-        from .lfw import EmbeddingCache, lfw_pairs, lfw_scores, single_fold_threshold
-        from .report import BiasSection, ModelScores, build_report, lfw_gender_bias, write_report
+        from .datasets import data_root
+        from .evaluation.lfw import run_lfw_protocol
+        from .evaluation.report import build_report
+        from .evaluation.report_html import write_report
 
         root = data if data is not None else data_root(required=True)
-        results, scored = [], []
-        bias: list[BiasSection] = []
+        runs = []
         for name in model or ["sface"]:
             pipe = _pipeline(name, flip, detector, threads)
             key = str(getattr(pipe.embedder, "key", name))
-            cache = EmbeddingCache(pipe)  # the identification run reuses the pair images' embeddings
             with _progress() as prog:
-                task = prog.add_task(f"embedding LFW images ({key})", total=None)
-                scores, labels, fold_ids = lfw_scores(
+
+                def stage(what: str, total: int) -> Any:
+                    task = prog.add_task(f"embedding LFW {what} ({key})", total=total)  # noqa: B023
+                    return lambda n: prog.advance(task, n)  # noqa: B023
+
+                run = run_lfw_protocol(
                     pipe,
-                    Path(root),  # type: ignore[arg-type]
+                    Path(root),
                     pairs_file=pairs,
                     folds=folds,
-                    progress=lambda n: prog.advance(task, n),  # noqa: B023
-                    n_images=lambda n: prog.update(task, total=n),  # noqa: B023
-                    cache=cache,
+                    identification=identification,
+                    max_identities=max_identities,
+                    gender_bias=report_dir is not None,  # at the model's calibrated FMR 1e-3 threshold
+                    stage=stage,
                 )
-            threshold = single_fold_threshold(pipe, fold_ids)
-            results.append(evaluate_verification(scores, labels, fold_ids, model=key, threshold=threshold).to_dict())
-            cmc = None
-            if identification:
-                from .lfw import evaluate_lfw_identification
-
-                with _progress() as prog:
-                    task = prog.add_task(f"embedding LFW identities ({key})", total=None)
-                    (id_report,), _ = evaluate_lfw_identification(
-                        pipe,
-                        Path(root),  # type: ignore[arg-type]
-                        n_shots=[1],
-                        max_identities=max_identities,
-                        progress=lambda n: prog.advance(task, n),  # noqa: B023
-                        n_images=lambda n: prog.update(task, total=n),  # noqa: B023
-                        cache=cache,
-                    )
-                cmc = np.asarray(id_report.cmc, dtype=np.float64)
-                results[-1]["identification_1shot"] = id_report.to_dict()
-            scored.append(
-                ModelScores(key, scores, labels, fold_ids, int(np.isnan(scores).sum()), threshold=threshold, cmc=cmc)
-            )
-            if report_dir is not None:
-                # gender bias at the model's calibrated global operating point (FMR 1e-3)
-                try:
-                    pair_list = lfw_pairs(Path(root), pairs)  # type: ignore[arg-type]
-                    if folds is not None:
-                        pair_list = [p for p in pair_list if p.fold < folds]
-                    bias.append(
-                        lfw_gender_bias(
-                            scores, labels, pair_list, Path(root), pipe.threshold("1e-3"), key,  # type: ignore[arg-type]
-                            title=f"LFW {pairs} by gender, calibrated FMR 1e-3 threshold",
-                        )
-                    )
-                except FaceprintError as e:
-                    err.print(f"[yellow]warning:[/] no gender bias section for {key}: {e}", highlight=False)
+            if run.gender_bias_error is not None:
+                err.print(
+                    f"[yellow]warning:[/] no gender bias section for {key}: {run.gender_bias_error}", highlight=False
+                )
+            runs.append(run)
+        results = [r.to_dict() for r in runs]
         if report_dir is not None:
-            report = build_report(scored, title=f"LFW {pairs}", bias=bias)
+            bias = [r.gender_bias for r in runs if r.gender_bias is not None]
+            report = build_report([r.model_scores() for r in runs], title=f"LFW {pairs}", bias=bias)
             _, html_path = write_report(report, report_dir)
             err.print(f"report: {html_path}", highlight=False)
         if as_json:
@@ -609,90 +581,39 @@ def evaluate_bias_cmd(
     """
 
     def body() -> int:
-        import numpy as np
-
-        from .bias import group_proportions, utkface_groups, utkface_impostor_fmr
-        from .errors import DatasetNotFoundError
-        from .evaluation import data_root
-        from .report import CI_NOTE, UTKFACE_IMPOSTOR_NOTE, BiasSection, bias_section, build_report, write_report
+        from .datasets import data_root
+        from .evaluation.report import build_report
+        from .evaluation.report_html import write_report
+        from .evaluation.utkface import evaluate_bias
 
         if max_images is not None and max_images < 2:
             _fail(f"--max-images must be >= 2, got {max_images}")
         if n_boot < 1:
             _fail(f"--n-boot must be >= 1, got {n_boot}")
         root = data if data is not None else data_root(required=True)
-        images = Path(root) / "utkface" / "UTKFace"  # type: ignore[arg-type]
-        if not images.is_dir():
-            raise DatasetNotFoundError(
-                f"{images} not found (FACEPRINT_DATA or --data must name the folder holding utkface/)"
-            )
-        paths = sorted(images.glob("*.jpg"))
-        if not paths:
-            raise DatasetNotFoundError(f"no .jpg images in {images}")
-        total = len(paths)
-        if max_images is not None and max_images < total:
-            rng = np.random.default_rng(seed)
-            paths = [paths[i] for i in sorted(rng.choice(total, max_images, replace=False).tolist())]
-        cells, bands, malformed = utkface_groups([p.name for p in paths])
-        sections: list[BiasSection] = []
-        summary: list[dict[str, Any]] = []
-        for name in model or ["sface"]:
-            pipe = _pipeline(name, False, detector, threads)
-            key = str(getattr(pipe.embedder, "key", name))
-            threshold = pipe.threshold("1e-3")
-            with _progress() as prog:
-                task = prog.add_task(f"embedding UTKFace images ({key})", total=len(paths))
-                emb, errors = pipe.embed_many(
-                    paths, select="central", progress=lambda n: prog.advance(task, n)  # noqa: B023
-                )
-            failed = np.array([e is not None for e in errors], dtype=bool)
-            model_sections = []
-            for what, groups in (("race x gender", cells), ("age band", bands)):
-                keep = np.array([g is not None for g in groups], dtype=bool)
-                labelled = [g for g in groups if g is not None]
-                det = group_proportions(failed[keep], labelled, n_boot=n_boot, seed=seed)
-                model_sections.append(
-                    bias_section(
-                        f"UTKFace detection failures by {what}", key, det, ("rate",),
-                        label="detection failure rate",
-                        note=f"{int(keep.sum())} images; a failure is an image where {detector} finds no face. "
-                        + CI_NOTE,
-                    )
-                )
-                rates = utkface_impostor_fmr(emb, groups, threshold, seed=seed, n_boot=n_boot)
-                model_sections.append(
-                    bias_section(
-                        f"UTKFace impostor FMR by {what}", key, rates, ("fmr",), threshold=threshold,
-                        note=f"Global threshold {threshold:.4f} (calibrated FMR 1e-3 on LFW). "
-                        + UTKFACE_IMPOSTOR_NOTE + " " + CI_NOTE,
-                    )
-                )
-            sections += model_sections
-            summary.append(
-                {
-                    "model": key,
-                    "threshold": threshold,
-                    "detection_failures": int(failed.sum()),
-                    "sections": [s.to_dict() for s in model_sections],
-                }
+        with _progress() as prog:
+
+            def stage(key: str, total: int) -> Any:
+                task = prog.add_task(f"embedding UTKFace images ({key})", total=total)
+                return lambda n: prog.advance(task, n)
+
+            res = evaluate_bias(
+                (_pipeline(name, False, detector, threads) for name in model or ["sface"]),
+                Path(root),
+                max_images=max_images,
+                seed=seed,
+                n_boot=n_boot,
+                stage=stage,
             )
         if report_dir is not None:
-            title = f"UTKFace bias ({len(paths)} of {total} images)"
-            _, html_path = write_report(build_report([], title=title, bias=sections), report_dir)
+            _, html_path = write_report(build_report([], title=res.title, bias=res.sections), report_dir)
             err.print(f"report: {html_path}", highlight=False)
+        result = res.to_dict()
         if as_json:
-            _print_json(
-                {
-                    "images": len(paths),
-                    "images_available": total,
-                    "malformed_names": malformed,
-                    "seed": seed,
-                    "operating_point": "1e-3",
-                    "models": summary,
-                }
-            )
+            _print_json(result)
             return 0
-        table = Table(title=f"UTKFace bias: worst / best group ({len(paths)} images, FMR 1e-3 threshold)")
+        summary = result["models"]
+        table = Table(title=f"UTKFace bias: worst / best group ({res.images} images, FMR 1e-3 threshold)")
         for col in ("model", "section", "ratio", "worst", "best"):
             table.add_column(col, justify="left" if col != "ratio" else "right")
         for m in summary:
@@ -731,8 +652,8 @@ def evaluate_identification_cmd(
     """LFW N-shot identification: rank-1 / rank-5 (CMC) and DIR at FPIR 0.01 / 0.1."""
 
     def body() -> int:
-        from .evaluation import data_root
-        from .lfw import evaluate_lfw_identification
+        from .datasets import data_root
+        from .evaluation.lfw import evaluate_lfw_identification
 
         if method not in ("template", "knn", "svm"):
             _fail(f"--method must be template, knn or svm, got {method!r}")
@@ -742,7 +663,7 @@ def evaluate_identification_cmd(
             task = prog.add_task("embedding LFW images", total=None)
             reports, failures = evaluate_lfw_identification(
                 pipe,
-                Path(root),  # type: ignore[arg-type]
+                Path(root),
                 n_shots=n_shot or [1, 2, 5],
                 method=method,
                 seed=seed,
@@ -790,14 +711,13 @@ def evaluate_liveness_cmd(
     """
 
     def body() -> int:
-        from .evaluation import data_root
+        from .datasets import data_root, nuaa_dir
         from .liveness import evaluate_liveness_dir
 
         _set_threads(threads)
         root = directory
         if root is None:
-            base = data_root(required=True)
-            root = Path(base) / "nuaa"  # type: ignore[arg-type]
+            root = nuaa_dir(data_root(required=True))
         with _progress() as prog:
             prog.add_task(f"scoring {root}", total=None)
             res = evaluate_liveness_dir(root)

@@ -385,27 +385,9 @@ def check_video_replay(
 # -- evaluation of a folder --------------------------------------------------------------------
 def _collect(root: Path) -> list[tuple[Path, bool, str]]:
     """(file, is_attack, attack_type) for the NUAA layout or live/ + <attack_type>/ folders."""
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    from ..datasets.nuaa import pad_samples
 
-    def files(d: Path) -> list[Path]:
-        return sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-
-    if (root / "ClientRaw").is_dir() and (root / "ImposterRaw").is_dir():
-        return [(p, False, "") for p in files(root / "ClientRaw")] + [
-            (p, True, "print") for p in files(root / "ImposterRaw")
-        ]
-    live_names = {"live", "real", "bona_fide", "bonafide", "genuine"}
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir())
-    live = [d for d in subdirs if d.name.lower() in live_names]
-    if not live:
-        raise DatasetNotFoundError(
-            f"{root}: expected NUAA's ClientRaw/ + ImposterRaw/, or a live/ folder next to one folder per attack type"
-        )
-    out: list[tuple[Path, bool, str]] = []
-    for d in subdirs:
-        is_live = d in live
-        out += [(p, not is_live, "" if is_live else d.name) for p in files(d)]
-    return out
+    return pad_samples(root, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
 
 
 def evaluate_liveness_dir(root: str | Path, *, checker: _PassiveChecker | None = None) -> dict[str, Any]:

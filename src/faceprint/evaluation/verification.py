@@ -1,6 +1,7 @@
-"""Verification metrics and the LFW evaluation protocol.
+"""Verification metrics: 1:1 scores, thresholds at a false match rate, the k-fold accuracy protocol.
 
-Pure metric / protocol code on similarity scores (numpy + scikit-learn); it never loads a model.
+Pure metric / protocol code on similarity scores (numpy + scikit-learn); it never loads a model
+and never reads a file (the LFW pair lists are parsed in :mod:`faceprint.datasets.lfw`).
 A caller embeds the images of each pair with whatever embedder it evaluates, turns the two
 embeddings into a score with :func:`cosine_scores`, and hands scores, labels and folds to
 :func:`evaluate_verification`.
@@ -20,27 +21,17 @@ FMR keys in dictionaries are short scientific strings: ``1e-2``, ``1e-3``, ``1.5
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from faceprint.errors import DatasetNotFoundError
-
 __all__ = [
-    "DATA_ENV_VAR",
-    "Pair",
-    "LfwPaths",
     "FoldResult",
     "VerificationReport",
-    "data_root",
-    "lfw_paths",
-    "read_lfw_pairs",
     "cosine_scores",
     "threshold_at_fmr",
     "tar_at_fmr",
@@ -50,297 +41,13 @@ __all__ = [
     "calibrate_thresholds",
     "fuse_scores",
     "fmr_key",
+    "finite_scores",
 ]
 
 logger = logging.getLogger(__name__)
 
-DATA_ENV_VAR = "FACEPRINT_DATA"
-"""Environment variable that points at the shared data sets folder (the one holding ``lfw/``)."""
-
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-# --------------------------------------------------------------------------------------------
-# Locating the data
-# --------------------------------------------------------------------------------------------
-
-
-def _default_candidates() -> list[Path]:
-    candidates: list[Path] = []
-    repo_root = Path(__file__).resolve().parents[2]
-    if (repo_root / "pyproject.toml").is_file():
-        candidates.append(repo_root / ".." / "shared" / "datasets")
-    candidates.append(Path.cwd() / ".." / "shared" / "datasets")
-    return candidates
-
-
-def data_root(required: bool = False) -> Path | None:
-    """Locate the shared face data sets folder.
-
-    ``$FACEPRINT_DATA`` wins when set (and non-empty); otherwise ``../shared/datasets`` next to the
-    repository root (when running from a source checkout), then ``../shared/datasets`` relative
-    to the current directory.
-
-    Parameters
-    ----------
-    required : bool, default False
-        Raise instead of returning ``None`` when the folder is absent.
-
-    Returns
-    -------
-    Path or None
-        The resolved folder, or ``None`` when it is absent and ``required`` is false.
-
-    Raises
-    ------
-    DatasetNotFoundError
-        When ``required`` is true and no folder was found.
-
-    Examples
-    --------
-    >>> root = data_root()
-    >>> root is None or root.is_dir()
-    True
-    """
-    env = os.environ.get(DATA_ENV_VAR, "")
-    if env:
-        candidates = [Path(env).expanduser()]
-        where = f"${DATA_ENV_VAR}={env}"
-    else:
-        candidates = _default_candidates()
-        where = " or ".join(str(c) for c in candidates) + f" (${DATA_ENV_VAR} is not set)"
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    if required:
-        raise DatasetNotFoundError(
-            f"face data sets folder not found: looked for {where}; "
-            f"set {DATA_ENV_VAR} to the folder that holds lfw/"
-        )
-    return None
-
-
-@dataclass(frozen=True)
-class LfwPaths:
-    """Where the LFW files are.
-
-    Attributes
-    ----------
-    root : Path
-        The ``lfw`` folder.
-    images : Path
-        ``lfw-deepfunneled``: one folder per person, ``<Name>/<Name>_NNNN.jpg``.
-    pairs : Path
-        ``pairs.txt``, the 10-fold view-2 protocol (6,000 pairs).
-    dev_train : Path
-        ``pairsDevTrain.txt``, view-1 development training pairs (2,200).
-    dev_test : Path
-        ``pairsDevTest.txt``, view-1 development test pairs (1,000).
-    male_names, female_names : Path
-        Per-image gender lists.
-    """
-
-    root: Path
-    images: Path
-    pairs: Path
-    dev_train: Path
-    dev_test: Path
-    male_names: Path
-    female_names: Path
-
-
-def lfw_paths(root: Path | None = None) -> LfwPaths:
-    """Return the paths of the LFW files under a data sets folder.
-
-    Parameters
-    ----------
-    root : Path, optional
-        The data sets folder (the one holding ``lfw/``); default :func:`data_root` (required).
-
-    Returns
-    -------
-    LfwPaths
-
-    Raises
-    ------
-    DatasetNotFoundError
-        When the folder, its ``lfw`` images folder or ``pairs.txt`` is missing.
-
-    Examples
-    --------
-    >>> paths = lfw_paths(Path("/data"))  # doctest: +SKIP
-    >>> paths.pairs.name  # doctest: +SKIP
-    'pairs.txt'
-    """
-    found = data_root(required=True) if root is None else root
-    if found is None:  # unreachable: data_root(required=True) raises instead
-        raise DatasetNotFoundError(f"face data sets folder not found (set {DATA_ENV_VAR})")
-    base = Path(found)
-    lfw = base / "lfw"
-    paths = LfwPaths(
-        root=lfw,
-        images=lfw / "lfw-deepfunneled",
-        pairs=lfw / "pairs.txt",
-        dev_train=lfw / "pairsDevTrain.txt",
-        dev_test=lfw / "pairsDevTest.txt",
-        male_names=lfw / "male_names.txt",
-        female_names=lfw / "female_names.txt",
-    )
-    if not paths.images.is_dir() or not paths.pairs.is_file():
-        raise DatasetNotFoundError(
-            f"LFW not found under {base}: expected {paths.images} and {paths.pairs} "
-            f"(set {DATA_ENV_VAR} to the folder that holds lfw/)"
-        )
-    return paths
-
-
-# --------------------------------------------------------------------------------------------
-# Pair lists
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One verification pair from an LFW pair list.
-
-    Attributes
-    ----------
-    path_a, path_b : Path
-        The two images.
-    same : bool
-        True for a genuine (same-person) pair.
-    fold : int
-        0-based fold index (always 0 for the view-1 files).
-    """
-
-    path_a: Path
-    path_b: Path
-    same: bool
-    fold: int
-
-
-def _image_path(images_dir: Path, name: str, index: int) -> Path:
-    return images_dir / name / f"{name}_{index:04d}.jpg"
-
-
-def _parse_index(token: str, where: str) -> int:
-    try:
-        value = int(token)
-    except ValueError:
-        raise ValueError(f"{where}: expected an image number, got {token!r}") from None
-    if value < 1:
-        raise ValueError(f"{where}: image numbers start at 1, got {value}")
-    return value
-
-
-def read_lfw_pairs(pairs_file: Path, images_dir: Path) -> list[Pair]:
-    """Parse an LFW pair list.
-
-    Two formats are accepted, told apart by the header line:
-
-    * view 2 (``pairs.txt``): header ``n_folds n_per_fold`` (``10 300``); then, per fold,
-      ``n_per_fold`` same-person lines ``name i j`` followed by ``n_per_fold`` different-people
-      lines ``name1 i name2 j``. Folds are numbered from 0 in file order.
-    * view 1 (``pairsDevTrain.txt``, ``pairsDevTest.txt``): header ``N``; then ``N`` same lines
-      and ``N`` different lines, all in fold 0.
-
-    Fields are separated by any whitespace; blank lines are ignored.
-
-    Parameters
-    ----------
-    pairs_file : Path
-        The pair list.
-    images_dir : Path
-        The folder with one sub-folder per person; image ``i`` of ``Name`` is
-        ``images_dir/Name/Name_{i:04d}.jpg``. Existence of the images is not checked here.
-
-    Returns
-    -------
-    list of Pair
-        In file order.
-
-    Raises
-    ------
-    DatasetNotFoundError
-        When ``pairs_file`` does not exist.
-    ValueError
-        On a malformed header or line, or a wrong number of lines; the message gives the file and
-        the 1-based line number.
-
-    Examples
-    --------
-    >>> pairs = read_lfw_pairs(Path("lfw/pairs.txt"), Path("lfw/lfw-deepfunneled"))  # doctest: +SKIP
-    >>> len(pairs), pairs[0].same, pairs[0].fold  # doctest: +SKIP
-    (6000, True, 0)
-    """
-    pairs_file = Path(pairs_file)
-    images_dir = Path(images_dir)
-    if not pairs_file.is_file():
-        raise DatasetNotFoundError(f"LFW pair list not found: {pairs_file}")
-    lines = [
-        (number, line.split())
-        for number, line in enumerate(pairs_file.read_text(encoding="utf-8").splitlines(), start=1)
-        if line.strip()
-    ]
-    if not lines:
-        raise ValueError(f"{pairs_file}: empty pair list")
-
-    header_number, header = lines[0]
-    where = f"{pairs_file}:{header_number}"
-    try:
-        counts = [int(token) for token in header]
-    except ValueError:
-        raise ValueError(
-            f"{where}: expected a header 'n_folds n_per_fold' or 'n_per_class', got {' '.join(header)!r}"
-        ) from None
-    if len(counts) == 2:
-        n_folds, n_per = counts
-    elif len(counts) == 1:
-        n_folds, n_per = 1, counts[0]
-    else:
-        raise ValueError(
-            f"{where}: expected a header 'n_folds n_per_fold' or 'n_per_class', got {' '.join(header)!r}"
-        )
-    if n_folds < 1 or n_per < 1:
-        raise ValueError(f"{where}: header counts must be positive, got {' '.join(header)!r}")
-
-    body = lines[1:]
-    expected = 2 * n_folds * n_per
-    pairs: list[Pair] = []
-    for position, (number, fields) in enumerate(body[:expected]):
-        where = f"{pairs_file}:{number}"
-        fold, offset = divmod(position, 2 * n_per)
-        same = offset < n_per
-        if same:
-            if len(fields) != 3:
-                raise ValueError(
-                    f"{where}: expected a same-person line 'name i j' (fold {fold}), "
-                    f"got {len(fields)} fields: {' '.join(fields)!r}"
-                )
-            name, i, j = fields
-            path_a = _image_path(images_dir, name, _parse_index(i, where))
-            path_b = _image_path(images_dir, name, _parse_index(j, where))
-        else:
-            if len(fields) != 4:
-                raise ValueError(
-                    f"{where}: expected a different-people line 'name1 i name2 j' (fold {fold}), "
-                    f"got {len(fields)} fields: {' '.join(fields)!r}"
-                )
-            name_a, i, name_b, j = fields
-            path_a = _image_path(images_dir, name_a, _parse_index(i, where))
-            path_b = _image_path(images_dir, name_b, _parse_index(j, where))
-        pairs.append(Pair(path_a=path_a, path_b=path_b, same=same, fold=fold))
-
-    if len(body) != expected:
-        got = len(body)
-        last = body[-1][0] if body else header_number
-        raise ValueError(
-            f"{pairs_file}:{last}: header announces {expected} pair lines "
-            f"({n_folds} fold(s) x {n_per} same + {n_per} different), got {got}"
-        )
-    logger.debug("read %d pairs in %d fold(s) from %s", len(pairs), n_folds, pairs_file)
-    return pairs
 
 
 # --------------------------------------------------------------------------------------------

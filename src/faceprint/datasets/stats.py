@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .bias import AGE_BANDS, parse_utkface_name, read_gender_lists
-from .errors import DatasetNotFoundError, FaceprintError, InvalidImageError
+from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError
+from .lfw import read_gender_lists
+from .utkface import AGE_BANDS, parse_utkface_name
 
 if TYPE_CHECKING:
-    from .pipeline import FacePipeline
+    from ..pipeline import FacePipeline
 
 __all__ = ["DatasetStats", "dataset_stats", "IMAGE_SUFFIXES", "DEPTH_BINS"]
 

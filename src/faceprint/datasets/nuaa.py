@@ -1,0 +1,86 @@
+"""NUAA Photograph Imposter Database and other labelled presentation-attack folders.
+
+Two layouts:
+
+* NUAA: ``ClientRaw/<subject>/*.jpg`` (bona fide) and ``ImposterRaw/<subject>/*.jpg`` (print
+  attacks), found under ``<data sets folder>/nuaa`` (:func:`nuaa_dir`);
+* generic: a ``live/`` folder (also ``real/``, ``bona_fide/``, ``bonafide/``, ``genuine/``) next to
+  one folder per attack type (``print/``, ``replay/`` ...).
+
+:func:`pad_samples` lists the samples of either layout; :func:`nuaa_images` the NUAA images with
+their subject (for subject-disjoint protocols). Parsing only: the PAD metrics are in
+:mod:`faceprint.liveness.metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from ..errors import DatasetNotFoundError
+
+__all__ = ["LIVE_FOLDER_NAMES", "nuaa_dir", "nuaa_images", "pad_samples"]
+
+LIVE_FOLDER_NAMES = frozenset({"live", "real", "bona_fide", "bonafide", "genuine"})
+"""Folder names (lower case) that hold bona fide samples in the generic layout."""
+
+
+def nuaa_dir(root: Path) -> Path:
+    """The NUAA folder under a data sets folder: ``root/nuaa`` (not checked here)."""
+    return Path(root) / "nuaa"
+
+
+def nuaa_images(nuaa: Path) -> list[tuple[Path, str, bool]]:
+    """(path, subject, is_attack) for every NUAA image (``ClientRaw`` first, then ``ImposterRaw``), sorted.
+
+    ``nuaa`` is the NUAA folder itself (:func:`nuaa_dir`). The subject is the image's folder name.
+
+    Examples
+    --------
+    >>> items = nuaa_images(Path("/data/nuaa"))  # doctest: +SKIP
+    >>> items[0][1:]  # doctest: +SKIP
+    ('0001', False)
+    """
+    out = []
+    for folder, attack in (("ClientRaw", False), ("ImposterRaw", True)):
+        for p in sorted((Path(nuaa) / folder).glob("*/*.jpg")):
+            out.append((p, p.parent.name, attack))
+    return out
+
+
+def pad_samples(root: Path, suffixes: Collection[str]) -> list[tuple[Path, bool, str]]:
+    """(file, is_attack, attack_type) for the NUAA layout or ``live/`` + ``<attack_type>/`` folders.
+
+    Files are found recursively and kept when their lower-case suffix is in ``suffixes``; NUAA's
+    ``ImposterRaw`` samples have attack type ``"print"``, bona fide samples ``""``.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When ``root`` follows neither layout.
+
+    Examples
+    --------
+    >>> samples = pad_samples(Path("/data/nuaa"), {".jpg"})  # doctest: +SKIP
+    >>> samples[-1][1:]  # doctest: +SKIP
+    (True, 'print')
+    """
+
+    def files(d: Path) -> list[Path]:
+        return sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+    if (root / "ClientRaw").is_dir() and (root / "ImposterRaw").is_dir():
+        return [(p, False, "") for p in files(root / "ClientRaw")] + [
+            (p, True, "print") for p in files(root / "ImposterRaw")
+        ]
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir())
+    live = [d for d in subdirs if d.name.lower() in LIVE_FOLDER_NAMES]
+    if not live:
+        raise DatasetNotFoundError(
+            f"{root}: expected NUAA's ClientRaw/ + ImposterRaw/, or a live/ folder next to one folder per attack type"
+        )
+    out: list[tuple[Path, bool, str]] = []
+    for d in subdirs:
+        is_live = d in live
+        out += [(p, not is_live, "" if is_live else d.name) for p in files(d)]
+    return out
