@@ -6,11 +6,11 @@ parsers of each are in the sibling modules of :mod:`faceprint.datasets`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, overload
 
 from ..errors import DatasetNotFoundError
+from ..settings import current_settings
 
 __all__ = ["DATA_ENV_VAR", "data_root"]
 
@@ -61,10 +61,10 @@ def data_root(required: bool = False) -> Path | None:
     >>> root is None or root.is_dir()
     True
     """
-    env = os.environ.get(DATA_ENV_VAR, "")
-    if env:
-        candidates = [Path(env).expanduser()]
-        where = f"${DATA_ENV_VAR}={env}"
+    data = current_settings().data
+    if data is not None:
+        candidates = [data.expanduser()]
+        where = f"${DATA_ENV_VAR}={data}"
     else:
         candidates = _default_candidates()
         where = " or ".join(str(c) for c in candidates) + f" (${DATA_ENV_VAR} is not set)"
