@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .bias import AGE_BANDS, parse_utkface_name, read_gender_lists
-from .errors import DatasetNotFoundError, FaceprintError, InvalidImageError
+from .errors import DatasetNotFoundError, FaceprintError, InvalidArgumentError, InvalidImageError
 
 if TYPE_CHECKING:
     from .pipeline import FacePipeline
@@ -257,9 +257,9 @@ def dataset_stats(
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root}: not a folder")
     if layout not in ("folders", "utkface"):
-        raise ValueError(f"layout must be 'folders' or 'utkface', got {layout!r}")
+        raise InvalidArgumentError(f"layout must be 'folders' or 'utkface', got {layout!r}")
     if use not in ("training", "enrollment"):
-        raise ValueError(f"use must be 'training' or 'enrollment', got {use!r}")
+        raise InvalidArgumentError(f"use must be 'training' or 'enrollment', got {use!r}")
 
     composition: dict[str, dict[str, int]] = {}
     malformed = 0

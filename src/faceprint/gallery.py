@@ -37,6 +37,8 @@ from faceprint.errors import (
 )
 from faceprint.types import Match
 
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, UnknownBackendError
+
 __all__ = [
     "VectorIndex",
     "ExactIndex",
@@ -155,7 +157,7 @@ def make_index(name: str, dim: int) -> VectorIndex:
     try:
         factory = INDEXES[name]
     except KeyError:
-        raise ValueError(f"unknown index {name!r}; valid names: {', '.join(sorted(INDEXES))}") from None
+        raise UnknownBackendError(f"unknown index {name!r}; valid names: {', '.join(sorted(INDEXES))}") from None
     return factory(dim)
 
 
@@ -185,7 +187,7 @@ class ExactIndex:
 
     def __init__(self, dim: int) -> None:
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            raise InvalidArgumentError(f"dim must be a positive integer, got {dim!r}")
         self.dim: int = int(dim)
         self._n: int = 0
         self._ids: Int64Array = np.empty(0, dtype=np.int64)
@@ -201,11 +203,11 @@ class ExactIndex:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (ids.shape[0], self.dim):
-            raise ValueError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
+            raise InvalidArgumentError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
         if ids.size == 0:
             return
         if np.unique(ids).size != ids.size or np.isin(ids, self._ids[: self._n]).any():
-            raise ValueError("ids must be unique and not already in the index")
+            raise InvalidArgumentError("ids must be unique and not already in the index")
         needed = self._n + ids.size
         if needed > self._ids.shape[0]:
             capacity = max(needed, 2 * self._ids.shape[0], 16)
@@ -233,9 +235,9 @@ class ExactIndex:
     def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
+            raise InvalidArgumentError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
         m, n = queries.shape[0], self._n
         out_sims = np.full((m, k), -np.inf, dtype=np.float32)
         out_ids = np.full((m, k), -1, dtype=np.int64)
@@ -347,9 +349,9 @@ def _as_embeddings(embeddings: npt.ArrayLike, *, allow_batch: bool = True) -> Fl
 
 def _validate_k_threshold(k: int, threshold: float) -> None:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
     if not isinstance(threshold, numbers.Real) or not math.isfinite(float(threshold)):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        raise InvalidArgumentError(f"threshold must be a finite number, got {threshold!r}")
 
 
 class Gallery:
@@ -393,7 +395,7 @@ class Gallery:
 
     def __init__(self, path: str | os.PathLike[str], *, index: str = "exact") -> None:
         if index not in INDEXES:
-            raise ValueError(f"unknown index {index!r}; valid names: {', '.join(sorted(INDEXES))}")
+            raise UnknownBackendError(f"unknown index {index!r}; valid names: {', '.join(sorted(INDEXES))}")
         self._path = os.fspath(path)
         self._index_name = index
         self._lock = threading.RLock()
@@ -573,7 +575,9 @@ class Gallery:
 
     def _subject_row(self, conn: sqlite3.Connection, name_or_id: str | int) -> tuple[Any, ...]:
         if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, numbers.Integral)):
-            raise TypeError(f"expected a subject name (str) or id (int), got {type(name_or_id).__name__}")
+            raise InvalidArgumentTypeError(
+                f"expected a subject name (str) or id (int), got {type(name_or_id).__name__}"
+            )
         columns = "id, name, created_at, metadata"
         if isinstance(name_or_id, str):
             row = conn.execute(

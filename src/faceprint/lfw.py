@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .errors import DatasetNotFoundError
+from .errors import DatasetNotFoundError, InvalidArgumentError, UnknownBackendError
 from .evaluation import Pair, VerificationReport, cosine_scores, evaluate_verification, read_lfw_pairs
 from .identification import IdentificationReport
 from .pipeline import FacePipeline
@@ -144,7 +144,7 @@ def lfw_scores(
     pairs = lfw_pairs(root, pairs_file)
     if folds is not None:
         if folds < 2:
-            raise ValueError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
+            raise InvalidArgumentError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
         pairs = [p for p in pairs if p.fold < folds]
     if n_images is not None:
         n_images(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
@@ -213,7 +213,7 @@ def evaluate_lfw_identification(
     people = sorted(p for p in images.iterdir() if p.is_dir())
     if max_identities is not None:
         if max_identities < 2:
-            raise ValueError(f"max_identities must be >= 2, got {max_identities}")
+            raise InvalidArgumentError(f"max_identities must be >= 2, got {max_identities}")
         rng = np.random.default_rng(seed)
         people = sorted(rng.choice(np.array(people, dtype=object), min(max_identities, len(people)), replace=False))
     paths = [f for person in people for f in sorted(person.glob("*.jpg"))]
@@ -224,7 +224,7 @@ def evaluate_lfw_identification(
     names = np.array([p.parent.name for p in paths])[ok]
     makers = {"template": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
     if method not in makers:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(makers)}")
+        raise UnknownBackendError(f"unknown method {method!r}; valid: {', '.join(makers)}")
     reports = []
     for n in n_shots:
         maker = makers[method]

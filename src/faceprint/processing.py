@@ -37,7 +37,7 @@ import numpy.typing as npt
 from .alignment import ARCFACE_TEMPLATE_112, similarity_transform
 from .detection import check_image
 from .embedding import l2_normalize
-from .errors import InvalidImageError
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidImageError, UnknownBackendError
 from .registry import Registry
 from .types import Detection, Image
 
@@ -97,16 +97,16 @@ def _points(landmarks: npt.ArrayLike | Detection) -> npt.NDArray[np.float64]:
         landmarks = landmarks.landmarks
     pts = np.asarray(landmarks, np.float64)
     if pts.shape != (5, 2):
-        raise ValueError(f"expected (5, 2) landmarks, got {pts.shape}")
+        raise InvalidArgumentError(f"expected (5, 2) landmarks, got {pts.shape}")
     if not np.all(np.isfinite(pts)):
-        raise ValueError("landmarks contain NaN or infinite values")
+        raise InvalidArgumentError("landmarks contain NaN or infinite values")
     return pts
 
 
 def _template_points(template: Sequence[Sequence[float]]) -> npt.NDArray[np.float64]:
     pts = np.asarray(template, np.float64)
     if pts.shape != (5, 2):
-        raise ValueError(f"expected a (5, 2) template, got {pts.shape}")
+        raise InvalidArgumentError(f"expected a (5, 2) template, got {pts.shape}")
     return pts
 
 
@@ -146,7 +146,7 @@ def _face_frame(pts: npt.NDArray[np.float64]) -> tuple[np.ndarray, np.ndarray, n
     u = pts[1] - pts[0]
     iod = float(np.hypot(*u))
     if iod < 1e-6:
-        raise ValueError("landmarks are degenerate (the eyes coincide)")
+        raise InvalidArgumentError("landmarks are degenerate (the eyes coincide)")
     d = mouth_mid - eye_mid
     if float(np.hypot(*d)) < 1e-6:
         d = np.array([-u[1], u[0]]) * 1.2  # mouth collapsed onto the eyes: assume an upright face
@@ -196,7 +196,7 @@ def photometric(
     """
     img = _check(crop, "photometric")
     if contrast <= 0 or gamma <= 0 or saturation < 0 or min(gains) < 0:
-        raise ValueError("contrast and gamma must be > 0, saturation and gains >= 0")
+        raise InvalidArgumentError("contrast and gamma must be > 0, saturation and gains >= 0")
     out = img
     if tuple(gains) != (1.0, 1.0, 1.0):
         out = np.asarray(cv2.transform(out, np.diag(np.asarray(gains, np.float64))), np.uint8)
@@ -229,7 +229,7 @@ def jitter_template(
     """
     pts = _template_points(template)
     if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+        raise InvalidArgumentError(f"scale must be > 0, got {scale}")
     if rotation == 0.0 and scale == 1.0 and tuple(shift) == (0.0, 0.0):
         return tuple((float(x), float(y)) for x, y in pts)
     w, h = size
@@ -366,13 +366,13 @@ def occlusion_mask(
         cv2.fillPoly(mask, [_poly(poly)], 255, lineType=cv2.LINE_8)
     elif kind == "band":
         if thickness <= 0:
-            raise ValueError(f"thickness must be > 0, got {thickness}")
+            raise InvalidArgumentError(f"thickness must be > 0, got {thickness}")
         lo, hi = position - thickness / 2.0, position + thickness / 2.0
         span = 4.0 * max(h, w) / iod  # far enough to cross the whole image
         poly = [at(-span, lo), at(span, lo), at(span, hi), at(-span, hi)]
         cv2.fillPoly(mask, [_poly(poly)], 255, lineType=cv2.LINE_8)
     else:
-        raise ValueError(f"unknown occlusion kind {kind!r}; valid: {', '.join(OCCLUSION_KINDS)}")
+        raise InvalidArgumentError(f"unknown occlusion kind {kind!r}; valid: {', '.join(OCCLUSION_KINDS)}")
     return mask > 0
 
 
@@ -408,7 +408,7 @@ def blur(crop: Image, sigma: float = 1.0) -> Image:
     """Gaussian blur (``cv2.GaussianBlur``) with standard deviation ``sigma`` pixels (0: no change)."""
     img = _check(crop, "blur")
     if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
+        raise InvalidArgumentError(f"sigma must be >= 0, got {sigma}")
     if sigma == 0:
         return img.copy()
     return np.asarray(cv2.GaussianBlur(img, (0, 0), float(sigma)), np.uint8)
@@ -418,7 +418,7 @@ def downsample(crop: Image, factor: float = 2.0) -> Image:
     """Simulate a low-resolution face: shrink by ``factor`` (area) and enlarge back (bilinear)."""
     img = _check(crop, "downsample")
     if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
+        raise InvalidArgumentError(f"factor must be >= 1, got {factor}")
     h, w = img.shape[:2]
     small = cv2.resize(img, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
     return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
@@ -428,7 +428,7 @@ def jpeg(crop: Image, quality: int = 30) -> Image:
     """Re-encode as JPEG at ``quality`` (1-100) and decode again (``cv2.imencode`` / ``imdecode``)."""
     img = _check(crop, "jpeg")
     if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in [1, 100], got {quality}")
+        raise InvalidArgumentError(f"quality must be in [1, 100], got {quality}")
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise InvalidImageError("JPEG encoding failed")
@@ -471,7 +471,7 @@ def retinex_msr(
     """
     img = _check(crop, "retinex_msr")
     if not sigmas or min(sigmas) <= 0:
-        raise ValueError("sigmas must be positive")
+        raise InvalidArgumentError("sigmas must be positive")
     rgb = img.astype(np.float32)
     intensity = rgb.mean(axis=2) + 1.0
     log_i = np.log(intensity)
@@ -493,13 +493,13 @@ def gamma_correct(crop: Image, gamma: float | None = None, *, target: float = 0.
     img = _check(crop, "gamma_correct")
     if gamma is None:
         if not 0 < target < 1:
-            raise ValueError(f"target must be in (0, 1), got {target}")
+            raise InvalidArgumentError(f"target must be in (0, 1), got {target}")
         mean = float(cv2.mean(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))[0]) / 255.0
         mean = min(max(mean, 1e-3), 1.0 - 1e-3)
         gamma = math.log(target) / math.log(mean)
         gamma = min(max(gamma, 0.25), 4.0)
     if gamma <= 0:
-        raise ValueError(f"gamma must be > 0, got {gamma}")
+        raise InvalidArgumentError(f"gamma must be > 0, got {gamma}")
     return _lut(img, 255.0 * (np.arange(256) / 255.0) ** gamma)
 
 
@@ -622,7 +622,7 @@ class Step:
         kwargs = dict(self.params)
         if self.needs_landmarks:
             if landmarks is None:
-                raise ValueError(f"processing step {self.name!r} needs the crop's landmarks")
+                raise InvalidArgumentError(f"processing step {self.name!r} needs the crop's landmarks")
             return self.func(crop, landmarks, **kwargs)
         return self.func(crop, **kwargs)
 
@@ -775,18 +775,18 @@ class Augmenter:
         for name in ("flip", "occlusion", "blur", "jpeg"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {p}")
+                raise InvalidArgumentError(f"{name} is a probability in [0, 1], got {p}")
         for name in ("brightness", "contrast", "gamma", "saturation", "colour", "rotation", "scale", "shift", "yaw"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} is a maximum amplitude, must be >= 0, got {getattr(self, name)}")
+                raise InvalidArgumentError(f"{name} is a maximum amplitude, must be >= 0, got {getattr(self, name)}")
         if self.colour >= 1.0:
-            raise ValueError(f"colour must be < 1, got {self.colour}")
+            raise InvalidArgumentError(f"colour must be < 1, got {self.colour}")
         bad = [k for k in self.occlusion_kinds if k not in OCCLUSION_KINDS]
         if bad or not self.occlusion_kinds:
-            raise ValueError(f"occlusion_kinds must be a non-empty subset of {OCCLUSION_KINDS}, got {bad}")
+            raise InvalidArgumentError(f"occlusion_kinds must be a non-empty subset of {OCCLUSION_KINDS}, got {bad}")
         lo, hi = self.jpeg_quality
         if not 1 <= lo <= hi <= 100:
-            raise ValueError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
+            raise InvalidArgumentError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> Augmenter:
@@ -795,7 +795,9 @@ class Augmenter:
         try:
             params = AUGMENTER_PRESETS[name]
         except KeyError:
-            raise ValueError(f"unknown augmenter preset {name!r}; valid: {', '.join(AUGMENTER_PRESETS)}") from None
+            raise UnknownBackendError(
+                f"unknown augmenter preset {name!r}; valid: {', '.join(AUGMENTER_PRESETS)}"
+            ) from None
         return cls(**params, seed=seed)
 
     def sample(self, rng: np.random.Generator) -> ViewParams:
@@ -893,7 +895,7 @@ class Augmenter:
         (3, (112, 112, 3))
         """
         if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+            raise InvalidArgumentError(f"n must be >= 0, got {n}")
         img = _check(image, "augment")
         template, size = _geometry(embedder)
         rng = np.random.default_rng(self.seed)
@@ -933,7 +935,7 @@ def _geometry(embedder: object | None) -> tuple[Sequence[Sequence[float]], tuple
     template = getattr(embedder, "template", None)
     size = getattr(embedder, "input_size", None)
     if template is None or size is None:
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"{type(embedder).__name__} exposes no alignment template / input_size; augmentation needs a "
             "single-network embedder (sface, facenet), not a fusion"
         )
@@ -957,9 +959,9 @@ def augment_embeddings(
     must have ``embed(crops)``, ``template`` and ``input_size`` (the sface / facenet backends).
     """
     if not hasattr(embedder, "embed"):
-        raise TypeError(f"{type(embedder).__name__} cannot embed aligned crops (no .embed)")
+        raise InvalidArgumentTypeError(f"{type(embedder).__name__} cannot embed aligned crops (no .embed)")
     if n == 0 and not include_original:
-        raise ValueError("nothing to embed: n == 0 and include_original is False")
+        raise InvalidArgumentError("nothing to embed: n == 0 and include_original is False")
     template, size = _geometry(embedder)
     crops = augmenter.views(image, detection, embedder, n)
     if include_original:
@@ -968,5 +970,5 @@ def augment_embeddings(
     if reduce == "none":
         return embs
     if reduce != "mean":
-        raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
+        raise InvalidArgumentError(f"reduce must be 'mean' or 'none', got {reduce!r}")
     return l2_normalize(embs.mean(axis=0))

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import cv2
 
+from .errors import InvalidArgumentError
+
 __all__ = ["set_num_threads", "get_num_threads", "quiet_native_stderr"]
 
 _threads: int | None = None
@@ -55,7 +57,7 @@ def set_num_threads(n: int) -> None:
     """
     global _threads
     if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
+        raise InvalidArgumentError(f"threads must be >= 1, got {n}")
     _threads = int(n)
     cv2.setNumThreads(_threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
