@@ -320,7 +320,11 @@ class LBPSVMPassiveChecker:
         p = Path(path)
         if not p.is_file():
             raise ModelNotFoundError(f"liveness model not found: {p}")
-        return cls.from_dict(json.loads(p.read_text(encoding="utf-8")), detector=detector)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InvalidFileError(f"{p}: not a passive LBP model ({err})") from err
+        return cls.from_dict(d, detector=detector)
 
 
 def default_passive_checker(*, detector: Detector | None = None) -> LBPSVMPassiveChecker:
