@@ -254,7 +254,8 @@ def _imports(path: Path) -> set[str]:
 def test_datasets_import_no_higher_layer() -> None:
     """faceprint.datasets reads files: it never imports evaluation, a pipeline stage or an interface."""
     src = Path(__file__).resolve().parents[1] / "src" / "faceprint" / "datasets"
-    allowed = {"faceprint.errors", "faceprint.settings", "faceprint.pipeline"}  # pipeline: a type annotation of dataset_stats only
+    # pipeline: a type annotation of dataset_stats only
+    allowed = {"faceprint.errors", "faceprint.settings", "faceprint.pipeline"}
     for path in sorted(src.glob("*.py")):
         inside = {m for m in _imports(path) if m.startswith("faceprint")}
         bad = {m for m in inside if not m.startswith("faceprint.datasets") and m not in allowed}

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidImageError
+from .errors import InvalidArgumentError, InvalidImageError
 from .types import Detection, Image
 
 __all__ = ["ARCFACE_TEMPLATE_112", "similarity_transform", "align", "scaled_template"]
@@ -53,16 +53,16 @@ def similarity_transform(
     s = np.asarray(src, np.float32)
     d = np.asarray(dst, np.float32)
     if s.ndim != 2 or s.shape[1] != 2 or d.ndim != 2 or d.shape[1] != 2:
-        raise ValueError(f"expected (n, 2) xy point arrays, got {s.shape} and {d.shape}")
+        raise InvalidArgumentError(f"expected (n, 2) xy point arrays, got {s.shape} and {d.shape}")
     if s.shape != d.shape or s.shape[0] < 2:
-        raise ValueError(f"need matching point sets of at least 2 points, got {s.shape} and {d.shape}")
+        raise InvalidArgumentError(f"need matching point sets of at least 2 points, got {s.shape} and {d.shape}")
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(d))):
-        raise ValueError("landmarks contain NaN or infinite values")
+        raise InvalidArgumentError("landmarks contain NaN or infinite values")
     matrix, _ = cv2.estimateAffinePartial2D(
         s, d, method=cv2.RANSAC, ransacReprojThreshold=1e6, maxIters=1, refineIters=50
     )
     if matrix is None:
-        raise ValueError("landmarks are degenerate (all points coincide)")
+        raise InvalidArgumentError("landmarks are degenerate (all points coincide)")
     return matrix.astype(np.float64)
 
 
@@ -87,7 +87,7 @@ def align(
         raise InvalidImageError("align expects an RGB uint8 HxWx3 image")
     pts = np.asarray(landmarks, np.float32)
     if pts.shape != (5, 2):
-        raise ValueError(f"expected (5, 2) landmarks, got {pts.shape}")
+        raise InvalidArgumentError(f"expected (5, 2) landmarks, got {pts.shape}")
     matrix = similarity_transform(pts, template)
     warped = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return np.asarray(warped, np.uint8)

@@ -49,6 +49,8 @@ from sklearn.utils.validation import validate_data
 
 from faceprint import errors
 
+from .errors import InvalidArgumentError, InvalidFileError
+
 if TYPE_CHECKING:
     from faceprint.gallery import GalleryBackend
 
@@ -87,7 +89,7 @@ def _normalise(X: FloatArray) -> FloatArray:
     zero = scale[:, 0] == 0
     if zero.any():
         rows = np.flatnonzero(zero)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected embeddings with a direction, got all-zero row(s) {rows[:10].tolist()} "
             "(rows are L2-normalised, which a zero vector cannot be)"
         )
@@ -99,7 +101,7 @@ def _check_threshold(value: object, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be None or a finite number, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be None or a finite number, got {value!r}")
     return float(value)
 
 
@@ -165,11 +167,13 @@ class _FaceClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         threshold = _check_threshold(self.unknown_threshold, "unknown_threshold")
         label = self.unknown_label
         if isinstance(label, bool) or not isinstance(label, (str, numbers.Integral)):
-            raise ValueError(f"unknown_label must be a str or an int, got {label!r}")
+            raise InvalidArgumentError(f"unknown_label must be a str or an int, got {label!r}")
         if label in set(classes.tolist()):
-            raise ValueError(f"unknown_label {label!r} is also a training label; choose another unknown_label")
+            raise InvalidArgumentError(
+                f"unknown_label {label!r} is also a training label; choose another unknown_label"
+            )
         if fingerprint is not None and not isinstance(fingerprint, str):
-            raise ValueError(f"fingerprint must be a str or None, got {fingerprint!r}")
+            raise InvalidArgumentError(f"fingerprint must be a str or None, got {fingerprint!r}")
         self._check_params()
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
@@ -287,7 +291,7 @@ class _FaceClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             A later ``fit`` resets the threshold to ``unknown_threshold``.
         """
         if isinstance(fpir, bool) or not isinstance(fpir, numbers.Real) or not 0.0 <= float(fpir) < 1.0:
-            raise ValueError(f"fpir must be a number in [0, 1), got {fpir!r}")
+            raise InvalidArgumentError(f"fpir must be a number in [0, 1), got {fpir!r}")
         scores = self.score_for_open_set(X_nonmated)
         n = scores.size
         allowed = min(int(math.floor(float(fpir) * n + 1e-9)), n - 1)
@@ -326,13 +330,15 @@ class _FaceClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             if key == "random_state" and not (value is None or isinstance(value, int)):
                 value = None  # a RandomState instance: the seed it produced is stored instead
             if value is not None and not isinstance(value, (str, int, float, bool)):
-                raise ValueError(f"cannot save {type(self).__name__}: parameter {key}={value!r} is not storable")
+                raise InvalidArgumentError(
+                    f"cannot save {type(self).__name__}: parameter {key}={value!r} is not storable"
+                )
             params[key] = value
         classes = self.classes_
         if classes.dtype.kind == "O":
             classes = np.asarray(classes.tolist())
             if classes.dtype.kind not in "iufbU" or classes.tolist() != self.classes_.tolist():
-                raise ValueError(f"cannot save {type(self).__name__}: labels must all be str or all numbers")
+                raise InvalidArgumentError(f"cannot save {type(self).__name__}: labels must all be str or all numbers")
         meta = {
             "format": _FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -369,7 +375,7 @@ class _FaceClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """
         model = load_classifier(path)
         if not isinstance(model, cls):
-            raise ValueError(f"{os.fspath(path)} holds a {type(model).__name__}, not a {cls.__name__}")
+            raise InvalidFileError(f"{os.fspath(path)} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
 
 
@@ -443,9 +449,9 @@ class KNNFaceClassifier(_FaceClassifier):
     def _check_params(self) -> None:
         k = self.n_neighbors
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"n_neighbors must be a positive integer, got {k!r}")
+            raise InvalidArgumentError(f"n_neighbors must be a positive integer, got {k!r}")
         if self.weights not in ("distance", "uniform"):
-            raise ValueError(f"weights must be 'distance' or 'uniform', got {self.weights!r}")
+            raise InvalidArgumentError(f"weights must be 'distance' or 'uniform', got {self.weights!r}")
 
     def _fit_model(self, seed: int | None) -> None:
         # Group samples by class (for reduceat); a saved model stores this order, so a
@@ -589,7 +595,9 @@ class SVMFaceClassifier(_FaceClassifier):
 
     def _check_params(self) -> None:
         if self.calibration not in ("auto", "sigmoid", "isotonic", None):
-            raise ValueError(f"calibration must be 'auto', 'sigmoid', 'isotonic' or None, got {self.calibration!r}")
+            raise InvalidArgumentError(
+                f"calibration must be 'auto', 'sigmoid', 'isotonic' or None, got {self.calibration!r}"
+            )
 
     def _seed(self) -> int | None:
         return self._cv_seed
@@ -598,7 +606,7 @@ class SVMFaceClassifier(_FaceClassifier):
         X, y_encoded = self._fit_X, self._fit_y
         counts = np.bincount(y_encoded, minlength=self.classes_.size)
         if counts.size < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"SVMFaceClassifier needs at least 2 classes, got 1 class ({self.classes_[0]!r}); "
                 "use KNNFaceClassifier with an unknown_threshold for a single enrolled person"
             )
@@ -607,7 +615,7 @@ class SVMFaceClassifier(_FaceClassifier):
         if method == "auto":
             method = "sigmoid" if smallest >= 3 else None
         elif method is not None and smallest < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"calibration={method!r} needs at least 2 samples per class, but class "
                 f"{self.classes_[int(np.argmin(counts))]!r} has 1; use calibration='auto' or None"
             )
@@ -676,23 +684,23 @@ def load_classifier(path: str | os.PathLike[str]) -> KNNFaceClassifier | SVMFace
             classes = data["classes"]
             check = data["check"]
     except (ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ValueError(f"{where} is not a faceprint classifier file: {err}") from err
+        raise InvalidFileError(f"{where} is not a faceprint classifier file: {err}") from err
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{where} is not a faceprint classifier file (format {meta.get('format')!r})")
+        raise InvalidFileError(f"{where} is not a faceprint classifier file (format {meta.get('format')!r})")
     version = meta.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
+        raise InvalidFileError(
             f"{where} has classifier format version {version!r}; this faceprint reads up to {FORMAT_VERSION}"
         )
     klass = _CLASSES.get(str(meta.get("class")))
     if klass is None:
-        raise ValueError(f"{where} holds an unknown classifier class {meta.get('class')!r}")
+        raise InvalidFileError(f"{where} holds an unknown classifier class {meta.get('class')!r}")
     if X.ndim != 2 or y.shape != (X.shape[0],) or y.size == 0 or y.min() < 0 or y.max() >= classes.size:
-        raise ValueError(f"{where} is corrupt: training arrays of shapes {X.shape}, {y.shape} do not match")
+        raise InvalidFileError(f"{where} is corrupt: training arrays of shapes {X.shape}, {y.shape} do not match")
     try:
         model = klass(**meta["params"])
     except TypeError as err:
-        raise ValueError(f"{where} has parameters this faceprint does not know: {err}") from err
+        raise InvalidFileError(f"{where} has parameters this faceprint does not know: {err}") from err
     model._fit_encoded(X, y, classes, fingerprint=meta.get("fingerprint_"), seed=meta.get("seed"))
     model.unknown_threshold_ = _check_threshold(meta.get("unknown_threshold_"), "unknown_threshold_")
     refit = model._proba(X[: check.shape[0]])
@@ -741,6 +749,6 @@ def from_gallery(gallery: GalleryBackend, *, classifier: _Fittable) -> _Fittable
     """
     batch = gallery.templates_many()
     if len(batch) == 0:
-        raise ValueError(f"gallery {gallery.path} holds no templates to train a classifier on")
+        raise InvalidArgumentError(f"gallery {gallery.path} holds no templates to train a classifier on")
     fit: Callable[..., _Fittable] = classifier.fit
     return fit(batch.embeddings, np.asarray(batch.names), fingerprint=batch.fingerprint)

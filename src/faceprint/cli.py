@@ -93,14 +93,18 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn faceprint / OS errors into a one-line message and exit code 2."""
+    """Turn faceprint errors and unreadable files (``OSError``) into a one-line message and exit code 2.
+
+    Nothing else is caught: every error raised for bad input is a :class:`FaceprintError`, so any
+    other exception is a bug and shows its traceback.
+    """
     try:
         yield
     except _Exit:
         raise
     except FaceprintError as e:
         _fail(str(e))
-    except (OSError, ValueError) as e:
+    except OSError as e:
         _fail(f"{type(e).__name__}: {e}")
 
 

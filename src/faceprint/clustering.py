@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image as PILImage
 
-from .errors import FaceprintError, InvalidEmbeddingError
+from .errors import FaceprintError, InvalidArgumentError, InvalidEmbeddingError, NotAFolderError, UnknownBackendError
 from .types import Detection, Image
 
 if TYPE_CHECKING:
@@ -172,16 +172,16 @@ def cluster_embeddings(
     [0, 0, 1, 1]
     """
     if method not in METHODS:
-        raise ValueError(f"unknown clustering method {method!r}; valid: {', '.join(METHODS)}")
+        raise UnknownBackendError(f"unknown clustering method {method!r}; valid: {', '.join(METHODS)}")
     if linkage not in LINKAGES:
-        raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+        raise InvalidArgumentError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
     threshold = float(threshold)
     if not 0.0 <= threshold <= 2.0:
-        raise ValueError(f"threshold is a cosine distance in [0, 2], got {threshold}")
+        raise InvalidArgumentError(f"threshold is a cosine distance in [0, 2], got {threshold}")
     if min_cluster_size < 1:
-        raise ValueError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
+        raise InvalidArgumentError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
     if min_samples is not None and min_samples < 1:
-        raise ValueError(f"min_samples must be >= 1, got {min_samples}")
+        raise InvalidArgumentError(f"min_samples must be >= 1, got {min_samples}")
     x = _check_embeddings(emb)
     n = x.shape[0]
     if n == 0:
@@ -315,7 +315,7 @@ def pairwise_precision_recall_f1(true_labels: npt.ArrayLike, pred_labels: npt.Ar
     t = _noise_to_singletons(true_labels)
     p = _noise_to_singletons(pred_labels)
     if t.shape != p.shape:
-        raise ValueError(f"true_labels and pred_labels differ in length: {t.shape[0]} vs {p.shape[0]}")
+        raise InvalidArgumentError(f"true_labels and pred_labels differ in length: {t.shape[0]} vs {p.shape[0]}")
     if t.size < 2:
         return 1.0, 1.0, 1.0
     c = pair_confusion_matrix(t, p)  # ordered pairs: every count is twice the unordered one
@@ -554,7 +554,7 @@ def cluster_directory(
 
     Raises
     ------
-    NotADirectoryError
+    NotAFolderError
         ``directory`` is not a folder.
     FaceprintError
         ``threshold`` is None and the embedder has no calibrated FMR threshold.
@@ -569,9 +569,9 @@ def cluster_directory(
     directory = Path(directory)
     out_dir = Path(out_dir)
     if not directory.is_dir():
-        raise NotADirectoryError(f"{directory}: not a directory")
+        raise NotAFolderError(f"{directory}: not a directory")
     if method not in METHODS:
-        raise ValueError(f"unknown clustering method {method!r}; valid: {', '.join(METHODS)}")
+        raise UnknownBackendError(f"unknown clustering method {method!r}; valid: {', '.join(METHODS)}")
     if threshold is None:
         threshold = default_threshold(pipeline.embedder.thresholds)  # type: ignore[union-attr]
 

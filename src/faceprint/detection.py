@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from . import runtime, weights
+from .errors import InvalidArgumentError
 from .registry import Registry
 from .types import Detection, Image
 
@@ -151,7 +152,7 @@ def select_faces(
     centre, the right choice for portrait / ID photos and LFW-style crops.
     """
     if mode not in ("all", "largest", "central"):
-        raise ValueError(f"unknown face selection {mode!r}; valid: all, largest, central")
+        raise InvalidArgumentError(f"unknown face selection {mode!r}; valid: all, largest, central")
     faces = [d for d in detections if min(d.width, d.height) >= min_face_size]
     if mode == "all" or len(faces) <= 1:
         return list(faces)
@@ -168,7 +169,7 @@ def select_faces(
             return d.area * (1.0 - off) ** 4
 
         return [max(faces, key=key)]
-    raise ValueError(f"unknown face selection {mode!r}; valid: all, largest, central")
+    raise InvalidArgumentError(f"unknown face selection {mode!r}; valid: all, largest, central")
 
 
 def _resize_for_detection(image: Image, max_side: int) -> tuple[Image, float]:

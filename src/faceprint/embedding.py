@@ -42,6 +42,7 @@ import numpy.typing as npt
 from . import runtime, weights
 from .alignment import ARCFACE_TEMPLATE_112, align, scaled_template
 from .errors import (
+    InvalidArgumentError,
     InvalidImageError,
     InvalidModelSpecError,
     ModelIntegrityError,
@@ -411,13 +412,13 @@ class FusionEmbedder:
             for m in members
         ]
         if len(built) < 2:
-            raise ValueError("fusion needs at least two embedders")
+            raise InvalidArgumentError("fusion needs at least two embedders")
         self._weights_given = None if weights is None else tuple(float(v) for v in weights)
         if weights is None:
             weights = _calibrated_fusion_weights([m.key for m in built])
         w = np.ones(len(built)) if weights is None else np.asarray(weights, np.float64)
         if w.shape != (len(built),) or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError(f"weights must be {len(built)} non-negative numbers with a positive sum")
+            raise InvalidArgumentError(f"weights must be {len(built)} non-negative numbers with a positive sum")
         self.members = built
         self.weights = tuple(float(v) for v in w / w.sum())
 
@@ -707,11 +708,11 @@ class OnnxEmbedder:
     def embed_vectors(self, vectors: npt.ArrayLike) -> Embeddings:
         """A head model only: map the base embedder's ``(n, in_dim)`` vectors to this model's unit vectors."""
         if self.kind != "head":
-            raise ValueError(f"{self.name} is an image model; embed_vectors applies to head models only")
+            raise InvalidArgumentError(f"{self.name} is an image model; embed_vectors applies to head models only")
         v = np.asarray(vectors, np.float32)
         in_dim = int(self._spec["in_dim"])
         if v.ndim != 2 or v.shape[1] != in_dim:
-            raise ValueError(f"expected ({'n'}, {in_dim}) base vectors, got {v.shape}")
+            raise InvalidArgumentError(f"expected ({'n'}, {in_dim}) base vectors, got {v.shape}")
         if v.shape[0] == 0:
             return np.zeros((0, self.dim), np.float32)
         return l2_normalize(self._run(v))

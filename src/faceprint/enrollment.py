@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .errors import EnrollmentRejectedError, InvalidImageError
+from .errors import EnrollmentRejectedError, InvalidArgumentError, InvalidImageError
 from .io import ImageInput, describe_source
 from .pipeline import LivenessOption, LivenessRejection, OnMultiple
 from .types import Liveness
@@ -144,7 +144,7 @@ def prepare_enrollment(
     """
     items = _as_list(sources)
     if not items:
-        raise ValueError("enroll needs at least one image")
+        raise InvalidArgumentError("enroll needs at least one image")
     embs, checks, digests = [], [], []
     for src in items:
         what = describe_source(src)

@@ -22,6 +22,11 @@ __all__ = [
     "InvalidEmbeddingError",
     "InvalidSubjectError",
     "InvalidModelSpecError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "UnknownBackendError",
+    "InvalidFileError",
+    "NotAFolderError",
     "EnrollmentRejectedError",
     "UnsupportedGalleryURLError",
 ]
@@ -88,6 +93,52 @@ class InvalidSubjectError(GalleryError, ValueError):
 
 class InvalidModelSpecError(FaceprintError, ValueError):
     """A model spec file (``faceprint-embedder/1`` JSON, written by ``faceprint train``) is malformed."""
+
+
+class InvalidArgumentError(FaceprintError, ValueError):
+    """An argument or option value is out of range, of the wrong shape or otherwise not accepted.
+
+    Examples
+    --------
+    >>> from faceprint.runtime import set_num_threads
+    >>> try:
+    ...     set_num_threads(0)
+    ... except InvalidArgumentError as e:
+    ...     print(e)
+    threads must be >= 1, got 0
+    """
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type (also a ``TypeError``, so callers catching either keep working)."""
+
+
+class UnknownBackendError(InvalidArgumentError):
+    """A name that selects a registered thing (detector, embedder, index, method, preset, ...) is unknown.
+
+    The message lists the valid names.
+
+    Examples
+    --------
+    >>> from faceprint.detection import get_detector
+    >>> try:
+    ...     get_detector("nope")
+    ... except UnknownBackendError as e:
+    ...     print(e)
+    unknown detector 'nope'; valid names: retinaface, yunet
+    """
+
+
+class InvalidFileError(FaceprintError, ValueError):
+    """A file given by the user exists but its content is not what was expected.
+
+    For example a malformed pair list, a saved classifier of another format, or a training checkpoint
+    that is not one. (Model spec files have their own :class:`InvalidModelSpecError`.)
+    """
+
+
+class NotAFolderError(FaceprintError, NotADirectoryError):
+    """A path given where a folder of inputs was expected is missing or not a folder."""
 
 
 class UnsupportedGalleryURLError(GalleryError, ValueError):

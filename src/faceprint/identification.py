@@ -40,6 +40,8 @@ from sklearn.base import clone
 
 from faceprint.evaluation import threshold_at_fmr
 
+from .errors import InvalidArgumentError
+
 __all__ = [
     "IdentificationReport",
     "identities_with_at_least",
@@ -68,38 +70,42 @@ _BLOCK_ELEMENTS = 1 << 22  # bound an (m, n_templates) similarity block to 32 Mi
 
 def _check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _check_rate(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
 
 def _check_names(names: npt.ArrayLike) -> npt.NDArray[Any]:
     labels = np.asarray(names)
     if labels.ndim != 1:
-        raise ValueError(f"expected a 1-D array of identity labels, got shape {labels.shape}")
+        raise InvalidArgumentError(f"expected a 1-D array of identity labels, got shape {labels.shape}")
     if labels.size == 0:
-        raise ValueError("expected at least one identity label, got none")
+        raise InvalidArgumentError("expected at least one identity label, got none")
     return labels
 
 
 def _check_scores(scores: npt.ArrayLike, name: str) -> FloatArray:
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[1] == 0:
-        raise ValueError(f"expected {name} of shape (n_probes, n_identities) with n_identities >= 1, got {s.shape}")
+        raise InvalidArgumentError(
+            f"expected {name} of shape (n_probes, n_identities) with n_identities >= 1, got {s.shape}"
+        )
     return np.where(np.isnan(s), -np.inf, s)
 
 
 def _check_true_index(true_index: npt.ArrayLike, n_probes: int, n_ids: int) -> IntArray:
     t = np.asarray(true_index)
     if t.shape != (n_probes,):
-        raise ValueError(f"expected one true index per probe, shape ({n_probes},), got {t.shape}")
+        raise InvalidArgumentError(f"expected one true index per probe, shape ({n_probes},), got {t.shape}")
     if t.size and (t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= n_ids):
-        raise ValueError(f"expected integer true indices in [0, {n_ids}), got dtype {t.dtype}, values {t[:5]}")
+        raise InvalidArgumentError(
+            f"expected integer true indices in [0, {n_ids}), got dtype {t.dtype}, values {t[:5]}"
+        )
     return t.astype(np.intp)
 
 
@@ -203,18 +209,18 @@ def nshot_split(
         wanted = np.asarray(list(restrict_to))
         present = np.isin(wanted, unique)
         if not present.all():
-            raise ValueError(f"restrict_to names identities with no samples: {wanted[~present][:5].tolist()}")
+            raise InvalidArgumentError(f"restrict_to names identities with no samples: {wanted[~present][:5].tolist()}")
         in_set = np.isin(unique, wanted)
         short = in_set & ~enrolled
         if short.any():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"restrict_to holds {int(short.sum())} identities with fewer than n_shot + min_probes = {needed} "
                 f"samples, e.g. {unique[short][:5].tolist()}; "
                 f"choose them with identities_with_at_least(names, {needed})"
             )
         enrolled &= in_set
     if not enrolled.any():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"no identity has the n_shot + min_probes = {needed} samples needed to be enrolled "
             f"(largest identity: {int(counts.max())} samples)"
         )
@@ -272,7 +278,7 @@ def rank_of_true(
     else:
         b = _check_scores(tiebreak, "tiebreak")
         if b.shape != s.shape:
-            raise ValueError(f"expected tiebreak of the scores' shape {s.shape}, got {b.shape}")
+            raise InvalidArgumentError(f"expected tiebreak of the scores' shape {s.shape}, got {b.shape}")
         ahead = (s > true_score) | ((s == true_score) & (b >= b[rows, t][:, None]))
     ahead[rows, t] = False
     ranks: IntArray = 1 + ahead.sum(axis=1).astype(np.intp)
@@ -337,9 +343,9 @@ def _dir_from_decisions(
 ) -> tuple[float, float, float]:
     """(DIR, threshold, FPIR reached) from per-probe rank hits and the scores compared with T."""
     if nonmated_top.size == 0:
-        raise ValueError("DIR at FPIR needs at least one non-mated probe, got none")
+        raise InvalidArgumentError("DIR at FPIR needs at least one non-mated probe, got none")
     if mated_score.size == 0:
-        raise ValueError("DIR at FPIR needs at least one mated probe, got none")
+        raise InvalidArgumentError("DIR at FPIR needs at least one mated probe, got none")
     mated = np.where(np.isnan(mated_score), -np.inf, mated_score)
     nonmated = np.where(np.isnan(nonmated_top), -np.inf, nonmated_top)
     threshold = _threshold_at_fpir(nonmated, fpir)
@@ -399,7 +405,9 @@ def dir_at_fpir(
     s = _check_scores(mated_scores, "mated_scores")
     nm = _check_scores(nonmated_scores, "nonmated_scores")
     if nm.shape[1] != s.shape[1]:
-        raise ValueError(f"mated and non-mated scores must have the same identities, got {s.shape} and {nm.shape}")
+        raise InvalidArgumentError(
+            f"mated and non-mated scores must have the same identities, got {s.shape} and {nm.shape}"
+        )
     t = _check_true_index(true_index, s.shape[0], s.shape[1])
     fpir = _check_rate(fpir, "fpir")
     rank = _check_positive_int(rank, "rank")
@@ -417,7 +425,7 @@ def dir_at_fpir(
 def _unit_rows(x: npt.ArrayLike, name: str) -> FloatArray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] == 0:
-        raise ValueError(f"expected {name} of shape (n, d), got {a.shape}")
+        raise InvalidArgumentError(f"expected {name} of shape (n, d), got {a.shape}")
     with np.errstate(invalid="ignore", divide="ignore"):
         out: FloatArray = a / np.linalg.norm(a, axis=1, keepdims=True)
     return out
@@ -464,17 +472,19 @@ def gallery_scores(
     (['a', 'b'], [[0.6, 1.0]])
     """
     if aggregate not in ("max", "mean"):
-        raise ValueError(f"aggregate must be 'max' or 'mean', got {aggregate!r}")
+        raise InvalidArgumentError(f"aggregate must be 'max' or 'mean', got {aggregate!r}")
     g = _unit_rows(gallery_emb, "gallery_emb")
     p = _unit_rows(probe_emb, "probe_emb")
     labels = np.asarray(gallery_labels)
     if labels.shape != (g.shape[0],) or g.shape[0] == 0:
-        raise ValueError(f"expected one label per gallery template, {g.shape[0]} >= 1, got shape {labels.shape}")
+        raise InvalidArgumentError(
+            f"expected one label per gallery template, {g.shape[0]} >= 1, got shape {labels.shape}"
+        )
     if p.shape[1] != g.shape[1]:
-        raise ValueError(f"probe and gallery dimensions differ: {p.shape[1]} vs {g.shape[1]}")
+        raise InvalidArgumentError(f"probe and gallery dimensions differ: {p.shape[1]} vs {g.shape[1]}")
     if not np.isfinite(g).all():
         bad = np.flatnonzero(~np.isfinite(g).all(axis=1))
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected finite, non-zero gallery templates, got NaN / inf / zero in rows {bad[:10].tolist()}"
         )
     identities, inverse = np.unique(labels, return_inverse=True)
@@ -673,10 +683,10 @@ def evaluate_identification(
     emb = np.asarray(embeddings, dtype=np.float64)
     labels = _check_names(names)
     if emb.ndim != 2 or emb.shape[0] != labels.size:
-        raise ValueError(f"expected embeddings of shape ({labels.size}, d), got {emb.shape}")
+        raise InvalidArgumentError(f"expected embeddings of shape ({labels.size}, d), got {emb.shape}")
     finite = np.isfinite(emb).all(axis=1)
     if not finite.all():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected finite embeddings, got NaN / inf in {int((~finite).sum())} rows "
             f"(e.g. {np.flatnonzero(~finite)[:5].tolist()}); drop failures to acquire before evaluating"
         )

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from .detection import Detector, DetectorSpec, Selection, SpecifiedDetector, get_detector, select_faces
 from .embedding import Embedder, EmbedderSpec, get_embedder
-from .errors import EmbedderMismatchError, FaceprintError, MultipleFacesError, NoFaceError
+from .errors import EmbedderMismatchError, FaceprintError, InvalidArgumentError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
 from .runtime import lazy_singleton
 from .types import Detection, Face, Image, Liveness, Match, Verification
@@ -179,7 +179,7 @@ class PipelineSpec:
         if isinstance(self.embedder, str):
             object.__setattr__(self, "embedder", EmbedderSpec(self.embedder))
         if self.liveness not in ("off", "passive"):
-            raise ValueError(f"liveness must be 'off' or 'passive', got {self.liveness!r}")
+            raise InvalidArgumentError(f"liveness must be 'off' or 'passive', got {self.liveness!r}")
 
     def build(self) -> FacePipeline:
         """The pipeline (weights load on first use, or at :meth:`FacePipeline.warm_up`)."""
@@ -239,7 +239,7 @@ class FacePipeline:
 
     def __post_init__(self) -> None:
         if self.liveness not in ("off", "passive"):
-            raise ValueError(f"liveness must be 'off' or 'passive', got {self.liveness!r}")
+            raise InvalidArgumentError(f"liveness must be 'off' or 'passive', got {self.liveness!r}")
         if isinstance(self.detector, str):
             self.detector = get_detector(self.detector)
         if isinstance(self.embedder, str):
@@ -382,13 +382,15 @@ class FacePipeline:
             if option == "passive":
                 result: Liveness = self._passive().score(image, detection)
                 return result
-            raise ValueError(f"liveness must be 'off', 'passive', a Liveness or a challenge result, got {option!r}")
+            raise InvalidArgumentError(
+                f"liveness must be 'off', 'passive', a Liveness or a challenge result, got {option!r}"
+            )
         if isinstance(option, Liveness):
             return option
         inner = getattr(option, "liveness", None)
         if isinstance(inner, Liveness):
             return inner
-        raise ValueError(
+        raise InvalidArgumentError(
             f"liveness must be 'off', 'passive', a Liveness or a challenge result, got {type(option).__name__}"
         )
 
@@ -444,7 +446,7 @@ class FacePipeline:
         """Verify two embeddings from this pipeline's embedder."""
         va, vb = np.asarray(a, np.float32).reshape(-1), np.asarray(b, np.float32).reshape(-1)
         if va.shape != (self._emb.dim,) or vb.shape != (self._emb.dim,):
-            raise ValueError(f"expected two {self._emb.dim}-d embeddings, got {va.shape} and {vb.shape}")
+            raise InvalidArgumentError(f"expected two {self._emb.dim}-d embeddings, got {va.shape} and {vb.shape}")
         sim = float(np.clip(va @ vb, -1.0, 1.0))
         thr = self.threshold(fmr)
         return Verification(
@@ -556,7 +558,7 @@ class FacePipeline:
         threshold on that candidate's best template similarity, so "unknown" keeps its FMR meaning.
         """
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise InvalidArgumentError(f"k must be >= 1, got {k}")
         thr = self.threshold(fmr)
         fp = self._emb.fingerprint
         if classifier is not None and getattr(classifier, "fingerprint_", fp) not in (None, fp):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from .errors import UnknownBackendError
+
 __all__ = ["Registry"]
 
 T = TypeVar("T")
@@ -43,11 +45,12 @@ class Registry(Generic[T]):
         return name in self._factories
 
     def factory(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name``; :class:`~faceprint.errors.UnknownBackendError` lists the valid ones."""
         try:
             return self._factories[name]
         except KeyError:
             valid = ", ".join(self.names()) or "(none)"
-            raise ValueError(f"unknown {self.stage} {name!r}; valid names: {valid}") from None
+            raise UnknownBackendError(f"unknown {self.stage} {name!r}; valid names: {valid}") from None
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build the backend registered as ``name`` (weights still load lazily)."""

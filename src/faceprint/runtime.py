@@ -12,6 +12,7 @@ from typing import Generic, TypeVar, cast
 
 import cv2
 
+from .errors import InvalidArgumentError
 from .settings import setdefault_omp_num_threads
 
 __all__ = ["set_num_threads", "get_num_threads", "quiet_native_stderr", "Lazy", "lazy_singleton"]
@@ -62,7 +63,7 @@ def set_num_threads(n: int) -> None:
     """
     global _threads
     if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
+        raise InvalidArgumentError(f"threads must be >= 1, got {n}")
     _threads = int(n)
     cv2.setNumThreads(_threads)
     setdefault_omp_num_threads(_threads)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from .errors import ModelIntegrityError, ModelNotFoundError
+from .errors import ModelIntegrityError, ModelNotFoundError, UnknownBackendError
 
 __all__ = ["WeightFile", "WEIGHT_FILES", "locate", "read_bytes", "is_installed", "sha256_file"]
 
@@ -154,7 +154,7 @@ def _spec(key: str) -> WeightFile:
     try:
         return WEIGHT_FILES[key]
     except KeyError:
-        raise ValueError(f"unknown model file {key!r}; valid: {', '.join(sorted(WEIGHT_FILES))}") from None
+        raise UnknownBackendError(f"unknown model file {key!r}; valid: {', '.join(sorted(WEIGHT_FILES))}") from None
 
 
 def locate(key: str, *, verify: bool = True) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetNotFoundError
+from ..errors import DatasetNotFoundError, InvalidArgumentError, InvalidFileError
 from .root import DATA_ENV_VAR, data_root
 
 __all__ = [
@@ -146,9 +146,9 @@ def _parse_index(token: str, where: str) -> int:
     try:
         value = int(token)
     except ValueError:
-        raise ValueError(f"{where}: expected an image number, got {token!r}") from None
+        raise InvalidFileError(f"{where}: expected an image number, got {token!r}") from None
     if value < 1:
-        raise ValueError(f"{where}: image numbers start at 1, got {value}")
+        raise InvalidFileError(f"{where}: image numbers start at 1, got {value}")
     return value
 
 
@@ -202,14 +202,14 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path) -> list[Pair]:
         if line.strip()
     ]
     if not lines:
-        raise ValueError(f"{pairs_file}: empty pair list")
+        raise InvalidFileError(f"{pairs_file}: empty pair list")
 
     header_number, header = lines[0]
     where = f"{pairs_file}:{header_number}"
     try:
         counts = [int(token) for token in header]
     except ValueError:
-        raise ValueError(
+        raise InvalidFileError(
             f"{where}: expected a header 'n_folds n_per_fold' or 'n_per_class', got {' '.join(header)!r}"
         ) from None
     if len(counts) == 2:
@@ -217,11 +217,11 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path) -> list[Pair]:
     elif len(counts) == 1:
         n_folds, n_per = 1, counts[0]
     else:
-        raise ValueError(
+        raise InvalidFileError(
             f"{where}: expected a header 'n_folds n_per_fold' or 'n_per_class', got {' '.join(header)!r}"
         )
     if n_folds < 1 or n_per < 1:
-        raise ValueError(f"{where}: header counts must be positive, got {' '.join(header)!r}")
+        raise InvalidFileError(f"{where}: header counts must be positive, got {' '.join(header)!r}")
 
     body = lines[1:]
     expected = 2 * n_folds * n_per
@@ -232,7 +232,7 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path) -> list[Pair]:
         same = offset < n_per
         if same:
             if len(fields) != 3:
-                raise ValueError(
+                raise InvalidFileError(
                     f"{where}: expected a same-person line 'name i j' (fold {fold}), "
                     f"got {len(fields)} fields: {' '.join(fields)!r}"
                 )
@@ -241,7 +241,7 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path) -> list[Pair]:
             path_b = _image_path(images_dir, name, _parse_index(j, where))
         else:
             if len(fields) != 4:
-                raise ValueError(
+                raise InvalidFileError(
                     f"{where}: expected a different-people line 'name1 i name2 j' (fold {fold}), "
                     f"got {len(fields)} fields: {' '.join(fields)!r}"
                 )
@@ -253,7 +253,7 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path) -> list[Pair]:
     if len(body) != expected:
         got = len(body)
         last = body[-1][0] if body else header_number
-        raise ValueError(
+        raise InvalidFileError(
             f"{pairs_file}:{last}: header announces {expected} pair lines "
             f"({n_folds} fold(s) x {n_per} same + {n_per} different), got {got}"
         )
@@ -292,7 +292,7 @@ def select_folds(pairs: Sequence[Pair], folds: int | None) -> list[Pair]:
     if folds is None:
         return list(pairs)
     if folds < 2:
-        raise ValueError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
+        raise InvalidArgumentError(f"folds must be >= 2 (the threshold is chosen on the other folds), got {folds}")
     return [p for p in pairs if p.fold < folds]
 
 
@@ -321,7 +321,7 @@ def lfw_identities(root: Path, *, max_identities: int | None = None, seed: int =
     people = sorted(p for p in images.iterdir() if p.is_dir())
     if max_identities is not None:
         if max_identities < 2:
-            raise ValueError(f"max_identities must be >= 2, got {max_identities}")
+            raise InvalidArgumentError(f"max_identities must be >= 2, got {max_identities}")
         rng = np.random.default_rng(seed)
         people = sorted(rng.choice(np.array(people, dtype=object), min(max_identities, len(people)), replace=False))
     return [f for person in people for f in sorted(person.glob("*.jpg"))]

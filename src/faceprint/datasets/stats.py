@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError
+from ..errors import DatasetNotFoundError, FaceprintError, InvalidArgumentError, InvalidImageError
 from .lfw import read_gender_lists
 from .utkface import AGE_BANDS, parse_utkface_name
 
@@ -258,9 +258,9 @@ def dataset_stats(
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root}: not a folder")
     if layout not in ("folders", "utkface"):
-        raise ValueError(f"layout must be 'folders' or 'utkface', got {layout!r}")
+        raise InvalidArgumentError(f"layout must be 'folders' or 'utkface', got {layout!r}")
     if use not in ("training", "enrollment"):
-        raise ValueError(f"use must be 'training' or 'enrollment', got {use!r}")
+        raise InvalidArgumentError(f"use must be 'training' or 'enrollment', got {use!r}")
 
     composition: dict[str, dict[str, int]] = {}
     malformed = 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetNotFoundError
+from ..errors import DatasetNotFoundError, InvalidArgumentError
 
 __all__ = [
     "AGE_BANDS",
@@ -94,7 +94,7 @@ def age_band(age: int) -> str:
     for label, lo, hi in AGE_BANDS:
         if lo <= age <= hi:
             return label
-    raise ValueError(f"age must be >= 0, got {age}")
+    raise InvalidArgumentError(f"age must be >= 0, got {age}")
 
 
 def utkface_groups(names: Sequence[str | Path]) -> tuple[list[str | None], list[str | None], int]:

@@ -33,6 +33,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidArgumentError
+
 __all__ = [
     "Metric",
     "GroupRate",
@@ -135,9 +137,9 @@ class GroupProportion:
 
 def _check_ci(ci: float, n_boot: int) -> None:
     if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci must lie in (0, 1), got {ci}")
+        raise InvalidArgumentError(f"ci must lie in (0, 1), got {ci}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise InvalidArgumentError(f"n_boot must be >= 1, got {n_boot}")
 
 
 def _rate_ci(count: int, n: int, rng: np.random.Generator, n_boot: int, ci: float) -> tuple[float, float, float]:
@@ -195,7 +197,9 @@ def group_error_rates(
     y = np.asarray(labels).astype(bool)
     g = np.asarray(groups).astype(str)
     if s.ndim != 1 or s.shape != y.shape or s.shape != g.shape:
-        raise ValueError(f"expected 1-D scores, labels and groups of one length, got {s.shape}, {y.shape}, {g.shape}")
+        raise InvalidArgumentError(
+            f"expected 1-D scores, labels and groups of one length, got {s.shape}, {y.shape}, {g.shape}"
+        )
     match = np.where(np.isnan(s), False, s >= threshold)
     rng = np.random.default_rng(seed)
     out: list[GroupRate] = []
@@ -245,7 +249,7 @@ def group_proportions(
     f = np.asarray(flags).astype(bool)
     g = np.asarray(groups).astype(str)
     if f.ndim != 1 or f.shape != g.shape:
-        raise ValueError(f"expected 1-D flags and groups of one length, got {f.shape} and {g.shape}")
+        raise InvalidArgumentError(f"expected 1-D flags and groups of one length, got {f.shape} and {g.shape}")
     rng = np.random.default_rng(seed)
     out = []
     for name in sorted(set(g.tolist())):
@@ -264,13 +268,13 @@ def group_proportions(
 def _metric_of(rate: GroupRate | GroupProportion, metric: Metric) -> tuple[float, int]:
     if isinstance(rate, GroupProportion):
         if metric != "rate":
-            raise ValueError(f"a GroupProportion has only metric 'rate', got {metric!r}")
+            raise InvalidArgumentError(f"a GroupProportion has only metric 'rate', got {metric!r}")
         return rate.rate, rate.n
     if metric == "fmr":
         return rate.fmr, rate.n_impostor
     if metric == "fnmr":
         return rate.fnmr, rate.n_genuine
-    raise ValueError(f"metric must be 'fmr' or 'fnmr' for a GroupRate, got {metric!r}")
+    raise InvalidArgumentError(f"metric must be 'fmr' or 'fnmr' for a GroupRate, got {metric!r}")
 
 
 @dataclass(frozen=True)
@@ -345,7 +349,7 @@ def worst_best_ratio(
     """
     got = _ratio(rates, metric, exclude, floor)
     if got is None:
-        raise ValueError(f"need at least two groups with {metric} data, got {[r.group for r in rates]}")
+        raise InvalidArgumentError(f"need at least two groups with {metric} data, got {[r.group for r in rates]}")
     return got.ratio, got.worst, got.best
 
 
@@ -439,9 +443,9 @@ def utkface_impostor_fmr(
     """
     e = np.asarray(embeddings, dtype=np.float64)
     if e.ndim != 2 or e.shape[0] != len(groups):
-        raise ValueError(f"expected (n, d) embeddings and n groups, got {e.shape} and {len(groups)}")
+        raise InvalidArgumentError(f"expected (n, d) embeddings and n groups, got {e.shape} and {len(groups)}")
     if max_pairs_per_group < 1:
-        raise ValueError(f"max_pairs_per_group must be >= 1, got {max_pairs_per_group}")
+        raise InvalidArgumentError(f"max_pairs_per_group must be >= 1, got {max_pairs_per_group}")
     ok = ~np.isnan(e).any(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         e = e / np.linalg.norm(e, axis=1, keepdims=True)

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..datasets.lfw import Pair, lfw_gender, lfw_identities, lfw_pairs, pair_gender_groups, select_folds
-from ..errors import FaceprintError
+from ..errors import FaceprintError, InvalidArgumentError, UnknownBackendError
 from ..identification import IdentificationReport
 from ..pipeline import FacePipeline
 from .bias import group_error_rates
@@ -418,7 +418,7 @@ def _identification(
     names = np.array([p.parent.name for p in paths])[ok]
     makers = {"template": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
     if method not in makers:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(makers)}")
+        raise UnknownBackendError(f"unknown method {method!r}; valid: {', '.join(makers)}")
     reports = []
     for n in n_shots:
         maker = makers[method]
@@ -459,7 +459,7 @@ def lfw_gender_bias(
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels).astype(bool)
     if s.shape != (len(pairs),) or y.shape != s.shape:
-        raise ValueError(f"expected scores and labels of {len(pairs)} pairs, got {s.shape} and {y.shape}")
+        raise InvalidArgumentError(f"expected scores and labels of {len(pairs)} pairs, got {s.shape} and {y.shape}")
     groups = pair_gender_groups([p.path_a for p in pairs], [p.path_b for p in pairs], lfw_gender(root))
     rates = group_error_rates(s, y, groups, threshold, n_boot=n_boot, seed=seed)
     note = (

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_curve
 
+from ..errors import InvalidArgumentError
 from .verification import evaluate_verification, finite_scores, fmr_key, tar_at_fmr, threshold_at_fmr
 
 if TYPE_CHECKING:
@@ -123,16 +124,18 @@ def _check_model(m: ModelScores) -> tuple[npt.NDArray[np.float64], npt.NDArray[n
     y = np.asarray(m.labels)
     f = np.asarray(m.folds)
     if s.ndim != 1 or y.shape != s.shape or f.shape != s.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"model {m.model!r}: expected 1-D scores, labels and folds of one length, "
             f"got {s.shape}, {y.shape}, {f.shape}"
         )
     if y.dtype != np.bool_:
         if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"model {m.model!r}: expected boolean or 0/1 labels, got {np.unique(y)[:5].tolist()}")
+            raise InvalidArgumentError(
+                f"model {m.model!r}: expected boolean or 0/1 labels, got {np.unique(y)[:5].tolist()}"
+            )
         y = y.astype(bool)
     if int(m.failures_to_acquire) < 0:
-        raise ValueError(f"model {m.model!r}: failures_to_acquire must be >= 0, got {m.failures_to_acquire}")
+        raise InvalidArgumentError(f"model {m.model!r}: failures_to_acquire must be >= 0, got {m.failures_to_acquire}")
     return s, y, f
 
 
@@ -389,10 +392,10 @@ def bias_section(
 
     ms = tuple(metrics)
     if not ms:
-        raise ValueError("expected at least one metric")
+        raise InvalidArgumentError("expected at least one metric")
     for m in ms:
         if m not in _METRIC_FIELDS:
-            raise ValueError(f"unknown metric {m!r}; valid: {', '.join(_METRIC_FIELDS)}")
+            raise InvalidArgumentError(f"unknown metric {m!r}; valid: {', '.join(_METRIC_FIELDS)}")
     ratios, sentences = [], []
     for m in ms:
         name = label if m == "rate" and label else _METRIC_LABELS[m]
@@ -464,14 +467,14 @@ def build_report(
     (1.0, 1.0)
     """
     if len(models) == 0 and not bias:
-        raise ValueError("expected at least one model, got none")
+        raise InvalidArgumentError("expected at least one model, got none")
     names = [m.model for m in models]
     if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
+        raise InvalidArgumentError(f"model names must be unique, got {names}")
     fmr_list = [float(v) for v in fmrs]
     for v in [*fmr_list, float(operating_fmr)]:
         if not 0.0 < v <= 1.0:
-            raise ValueError(f"expected false match rates in (0, 1], got {v!r}")
+            raise InvalidArgumentError(f"expected false match rates in (0, 1], got {v!r}")
     entries = [_model_entry(m, fmr_list, float(operating_fmr)) for m in models]
     report: dict[str, Any] = {
         "title": str(title),

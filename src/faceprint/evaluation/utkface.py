@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets.utkface import sample_images, utkface_groups, utkface_images
+from ..errors import InvalidArgumentError
 from ..pipeline import FacePipeline
 from .bias import group_proportions, utkface_impostor_fmr
 from .report import CI_NOTE, UTKFACE_IMPOSTOR_NOTE, BiasSection, bias_section
@@ -165,9 +166,9 @@ def evaluate_bias(
     'UTKFace impostor FMR by race x gender'
     """
     if max_images is not None and max_images < 2:
-        raise ValueError(f"max_images must be >= 2, got {max_images}")
+        raise InvalidArgumentError(f"max_images must be >= 2, got {max_images}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise InvalidArgumentError(f"n_boot must be >= 1, got {n_boot}")
     available = utkface_images(Path(root))
     paths = sample_images(available, max_images, seed=seed)
     cells, bands, malformed = utkface_groups([p.name for p in paths])

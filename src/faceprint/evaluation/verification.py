@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from ..errors import InvalidArgumentError
+
 __all__ = [
     "FoldResult",
     "VerificationReport",
@@ -84,7 +86,7 @@ def cosine_scores(emb_a: npt.ArrayLike, emb_b: npt.ArrayLike) -> FloatArray:
     a = np.asarray(emb_a, dtype=np.float64)
     b = np.asarray(emb_b, dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected two (n, d) embedding matrices of the same shape, got {a.shape} and {b.shape}"
         )
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -99,13 +101,13 @@ def _check_scores_labels(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[
     s = np.asarray(scores, dtype=np.float64)
     raw = np.asarray(labels)
     if s.ndim != 1 or raw.ndim != 1 or s.shape != raw.shape:
-        raise ValueError(f"expected 1-D scores and labels of the same length, got {s.shape} and {raw.shape}")
+        raise InvalidArgumentError(f"expected 1-D scores and labels of the same length, got {s.shape} and {raw.shape}")
     if s.size == 0:
-        raise ValueError("expected at least one score, got none")
+        raise InvalidArgumentError("expected at least one score, got none")
     if raw.dtype != np.bool_:
         if not np.isin(raw, (0, 1)).all():
             values = np.unique(raw)[:5]
-            raise ValueError(f"expected boolean or 0/1 labels, got values {values.tolist()}")
+            raise InvalidArgumentError(f"expected boolean or 0/1 labels, got values {values.tolist()}")
         raw = raw.astype(bool)
     return s, raw
 
@@ -129,7 +131,7 @@ def finite_scores(scores: FloatArray) -> FloatArray:
 def _check_fmr(fmr: float) -> float:
     value = float(fmr)
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"expected a false match rate in [0, 1], got {fmr!r}")
+        raise InvalidArgumentError(f"expected a false match rate in [0, 1], got {fmr!r}")
     return value
 
 
@@ -204,7 +206,7 @@ def threshold_at_fmr(scores: npt.ArrayLike, labels: npt.ArrayLike, fmr: float) -
     fmr = _check_fmr(fmr)
     impostor = _decision_scores(s[~y])
     if impostor.size == 0:
-        raise ValueError("threshold_at_fmr needs at least one impostor (label False) score")
+        raise InvalidArgumentError("threshold_at_fmr needs at least one impostor (label False) score")
     return _threshold_from_impostors(impostor, fmr)
 
 
@@ -240,7 +242,7 @@ def tar_at_fmr(scores: npt.ArrayLike, labels: npt.ArrayLike, fmr: float) -> floa
     """
     s, y = _check_scores_labels(scores, labels)
     if not y.any():
-        raise ValueError("tar_at_fmr needs at least one genuine (label True) score")
+        raise InvalidArgumentError("tar_at_fmr needs at least one genuine (label True) score")
     threshold = threshold_at_fmr(s, y, fmr)
     genuine = _decision_scores(s[y])
     return float(np.mean(genuine >= threshold))
@@ -352,10 +354,10 @@ def kfold_accuracy(scores: npt.ArrayLike, labels: npt.ArrayLike, folds: npt.Arra
     s, y = _check_scores_labels(scores, labels)
     f = np.asarray(folds)
     if f.shape != s.shape:
-        raise ValueError(f"expected one fold id per score, got shape {f.shape} for {s.shape[0]} scores")
+        raise InvalidArgumentError(f"expected one fold id per score, got shape {f.shape} for {s.shape[0]} scores")
     fold_ids = np.unique(f)
     if fold_ids.size < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"k-fold accuracy needs at least two folds, got {fold_ids.tolist()}; for a single-fold "
             "list (LFW view 1) pass a threshold calibrated on other pairs to evaluate_verification"
         )
@@ -380,7 +382,7 @@ def _fixed_threshold_accuracy(
 ) -> FoldResult:
     f = np.asarray(folds)
     if f.shape != scores.shape:
-        raise ValueError(f"expected one fold id per score, got shape {f.shape} for {scores.shape[0]} scores")
+        raise InvalidArgumentError(f"expected one fold id per score, got shape {f.shape} for {scores.shape[0]} scores")
     decisions = _decision_scores(scores) >= threshold
     fold_ids = np.unique(f)
     accuracies = [float(np.mean(decisions[f == fold] == labels[f == fold])) for fold in fold_ids]
@@ -534,7 +536,7 @@ def evaluate_verification(
     n_genuine = int(y.sum())
     n_impostor = int((~y).sum())
     if n_genuine == 0 or n_impostor == 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"need genuine and impostor pairs, got {n_genuine} genuine and {n_impostor} impostor"
         )
     if threshold is None:
@@ -626,11 +628,11 @@ def fuse_scores(
     array([0.35, 0.5 ,  nan])
     """
     if len(score_arrays) == 0:
-        raise ValueError("expected at least one score array, got none")
+        raise InvalidArgumentError("expected at least one score array, got none")
     arrays = [np.asarray(a, dtype=np.float64) for a in score_arrays]
     shapes = [a.shape for a in arrays]
     if len(set(shapes)) != 1 or arrays[0].ndim != 1:
-        raise ValueError(f"expected 1-D score arrays of the same length, got shapes {shapes}")
+        raise InvalidArgumentError(f"expected 1-D score arrays of the same length, got shapes {shapes}")
     stacked = np.stack(arrays)
     n_models = stacked.shape[0]
     if weights is None:
@@ -638,7 +640,7 @@ def fuse_scores(
     else:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (n_models,) or not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"expected {n_models} finite non-negative weights, not all zero, got {list(weights)}"
             )
     available = ~np.isnan(stacked)

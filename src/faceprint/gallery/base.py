@@ -32,6 +32,8 @@ from faceprint.errors import (
 )
 from faceprint.types import Match
 
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
+
 __all__ = [
     "Subject",
     "TemplateBatch",
@@ -275,7 +277,7 @@ def validate_fingerprint(fingerprint: object) -> str:
 def validate_name_or_id(name_or_id: object) -> str | int:
     """``TypeError`` unless ``name_or_id`` is a str or an int (bool excluded)."""
     if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, numbers.Integral)):
-        raise TypeError(f"expected a subject name (str) or id (int), got {type(name_or_id).__name__}")
+        raise InvalidArgumentTypeError(f"expected a subject name (str) or id (int), got {type(name_or_id).__name__}")
     return name_or_id if isinstance(name_or_id, str) else int(name_or_id)
 
 
@@ -314,9 +316,9 @@ def as_embeddings(embeddings: npt.ArrayLike, *, allow_batch: bool = True) -> Flo
 def validate_k_threshold(k: int, threshold: float) -> None:
     """``ValueError`` unless ``k`` is a positive int and ``threshold`` a finite real."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
     if not isinstance(threshold, numbers.Real) or not math.isfinite(float(threshold)):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        raise InvalidArgumentError(f"threshold must be a finite number, got {threshold!r}")
 
 
 def _validate_sources(sources: Sequence[str] | None, n: int) -> list[str | None]:
@@ -567,7 +569,7 @@ class BaseGallery(ABC):
         ('ann', 'bob', 'bob')
         """
         if names_or_ids is not None and isinstance(names_or_ids, (str, bytes)):
-            raise TypeError("expected a sequence of subject names or ids, got a single str")
+            raise InvalidArgumentTypeError("expected a sequence of subject names or ids, got a single str")
         with self._lock:
             if names_or_ids is None:
                 return self._read_templates(None)
@@ -834,7 +836,7 @@ class BaseGallery(ABC):
         fingerprint = validate_fingerprint(fingerprint)
         threshold = float(threshold)
         if isinstance(names_or_ids, (str, bytes)):
-            raise TypeError("expected a sequence of subject names or ids, got a single str")
+            raise InvalidArgumentTypeError("expected a sequence of subject names or ids, got a single str")
         wanted = [validate_name_or_id(x) for x in names_or_ids]
         with self._lock:
             stored_fingerprint, stored_dim = self._stored_embedder()

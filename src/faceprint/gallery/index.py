@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from faceprint.registry import Registry
 
+from ..errors import InvalidArgumentError
 from .base import TemplateHits
 
 __all__ = ["VectorIndex", "ScoringIndex", "ExactIndex", "INDEXES", "make_index", "TemplateIndex"]
@@ -109,7 +110,7 @@ class ExactIndex:
 
     def __init__(self, dim: int) -> None:
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            raise InvalidArgumentError(f"dim must be a positive integer, got {dim!r}")
         self.dim: int = int(dim)
         self._n: int = 0
         self._ids: Int64Array = np.empty(0, dtype=np.int64)
@@ -125,11 +126,11 @@ class ExactIndex:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (ids.shape[0], self.dim):
-            raise ValueError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
+            raise InvalidArgumentError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
         if ids.size == 0:
             return
         if np.unique(ids).size != ids.size or np.isin(ids, self._ids[: self._n]).any():
-            raise ValueError("ids must be unique and not already in the index")
+            raise InvalidArgumentError("ids must be unique and not already in the index")
         needed = self._n + ids.size
         if needed > self._ids.shape[0]:
             capacity = max(needed, 2 * self._ids.shape[0], 16)
@@ -157,7 +158,7 @@ class ExactIndex:
     def _check_queries(self, queries: Float32Array) -> Float32Array:
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
+            raise InvalidArgumentError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
         return queries
 
     def _similarity_blocks(self, queries: Float32Array) -> Iterator[tuple[int, Float32Array]]:
@@ -171,7 +172,7 @@ class ExactIndex:
     def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
         queries = self._check_queries(queries)
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
         m, n = queries.shape[0], self._n
         out_sims = np.full((m, k), -np.inf, dtype=np.float32)
         out_ids = np.full((m, k), -1, dtype=np.int64)

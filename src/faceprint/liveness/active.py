@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..detection import Detector
-from ..errors import FaceprintError
+from ..errors import FaceprintError, InvalidArgumentError, InvalidArgumentTypeError
 from ..runtime import lazy_singleton
 from ..types import Image, Liveness
 from .landmarks import FaceLandmarker
@@ -97,12 +97,12 @@ class Challenge:
 
     def __post_init__(self) -> None:
         if not self.actions:
-            raise ValueError(f"a challenge needs at least one action; valid: {', '.join(ACTIONS)}")
+            raise InvalidArgumentError(f"a challenge needs at least one action; valid: {', '.join(ACTIONS)}")
         bad = [a for a in self.actions if a not in ACTIONS]
         if bad:
-            raise ValueError(f"unknown action(s) {', '.join(map(repr, bad))}; valid: {', '.join(ACTIONS)}")
+            raise InvalidArgumentError(f"unknown action(s) {', '.join(map(repr, bad))}; valid: {', '.join(ACTIONS)}")
         if not (self.time_limit_s > 0 and math.isfinite(self.time_limit_s)):
-            raise ValueError(f"time_limit_s must be a positive number, got {self.time_limit_s}")
+            raise InvalidArgumentError(f"time_limit_s must be a positive number, got {self.time_limit_s}")
 
     @classmethod
     def parse(cls, text: str, *, time_limit_s: float = 10.0) -> Challenge:
@@ -117,12 +117,14 @@ class Challenge:
                 continue
             m = re.fullmatch(r"([a-z_]+)(?:[:x\*](\d+))?", token)
             if m is None:
-                raise ValueError(f"cannot parse {part.strip()!r}; expected ACTION or ACTION:N, ACTION in {ACTIONS}")
+                raise InvalidArgumentError(
+                    f"cannot parse {part.strip()!r}; expected ACTION or ACTION:N, ACTION in {ACTIONS}"
+                )
             name, count = m.group(1), int(m.group(2) or 1)
             if name not in ACTIONS:
-                raise ValueError(f"unknown action {name!r}; valid: {', '.join(ACTIONS)}")
+                raise InvalidArgumentError(f"unknown action {name!r}; valid: {', '.join(ACTIONS)}")
             if not 1 <= count <= 10:
-                raise ValueError(f"repeat count of {name!r} must be 1..10, got {count}")
+                raise InvalidArgumentError(f"repeat count of {name!r} must be 1..10, got {count}")
             actions += [name] * count
         return cls(actions=tuple(actions), time_limit_s=time_limit_s)
 
@@ -144,7 +146,7 @@ def issue_challenge(
     True
     """
     if not 1 <= n_actions <= 10:
-        raise ValueError(f"n_actions must be 1..10, got {n_actions}")
+        raise InvalidArgumentError(f"n_actions must be 1..10, got {n_actions}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     actions: list[str] = []
     for _ in range(n_actions):
@@ -282,7 +284,7 @@ def detect_events(
     b = np.asarray(blink, dtype=np.float64)
     y = np.asarray(yaw_deg, dtype=np.float64)
     if not (t.shape == b.shape == y.shape) or t.ndim != 1:
-        raise ValueError(f"signals differ in length: {t.shape}, {b.shape}, {y.shape}")
+        raise InvalidArgumentError(f"signals differ in length: {t.shape}, {b.shape}, {y.shape}")
     events = _blink_events(t, b, y, p) + _turn_events(t, y, p)
     return tuple(sorted(events, key=lambda e: (e.start_s, e.action)))
 
@@ -561,7 +563,9 @@ def check_challenge(
     (False, ('expected turn_left after blink, saw nothing',))
     """
     if not isinstance(challenge, Challenge):
-        raise TypeError(f"expected a Challenge, got {type(challenge).__name__}; use Challenge.parse(text)")
+        raise InvalidArgumentTypeError(
+            f"expected a Challenge, got {type(challenge).__name__}; use Challenge.parse(text)"
+        )
     analysis = source if isinstance(source, VideoAnalysis) else analyse_video(source, **kw)
     reasons: list[str] = []
     acquired = True

@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from .. import weights
 from ..detection import check_image
-from ..errors import ModelNotFoundError
+from ..errors import InvalidArgumentError, ModelNotFoundError, UnknownBackendError
 from ..types import Detection, Image
 
 __all__ = ["FaceMesh", "FaceLandmarker", "eye_aspect_ratio", "head_pose", "BLENDSHAPE_NAMES", "EAR_INDICES"]
@@ -174,13 +174,13 @@ def head_pose(
     """
     if method == "pnp":
         if image_size is None:
-            raise ValueError("method='pnp' needs image_size=(width, height)")
+            raise InvalidArgumentError("method='pnp' needs image_size=(width, height)")
         return _pose_pnp(points, image_size)
     if method != "mesh":
-        raise ValueError(f"unknown head pose method {method!r}; valid: mesh, pnp")
+        raise UnknownBackendError(f"unknown head pose method {method!r}; valid: mesh, pnp")
     p = np.asarray(points, dtype=np.float64)
     if p.shape[0] < 478 or p.shape[1] < 3:
-        raise ValueError(f"expected a (478, 3) mesh, got {p.shape}")
+        raise InvalidArgumentError(f"expected a (478, 3) mesh, got {p.shape}")
     right = p[454] - p[234]  # towards image-right for a frontal face
     up = p[10] - p[152]  # towards the top of the image (y is down)
     nr = float(np.linalg.norm(right))

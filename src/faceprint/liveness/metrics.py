@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_curve
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["pad_metrics", "eer_threshold"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -22,12 +24,12 @@ def _check_pad_inputs(scores: npt.ArrayLike, is_attack: npt.ArrayLike) -> tuple[
     s = np.asarray(scores, dtype=np.float64).ravel()
     a = np.asarray(is_attack).ravel()
     if s.shape != a.shape:
-        raise ValueError(f"scores and is_attack differ in length: {s.shape[0]} vs {a.shape[0]}")
+        raise InvalidArgumentError(f"scores and is_attack differ in length: {s.shape[0]} vs {a.shape[0]}")
     if not np.all(np.isfinite(s)):
-        raise ValueError("scores must be finite")
+        raise InvalidArgumentError("scores must be finite")
     a = a.astype(bool)
     if a.all() or not a.any():
-        raise ValueError("need both bona fide and attack samples")
+        raise InvalidArgumentError("need both bona fide and attack samples")
     return s, a
 
 
@@ -97,7 +99,7 @@ def pad_metrics(
     else:
         types = np.asarray(list(attack_types), dtype=object)
         if types.shape != s.shape:
-            raise ValueError(f"attack_types has {types.shape[0]} entries, expected {s.shape[0]}")
+            raise InvalidArgumentError(f"attack_types has {types.shape[0]} entries, expected {s.shape[0]}")
     live = s >= threshold
     apcer_per: dict[str, float] = {}
     for t in sorted({str(x) for x in types[a]}):

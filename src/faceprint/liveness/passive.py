@@ -31,7 +31,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from ..detection import Detector, check_image, get_detector
-from ..errors import ModelIntegrityError, ModelNotFoundError, NoFaceError, NotFittedError
+from ..errors import (
+    InvalidArgumentError,
+    InvalidFileError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    NoFaceError,
+    NotFittedError,
+    UnknownBackendError,
+)
 from ..types import Detection, Image, Liveness
 
 __all__ = [
@@ -98,7 +106,7 @@ def lbp_colour_features(
     (60,)
     """
     if method not in _LBP_BINS:
-        raise ValueError(f"unknown LBP method {method!r}; valid: {', '.join(sorted(_LBP_BINS))}")
+        raise UnknownBackendError(f"unknown LBP method {method!r}; valid: {', '.join(sorted(_LBP_BINS))}")
     crop = check_image(crop, what="face crop", min_side=8)
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)
@@ -196,7 +204,7 @@ class LBPSVMPassiveChecker:
         X = np.asarray(X, dtype=np.float64)
         y = ~np.asarray(is_attack).astype(bool)  # 1 = bona fide
         if X.ndim != 2 or X.shape[0] != y.shape[0]:
-            raise ValueError(f"expected X of shape (n, d) matching {y.shape[0]} labels, got {X.shape}")
+            raise InvalidArgumentError(f"expected X of shape (n, d) matching {y.shape[0]} labels, got {X.shape}")
         Z = self._map(X)
         scaler = StandardScaler().fit(Z)
         clf = LogisticRegression(C=self.C, max_iter=5000, tol=1e-8)
@@ -217,7 +225,7 @@ class LBPSVMPassiveChecker:
         self._check_fitted()
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected {self.n_features_in_} features, got {X.shape[1]}")
+            raise InvalidArgumentError(f"expected {self.n_features_in_} features, got {X.shape[1]}")
         Z = (self._map(X) - self.mean_) / self.scale_
         out: FloatArray = Z @ self.coef_ + self.intercept_
         return out
@@ -286,7 +294,7 @@ class LBPSVMPassiveChecker:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, detector: Detector | None = None) -> LBPSVMPassiveChecker:
         if d.get("format") != _FORMAT:
-            raise ValueError(f"not a passive LBP model: format {d.get('format')!r}, expected {_FORMAT!r}")
+            raise InvalidFileError(f"not a passive LBP model: format {d.get('format')!r}, expected {_FORMAT!r}")
         p = d["params"]
         obj = cls(
             crop_size=int(p["crop_size"]),
@@ -312,7 +320,11 @@ class LBPSVMPassiveChecker:
         p = Path(path)
         if not p.is_file():
             raise ModelNotFoundError(f"liveness model not found: {p}")
-        return cls.from_dict(json.loads(p.read_text(encoding="utf-8")), detector=detector)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InvalidFileError(f"{p}: not a passive LBP model ({err})") from err
+        return cls.from_dict(d, detector=detector)
 
 
 def default_passive_checker(*, detector: Detector | None = None) -> LBPSVMPassiveChecker:

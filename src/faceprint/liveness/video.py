@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..detection import Detector, check_image, get_detector
-from ..errors import DatasetNotFoundError, FaceprintError, InvalidImageError, NoFaceError
+from ..errors import DatasetNotFoundError, FaceprintError, InvalidArgumentError, InvalidImageError, NoFaceError
 from ..runtime import lazy_singleton
 from ..types import Detection, Image, Liveness
 from .metrics import pad_metrics
@@ -121,9 +121,9 @@ def read_video(
     if not path.is_file():
         raise InvalidImageError(f"video not found: {path}")
     if max_seconds <= 0:
-        raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
+        raise InvalidArgumentError(f"max_seconds must be > 0, got {max_seconds}")
     if target_fps is not None and target_fps <= 0:
-        raise ValueError(f"target_fps must be > 0 or None, got {target_fps}")
+        raise InvalidArgumentError(f"target_fps must be > 0 or None, got {target_fps}")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -192,9 +192,9 @@ def as_frames(
     else:
         stamps = tuple(float(t) for t in np.asarray(timestamps_s, dtype=np.float64).ravel())
         if len(stamps) != len(frames):
-            raise ValueError(f"{len(stamps)} timestamps for {len(frames)} frames")
+            raise InvalidArgumentError(f"{len(stamps)} timestamps for {len(frames)} frames")
         if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
-            raise ValueError("timestamps_s must be non-decreasing")
+            raise InvalidArgumentError("timestamps_s must be non-decreasing")
         span = stamps[-1] - stamps[0]
         rate = (len(stamps) - 1) / span if span > 0 else fps
     return VideoFrames(frames=frames, timestamps_s=stamps, fps=rate)
@@ -247,7 +247,7 @@ def check_video_passive(
     15
     """
     if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        raise InvalidArgumentError(f"n_frames must be >= 1, got {n_frames}")
     video = as_frames(source, target_fps=None, max_seconds=30.0)
     checker = _shared_passive_checker(checker)
     idx = _sample_indices(len(video.frames), n_frames)
@@ -344,7 +344,7 @@ def check_video_replay(
     'spoof'
     """
     if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        raise InvalidArgumentError(f"n_frames must be >= 1, got {n_frames}")
     video = as_frames(source, target_fps=None, max_seconds=30.0)
     if detector is None:
         detector = shared_detector()

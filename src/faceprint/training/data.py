@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from ..alignment import ARCFACE_TEMPLATE_112, align, scaled_template
 from ..detection import Detector, get_detector, select_faces
-from ..errors import DatasetNotFoundError, FaceprintError
+from ..errors import DatasetNotFoundError, FaceprintError, InvalidArgumentError
 from ..io import load_image
 
 __all__ = ["FaceDataset", "IMAGE_SUFFIXES", "load_identity_folders", "identity_split", "default_template"]
@@ -238,15 +238,15 @@ def load_identity_folders(
         raise DatasetNotFoundError(f"training data folder not found: {base}")
     base = base.resolve()
     if not 16 <= int(input_size) <= 512:
-        raise ValueError(f"input_size must be between 16 and 512 pixels, got {input_size}")
+        raise InvalidArgumentError(f"input_size must be between 16 and 512 pixels, got {input_size}")
     if min_images < 1:
-        raise ValueError(f"min_images must be >= 1, got {min_images}")
+        raise InvalidArgumentError(f"min_images must be >= 1, got {min_images}")
     size = int(input_size)
     tmpl: Template = default_template(size) if template is None else tuple(
         (float(x), float(y)) for x, y in template
     )
     if len(tmpl) != 5:
-        raise ValueError(f"template must have 5 (x, y) points, got {len(tmpl)}")
+        raise InvalidArgumentError(f"template must have 5 (x, y) points, got {len(tmpl)}")
 
     folders = [(name, files) for name, files in _list_images(base) if files]
     if not folders:
@@ -378,15 +378,15 @@ def identity_split(
     """
     y = np.asarray(labels)
     if y.ndim != 1:
-        raise ValueError(f"labels must be 1-d, got shape {y.shape}")
+        raise InvalidArgumentError(f"labels must be 1-d, got shape {y.shape}")
     if not 0.0 <= float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise InvalidArgumentError(f"val_fraction must be in [0, 1), got {val_fraction}")
     ids = np.unique(y)
     if val_fraction == 0:
         return np.arange(y.size, dtype=np.int64), np.zeros(0, np.int64)
     n_val = max(2, int(round(float(val_fraction) * ids.size)))
     if ids.size - n_val < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot split {ids.size} identities with val_fraction={val_fraction}: validation needs >= 2 "
             f"identities and training >= 2"
         )

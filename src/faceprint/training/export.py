@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidArgumentError, ModelNotFoundError
 from ..evaluation import calibrate_thresholds
 from ..weights import sha256_file
 
@@ -91,7 +92,9 @@ def export_onnx(
 
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"input_shape must be positive sizes without the batch axis, got {tuple(input_shape)}")
+        raise InvalidArgumentError(
+            f"input_shape must be positive sizes without the batch axis, got {tuple(input_shape)}"
+        )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     cpu_model = copy.deepcopy(model).to("cpu").eval()
@@ -194,13 +197,13 @@ def pair_thresholds(
     emb = np.asarray(embeddings, np.float64)
     y = np.asarray(labels)
     if emb.ndim != 2 or y.shape != (emb.shape[0],):
-        raise ValueError(f"expected (n, d) embeddings and n labels, got {emb.shape} and {y.shape}")
+        raise InvalidArgumentError(f"expected (n, d) embeddings and n labels, got {emb.shape} and {y.shape}")
     i, j = np.triu_indices(y.size, k=1)
     same = y[i] == y[j]
     gi, gj = i[same], j[same]
     ii, ij = i[~same], j[~same]
     if gi.size == 0 or ii.size == 0:
-        raise ValueError(f"need genuine and impostor pairs, got {gi.size} genuine and {ii.size} impostor")
+        raise InvalidArgumentError(f"need genuine and impostor pairs, got {gi.size} genuine and {ii.size} impostor")
     if ii.size > max_pairs:
         pick = np.random.default_rng(seed).choice(ii.size, max_pairs, replace=False)
         ii, ij = ii[pick], ij[pick]
@@ -268,14 +271,16 @@ def write_spec(
     """
     onnx_file = Path(onnx_path)
     if not onnx_file.is_file():
-        raise FileNotFoundError(f"ONNX model not found: {onnx_file}")
+        raise ModelNotFoundError(f"ONNX model not found: {onnx_file}")
     spec_file = Path(spec_path) if spec_path is not None else onnx_file.with_suffix(".json")
     if spec_file.resolve().parent != onnx_file.resolve().parent:
-        raise ValueError("the spec must be written in the same folder as the ONNX model (it names it relatively)")
+        raise InvalidArgumentError(
+            "the spec must be written in the same folder as the ONNX model (it names it relatively)"
+        )
     if kind not in ("image", "head"):
-        raise ValueError(f"kind must be 'image' or 'head', got {kind!r}")
+        raise InvalidArgumentError(f"kind must be 'image' or 'head', got {kind!r}")
     if not name or "@" in name:
-        raise ValueError(f"name must be non-empty and without '@', got {name!r}")
+        raise InvalidArgumentError(f"name must be non-empty and without '@', got {name!r}")
     spec: dict[str, Any] = {
         "format": SPEC_FORMAT,
         "name": name,
@@ -286,14 +291,14 @@ def write_spec(
     }
     if kind == "image":
         if input_size is None or template is None or preprocessing is None:
-            raise ValueError("an image model needs input_size, template and preprocessing")
+            raise InvalidArgumentError("an image model needs input_size, template and preprocessing")
         pts = [[float(x), float(y)] for x, y in template]
         if len(pts) != 5:
-            raise ValueError(f"template must have 5 points, got {len(pts)}")
+            raise InvalidArgumentError(f"template must have 5 points, got {len(pts)}")
         spec.update(input_size=[int(input_size), int(input_size)], template=pts, preprocessing=dict(preprocessing))
     else:
         if not base or in_dim is None:
-            raise ValueError("a head model needs base (an embedder name) and in_dim")
+            raise InvalidArgumentError("a head model needs base (an embedder name) and in_dim")
         spec.update(base=str(base), in_dim=int(in_dim))
     spec["thresholds"] = {str(k): float(v) for k, v in (thresholds or {}).items()}
     if thresholds_info:

@@ -17,6 +17,8 @@ from torch import Tensor, nn
 
 from faceprint.training.miners import Miner, get_miner, squared_distances, triplet_mask
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["triplet_loss", "TripletStats", "TripletLoss"]
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,9 @@ def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: flo
     2.2
     """
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+        raise InvalidArgumentError(f"margin must be a finite number >= 0, got {margin!r}")
     if anchor.ndim != 2 or positive.shape != anchor.shape or negative.shape != anchor.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected anchor, positive, negative of one shape (n, d), got "
             f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}"
         )
@@ -124,17 +126,17 @@ class TripletLoss(nn.Module):
     def __init__(self, margin: float = 0.2, miner: Miner | str = "semi-hard", normalize: bool = True) -> None:
         super().__init__()
         if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-            raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+            raise InvalidArgumentError(f"margin must be a finite number >= 0, got {margin!r}")
         self.margin = float(margin)
         self.miner: Miner = get_miner(miner) if isinstance(miner, str) else miner
         self.normalize = normalize
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, TripletStats]:
         if embeddings.ndim != 2:
-            raise ValueError(f"expected embeddings of shape (n, d), got {tuple(embeddings.shape)}")
+            raise InvalidArgumentError(f"expected embeddings of shape (n, d), got {tuple(embeddings.shape)}")
         labels = torch.as_tensor(labels, device=embeddings.device)
         if labels.shape != (embeddings.shape[0],):
-            raise ValueError(f"expected {embeddings.shape[0]} labels, got shape {tuple(labels.shape)}")
+            raise InvalidArgumentError(f"expected {embeddings.shape[0]} labels, got shape {tuple(labels.shape)}")
         emb = F.normalize(embeddings, dim=1) if self.normalize else embeddings
         with torch.no_grad():
             detached = emb.detach()

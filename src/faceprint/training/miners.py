@@ -29,6 +29,8 @@ from torch import Tensor
 
 from faceprint.registry import Registry
 
+from ..errors import InvalidArgumentError
+
 __all__ = [
     "Miner",
     "MINERS",
@@ -77,10 +79,12 @@ def squared_distances(embeddings: Tensor) -> Tensor:
 
 def _check(embeddings: Tensor, labels: Tensor) -> Tensor:
     if embeddings.ndim != 2:
-        raise ValueError(f"expected embeddings of shape (n, d), got {tuple(embeddings.shape)}")
+        raise InvalidArgumentError(f"expected embeddings of shape (n, d), got {tuple(embeddings.shape)}")
     labels = torch.as_tensor(labels, device=embeddings.device)
     if labels.shape != (embeddings.shape[0],):
-        raise ValueError(f"expected one label per embedding ({embeddings.shape[0]}), got shape {tuple(labels.shape)}")
+        raise InvalidArgumentError(
+            f"expected one label per embedding ({embeddings.shape[0]}), got shape {tuple(labels.shape)}"
+        )
     return labels
 
 
@@ -124,7 +128,7 @@ class RandomTripletMiner:
 
     def __init__(self, n_per_anchor: int = 1, seed: int | None = None) -> None:
         if not isinstance(n_per_anchor, int) or n_per_anchor < 1:
-            raise ValueError(f"n_per_anchor must be an int >= 1, got {n_per_anchor!r}")
+            raise InvalidArgumentError(f"n_per_anchor must be an int >= 1, got {n_per_anchor!r}")
         self.n_per_anchor = n_per_anchor
         self.seed = seed
         self._generator: torch.Generator | None = None

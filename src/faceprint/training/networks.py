@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["PREPROCESSING", "to_tensor", "CompactFaceNet", "CentreView", "EnsembleNet", "AdaptationHead"]
 
 #: Input normalisation of :class:`CompactFaceNet`: ``(x - mean) / std`` on RGB uint8, NCHW.
@@ -33,7 +35,9 @@ def to_tensor(crops: npt.NDArray[np.uint8]) -> Tensor:
     if a.ndim == 3:
         a = a[None]
     if a.dtype != np.uint8 or a.ndim != 4 or a.shape[-1] != 3:
-        raise ValueError(f"expected RGB uint8 crops (N, H, W, 3) or (H, W, 3), got {a.dtype} {np.shape(crops)}")
+        raise InvalidArgumentError(
+            f"expected RGB uint8 crops (N, H, W, 3) or (H, W, 3), got {a.dtype} {np.shape(crops)}"
+        )
     t = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).float()
     return (t - float(PREPROCESSING["mean"])) / float(PREPROCESSING["std"])
 
@@ -87,13 +91,13 @@ class CompactFaceNet(nn.Module):
     def __init__(self, dim: int = 128, input_size: int = 64, in_channels: int = 3, width: int = 16) -> None:
         super().__init__()
         if not isinstance(width, int) or width < 4:
-            raise ValueError(f"width must be an int >= 4, got {width!r}")
+            raise InvalidArgumentError(f"width must be an int >= 4, got {width!r}")
         if not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+            raise InvalidArgumentError(f"dim must be an int >= 2, got {dim!r}")
         if not isinstance(input_size, int) or not 32 <= input_size <= 160:
-            raise ValueError(f"input_size must be an int in [32, 160], got {input_size!r}")
+            raise InvalidArgumentError(f"input_size must be an int in [32, 160], got {input_size!r}")
         if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
+            raise InvalidArgumentError(f"in_channels must be an int >= 1, got {in_channels!r}")
         self.dim, self.input_size, self.in_channels, self.width = dim, input_size, in_channels, width
         w = width
         self.features = nn.Sequential(
@@ -109,7 +113,7 @@ class CompactFaceNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise InvalidArgumentError(f"expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         h = self.features(x)
         h = h.mean(dim=(2, 3))
         return F.normalize(self.embed(h), dim=1)
@@ -150,12 +154,12 @@ class CentreView(nn.Module):
         super().__init__()
         size = getattr(net, "input_size", None)
         if not isinstance(size, int):
-            raise ValueError(f"CentreView needs a network with an int .input_size, got {type(net).__name__}")
+            raise InvalidArgumentError(f"CentreView needs a network with an int .input_size, got {type(net).__name__}")
         if not (isinstance(zoom, (int, float)) and 0.0 < zoom <= 1.0):
-            raise ValueError(f"zoom must be in (0, 1], got {zoom!r}")
+            raise InvalidArgumentError(f"zoom must be in (0, 1], got {zoom!r}")
         outer = size if input_size is None else input_size
         if not (isinstance(outer, int) and not isinstance(outer, bool) and 16 <= outer <= 1024):
-            raise ValueError(f"input_size must be an int in [16, 1024], got {input_size!r}")
+            raise InvalidArgumentError(f"input_size must be an int in [16, 1024], got {input_size!r}")
         self.net, self.zoom = net, float(zoom)
         self.dim, self.input_size = getattr(net, "dim", None), outer
         self.in_channels = getattr(net, "in_channels", 3)
@@ -209,15 +213,15 @@ class EnsembleNet(nn.Module):
         super().__init__()
         members = list(members)
         if not members or not all(isinstance(m, nn.Module) for m in members):
-            raise ValueError("an ensemble needs at least one torch.nn.Module member")
+            raise InvalidArgumentError("an ensemble needs at least one torch.nn.Module member")
         dims = [getattr(m, "dim", None) for m in members]
         missing = [type(m).__name__ for m, d in zip(members, dims, strict=True) if not isinstance(d, int)]
         if missing:
-            raise ValueError(f"ensemble members need an int .dim (their output size): {missing}")
+            raise InvalidArgumentError(f"ensemble members need an int .dim (their output size): {missing}")
         for attr in ("input_size", "in_channels"):
             values = {getattr(m, attr, None) for m in members}
             if len(values) > 1:
-                raise ValueError(f"ensemble members differ in {attr}: {sorted(map(str, values))}")
+                raise InvalidArgumentError(f"ensemble members differ in {attr}: {sorted(map(str, values))}")
         self.members = nn.ModuleList(members)
         self.input_size = getattr(members[0], "input_size", None)
         self.in_channels = getattr(members[0], "in_channels", None)
@@ -259,9 +263,9 @@ class AdaptationHead(nn.Module):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("dim", dim)):
             if not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name} must be an int >= 2, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be an int >= 2, got {value!r}")
         if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
-            raise ValueError(f"hidden must be None or an int >= 1, got {hidden!r}")
+            raise InvalidArgumentError(f"hidden must be None or an int >= 1, got {hidden!r}")
         self.in_dim, self.dim, self.hidden, self.residual = in_dim, dim, hidden, residual
         last: nn.Linear
         if hidden is None:
@@ -280,7 +284,7 @@ class AdaptationHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"expected input (N, {self.in_dim}), got {tuple(x.shape)}")
+            raise InvalidArgumentError(f"expected input (N, {self.in_dim}), got {tuple(x.shape)}")
         x = F.normalize(x.float(), dim=1)
         out = self.mlp(x)
         if self.residual:

@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from torch.utils.data import Sampler
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["PKSampler"]
 
 logger = logging.getLogger(__name__)
@@ -60,23 +62,23 @@ class PKSampler(Sampler[list[int]]):
     ) -> None:
         y = np.asarray(labels)
         if y.ndim != 1 or y.size == 0:
-            raise ValueError(f"expected a non-empty 1-D array of labels, got shape {y.shape}")
+            raise InvalidArgumentError(f"expected a non-empty 1-D array of labels, got shape {y.shape}")
         if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"expected integer labels, got dtype {y.dtype}")
+            raise InvalidArgumentError(f"expected integer labels, got dtype {y.dtype}")
         for name, value, minimum in (("p", p, 2), ("k", k, 2)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
         ids, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
         usable = counts >= 2
         if (~usable).any():
             logger.info("PKSampler: %d singleton identities are never drawn (no positive pair)", int((~usable).sum()))
         if usable.sum() < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"P x K sampling needs at least 2 identities with >= 2 samples, got {int(usable.sum())} "
                 f"(of {ids.size} identities)"
             )
         if p > usable.sum():
-            raise ValueError(f"p={p} exceeds the {int(usable.sum())} identities with >= 2 samples")
+            raise InvalidArgumentError(f"p={p} exceeds the {int(usable.sum())} identities with >= 2 samples")
         order = np.argsort(inverse, kind="stable")
         starts = np.concatenate(([0], np.cumsum(counts)))
         self._members = [order[starts[i] : starts[i + 1]] for i in np.flatnonzero(usable)]
@@ -84,7 +86,7 @@ class PKSampler(Sampler[list[int]]):
         if batches_per_epoch is None:
             batches_per_epoch = max(1, n_usable // (p * k))
         if not isinstance(batches_per_epoch, (int, np.integer)) or batches_per_epoch < 1:
-            raise ValueError(f"batches_per_epoch must be an int >= 1, got {batches_per_epoch!r}")
+            raise InvalidArgumentError(f"batches_per_epoch must be an int >= 1, got {batches_per_epoch!r}")
         self.p, self.k = int(p), int(k)
         self.batches_per_epoch = int(batches_per_epoch)
         self.seed = int(seed)

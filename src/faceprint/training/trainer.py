@@ -24,6 +24,8 @@ from faceprint.training.miners import MINERS
 from faceprint.training.networks import to_tensor
 from faceprint.training.sampler import PKSampler
 
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidFileError, UnknownBackendError
+
 __all__ = [
     "TrainConfig",
     "StepInfo",
@@ -96,30 +98,30 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.miner not in MINERS:
-            raise ValueError(f"unknown miner {self.miner!r}; valid names: {', '.join(MINERS.names())}")
+            raise UnknownBackendError(f"unknown miner {self.miner!r}; valid names: {', '.join(MINERS.names())}")
         if not (isinstance(self.margin, (int, float)) and math.isfinite(self.margin) and self.margin >= 0):
-            raise ValueError(f"margin must be a finite number >= 0, got {self.margin!r}")
+            raise InvalidArgumentError(f"margin must be a finite number >= 0, got {self.margin!r}")
         for name in ("epochs", "batch_p", "batch_k"):
             value = getattr(self, name)
             minimum = 1 if name == "epochs" else 2
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+            raise InvalidArgumentError(f"lr must be > 0, got {self.lr!r}")
         for name in ("batches_per_epoch", "threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be None or an int >= 1, got {value!r}")
         if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+            raise InvalidArgumentError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         ):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+            raise InvalidArgumentError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -183,16 +185,20 @@ def _check_xy(x: Any, y: Any, what: str = "x") -> tuple[np.ndarray, npt.NDArray[
     a = np.asarray(x)
     if a.ndim == 4:
         if a.dtype != np.uint8 or a.shape[-1] != 3:
-            raise ValueError(f"expected {what} as RGB uint8 crops (N, H, W, 3), got {a.dtype} {a.shape}")
+            raise InvalidArgumentError(f"expected {what} as RGB uint8 crops (N, H, W, 3), got {a.dtype} {a.shape}")
     elif a.ndim == 2:
         if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
-            raise ValueError(f"expected {what} as finite float vectors (N, D), got {a.dtype} with non-finite values")
+            raise InvalidArgumentError(
+                f"expected {what} as finite float vectors (N, D), got {a.dtype} with non-finite values"
+            )
         a = a.astype(np.float32)
     else:
-        raise ValueError(f"expected {what} as uint8 crops (N, H, W, 3) or float vectors (N, D), got shape {a.shape}")
+        raise InvalidArgumentError(
+            f"expected {what} as uint8 crops (N, H, W, 3) or float vectors (N, D), got shape {a.shape}"
+        )
     labels = np.asarray(y)
     if labels.shape != (a.shape[0],):
-        raise ValueError(f"expected one label per sample ({a.shape[0]}), got labels of shape {labels.shape}")
+        raise InvalidArgumentError(f"expected one label per sample ({a.shape[0]}), got labels of shape {labels.shape}")
     _, codes = np.unique(labels, return_inverse=True)
     return a, codes.astype(np.intp)
 
@@ -240,9 +246,9 @@ class Trainer:
 
     def __init__(self, model: nn.Module, config: TrainConfig) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+            raise InvalidArgumentTypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
-            raise TypeError(f"expected a TrainConfig, got {type(config).__name__}")
+            raise InvalidArgumentTypeError(f"expected a TrainConfig, got {type(config).__name__}")
         self.model = model
         self.config = config
         self.device = _resolve_device(config.device)
@@ -266,10 +272,10 @@ class Trainer:
     def _check_model_input(self, x: np.ndarray) -> None:
         size = getattr(self.model, "input_size", None)
         if x.ndim == 4 and size is not None and x.shape[1:3] != (size, size):
-            raise ValueError(f"the model expects {size}x{size} crops, got {x.shape[1]}x{x.shape[2]}")
+            raise InvalidArgumentError(f"the model expects {size}x{size} crops, got {x.shape[1]}x{x.shape[2]}")
         in_dim = getattr(self.model, "in_dim", None)
         if x.ndim == 2 and in_dim is not None and x.shape[1] != in_dim:
-            raise ValueError(f"the model expects {in_dim}-d vectors, got {x.shape[1]}-d")
+            raise InvalidArgumentError(f"the model expects {in_dim}-d vectors, got {x.shape[1]}-d")
 
     def _save(self, path: Path, optimizer: torch.optim.Optimizer, epoch: int, history: History) -> None:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -293,14 +299,14 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:  # torch raises many kinds (pickle, zip, runtime)
-            raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+            raise InvalidFileError(f"cannot read checkpoint {path}: {err}") from err
         if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a faceprint training checkpoint (format {_CHECKPOINT_FORMAT})")
+            raise InvalidFileError(f"{path} is not a faceprint training checkpoint (format {_CHECKPOINT_FORMAT})")
         saved = state["config"]
         changed = sorted(k for k, v in asdict(self.config).items() if k not in _RESUMABLE_CHANGES and saved.get(k) != v)
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.config, k)!r}" for k in changed)
-            raise ValueError(f"cannot resume {path} with a different configuration ({detail})")
+            raise InvalidArgumentError(f"cannot resume {path} with a different configuration ({detail})")
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
@@ -375,14 +381,16 @@ class Trainer:
         xs, codes = _check_xy(x, y)
         self._check_model_input(xs)
         if (val_x is None) != (val_y is None):
-            raise ValueError("pass both val_x and val_y, or neither")
+            raise InvalidArgumentError("pass both val_x and val_y, or neither")
         val: tuple[np.ndarray, npt.NDArray[np.intp]] | None = None
         if val_x is not None:
             val = _check_xy(val_x, val_y, "val_x")
             if val[0].shape[1:] != xs.shape[1:]:
-                raise ValueError(f"val_x samples have shape {val[0].shape[1:]}, training samples {xs.shape[1:]}")
+                raise InvalidArgumentError(
+                    f"val_x samples have shape {val[0].shape[1:]}, training samples {xs.shape[1:]}"
+                )
         if resume and checkpoint is None:
-            raise ValueError("resume=True needs a checkpoint path")
+            raise InvalidArgumentError("resume=True needs a checkpoint path")
         counts = np.bincount(codes)
         n_usable = int((counts >= 2).sum())
         p = min(cfg.batch_p, n_usable) if n_usable >= 2 else cfg.batch_p
@@ -501,11 +509,11 @@ class Trainer:
         [1.0, 0.0, 0.0, 0.0]
         """
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise InvalidArgumentError(f"batch_size must be an int >= 1, got {batch_size!r}")
         xs, _ = _check_xy(x, np.zeros(len(x)))
         self._check_model_input(xs)
         if flip and xs.ndim != 4:
-            raise ValueError(f"flip=True needs image crops (N, H, W, 3), got vectors of shape {xs.shape}")
+            raise InvalidArgumentError(f"flip=True needs image crops (N, H, W, 3), got vectors of shape {xs.shape}")
         was_training = self.model.training
         self.model.to(self.device).eval()
         out: list[np.ndarray] = []
@@ -554,12 +562,14 @@ def evaluate_embeddings(
     e = np.asarray(emb, dtype=np.float64)
     y = np.asarray(labels)
     if e.ndim != 2 or y.shape != (e.shape[0],):
-        raise ValueError(f"expected emb (N, D) and N labels, got {e.shape} and {y.shape}")
+        raise InvalidArgumentError(f"expected emb (N, D) and N labels, got {e.shape} and {y.shape}")
     if not np.isfinite(e).all():
-        raise ValueError("expected finite embeddings")
+        raise InvalidArgumentError("expected finite embeddings")
     ids, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
     if (counts >= 2).sum() < 2:
-        raise ValueError(f"evaluation needs at least 2 identities with 2 images, got {int((counts >= 2).sum())}")
+        raise InvalidArgumentError(
+            f"evaluation needs at least 2 identities with 2 images, got {int((counts >= 2).sum())}"
+        )
     e = e / np.linalg.norm(e, axis=1, keepdims=True)
     accs: list[float] = []
     n_probes = 0

@@ -1,62 +1,41 @@
-"""Face processing: one-to-many augmentation and many-to-one normalisation of aligned face crops.
+"""One-to-many augmentation: several plausible views of one face, for enrollment from a single photo.
 
-Two directions, both built from OpenCV primitives on RGB ``uint8`` crops:
+:func:`flip`, :func:`photometric`, :func:`geometric_jitter` (a perturbed alignment),
+:func:`synth_yaw` (a cylinder-model yaw warp), :func:`occlude` (band / mask / sunglasses placed
+from the landmarks), :func:`blur`, :func:`downsample` and :func:`jpeg`, each on an RGB ``uint8``
+crop with OpenCV; an :class:`Augmenter` draws seeded, reproducible views and
+:func:`augment_embeddings` embeds them into one template (or one embedding per view).
 
-*One-to-many* (enrollment from a single photo): :func:`flip`, :func:`photometric`,
-:func:`geometric_jitter` (a perturbed alignment), :func:`synth_yaw` (a cylinder-model yaw warp),
-:func:`occlude` (band / mask / sunglasses placed from the landmarks), :func:`blur`,
-:func:`downsample` and :func:`jpeg`; an :class:`Augmenter` draws seeded, reproducible views and
-:func:`augment_embeddings` turns them into a template (or one embedding per view).
-
-*Many-to-one* (bring varied photos toward a canonical face): :func:`clahe`, :func:`retinex_msr`,
-:func:`gamma_correct`, :func:`histogram_equalize` (illumination), and two crude landmark-driven
-pose heuristics, :func:`symmetrize` and :func:`center_nose`, with :func:`estimate_yaw`.
-Each is also a named :class:`Processor` step in :data:`PROCESSORS` (``get_processor("clahe")``,
-``compose("clahe", "symmetrize")``) so a pipeline can enable them by name.
-
-Landmarks are ``(5, 2)`` xy (left eye, right eye, nose, left mouth, right mouth; image-left
-first) in the coordinates of the array they accompany: for a crop, crop pixels (see
-:func:`crop_landmarks`).
-
-What helps is measured, not assumed: ``bench/processing.py`` runs every family on LFW 1-shot
-identification with SFace (results in ``bench/results/processing.json``).
+Nothing on the recognition path calls these: :class:`faceprint.FacePipeline` enrolls and searches
+with the plain aligned crop (an embedder's own ``flip=True`` test-time mirror is separate). On LFW
+1-shot identification (``bench/processing.py``) no family helped measurably and occlusion hurt.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .alignment import ARCFACE_TEMPLATE_112, similarity_transform
-from .detection import check_image
-from .embedding import l2_normalize
-from .errors import InvalidImageError
-from .registry import Registry
-from .types import Detection, Image
+from ..alignment import ARCFACE_TEMPLATE_112, similarity_transform
+from ..embedding import l2_normalize
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidImageError, UnknownBackendError
+from ..types import Detection, Image
+from .landmarks import _check, _face_frame, _lut, _points, _template_points, _transform_points, flip_landmarks
 
 __all__ = [
-    "Landmarks",
     "OcclusionKind",
-    "Processor",
-    "PROCESSORS",
-    "Step",
-    "Chain",
-    "get_processor",
-    "compose",
+    "OCCLUSION_KINDS",
     "Augmenter",
     "ViewParams",
     "AUGMENTER_PRESETS",
     "augment_embeddings",
-    "crop_landmarks",
     "flip",
-    "flip_landmarks",
     "photometric",
     "jitter_template",
     "geometric_jitter",
@@ -66,91 +45,10 @@ __all__ = [
     "blur",
     "downsample",
     "jpeg",
-    "clahe",
-    "retinex_msr",
-    "gamma_correct",
-    "histogram_equalize",
-    "estimate_yaw",
-    "symmetrize",
-    "center_nose",
 ]
 
-log = logging.getLogger(__name__)
-
-Landmarks = npt.NDArray[np.float32]
 OcclusionKind = Literal["band", "mask", "sunglasses"]
 OCCLUSION_KINDS: tuple[OcclusionKind, ...] = ("band", "mask", "sunglasses")
-_FLIP_ORDER = [1, 0, 2, 4, 3]  # a mirror swaps the left / right eye and mouth corners
-
-
-# --------------------------------------------------------------------------------------------
-# Validation and landmark helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _check(image: object, what: str = "image") -> Image:
-    return check_image(image, what=what, min_side=2)
-
-
-def _points(landmarks: npt.ArrayLike | Detection) -> npt.NDArray[np.float64]:
-    if isinstance(landmarks, Detection):
-        landmarks = landmarks.landmarks
-    pts = np.asarray(landmarks, np.float64)
-    if pts.shape != (5, 2):
-        raise ValueError(f"expected (5, 2) landmarks, got {pts.shape}")
-    if not np.all(np.isfinite(pts)):
-        raise ValueError("landmarks contain NaN or infinite values")
-    return pts
-
-
-def _template_points(template: Sequence[Sequence[float]]) -> npt.NDArray[np.float64]:
-    pts = np.asarray(template, np.float64)
-    if pts.shape != (5, 2):
-        raise ValueError(f"expected a (5, 2) template, got {pts.shape}")
-    return pts
-
-
-def _transform_points(matrix: npt.ArrayLike, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    m = np.asarray(matrix, np.float64)
-    p = np.asarray(pts, np.float64)
-    return np.asarray(cv2.transform(p[None], m)[0], np.float64)
-
-
-def crop_landmarks(
-    landmarks: npt.ArrayLike | Detection, template: Sequence[Sequence[float]] = ARCFACE_TEMPLATE_112
-) -> Landmarks:
-    """Where the image ``landmarks`` land in the crop aligned to ``template`` (same fit as :func:`align`).
-
-    Examples
-    --------
-    >>> pts = np.array(ARCFACE_TEMPLATE_112) * 2 + 10
-    >>> bool(np.allclose(crop_landmarks(pts), ARCFACE_TEMPLATE_112, atol=1e-3))
-    True
-    """
-    pts = _points(landmarks)
-    matrix = similarity_transform(pts, _template_points(template))
-    return _transform_points(matrix, pts).astype(np.float32)
-
-
-def flip_landmarks(landmarks: npt.ArrayLike, width: int) -> Landmarks:
-    """Landmarks of the mirrored image: ``x -> width - 1 - x`` and left / right swapped."""
-    pts = _points(landmarks).copy()
-    pts[:, 0] = (width - 1) - pts[:, 0]
-    return pts[_FLIP_ORDER].astype(np.float32)
-
-
-def _face_frame(pts: npt.NDArray[np.float64]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Eye midpoint, unit eye-line vector ``u``, eye-to-mouth vector ``d``, inter-ocular distance."""
-    eye_mid = (pts[0] + pts[1]) / 2.0
-    mouth_mid = (pts[3] + pts[4]) / 2.0
-    u = pts[1] - pts[0]
-    iod = float(np.hypot(*u))
-    if iod < 1e-6:
-        raise ValueError("landmarks are degenerate (the eyes coincide)")
-    d = mouth_mid - eye_mid
-    if float(np.hypot(*d)) < 1e-6:
-        d = np.array([-u[1], u[0]]) * 1.2  # mouth collapsed onto the eyes: assume an upright face
-    return eye_mid, u / iod, d, iod
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,11 +66,6 @@ def flip(crop: Image) -> Image:
     True
     """
     return np.asarray(cv2.flip(_check(crop, "flip"), 1), np.uint8)
-
-
-def _lut(crop: Image, table: npt.NDArray[np.float64]) -> Image:
-    lut = np.clip(np.rint(table), 0, 255).astype(np.uint8)
-    return np.asarray(cv2.LUT(crop, lut), np.uint8)
 
 
 def photometric(
@@ -196,7 +89,7 @@ def photometric(
     """
     img = _check(crop, "photometric")
     if contrast <= 0 or gamma <= 0 or saturation < 0 or min(gains) < 0:
-        raise ValueError("contrast and gamma must be > 0, saturation and gains >= 0")
+        raise InvalidArgumentError("contrast and gamma must be > 0, saturation and gains >= 0")
     out = img
     if tuple(gains) != (1.0, 1.0, 1.0):
         out = np.asarray(cv2.transform(out, np.diag(np.asarray(gains, np.float64))), np.uint8)
@@ -229,7 +122,7 @@ def jitter_template(
     """
     pts = _template_points(template)
     if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+        raise InvalidArgumentError(f"scale must be > 0, got {scale}")
     if rotation == 0.0 and scale == 1.0 and tuple(shift) == (0.0, 0.0):
         return tuple((float(x), float(y)) for x, y in pts)
     w, h = size
@@ -366,13 +259,13 @@ def occlusion_mask(
         cv2.fillPoly(mask, [_poly(poly)], 255, lineType=cv2.LINE_8)
     elif kind == "band":
         if thickness <= 0:
-            raise ValueError(f"thickness must be > 0, got {thickness}")
+            raise InvalidArgumentError(f"thickness must be > 0, got {thickness}")
         lo, hi = position - thickness / 2.0, position + thickness / 2.0
         span = 4.0 * max(h, w) / iod  # far enough to cross the whole image
         poly = [at(-span, lo), at(span, lo), at(span, hi), at(-span, hi)]
         cv2.fillPoly(mask, [_poly(poly)], 255, lineType=cv2.LINE_8)
     else:
-        raise ValueError(f"unknown occlusion kind {kind!r}; valid: {', '.join(OCCLUSION_KINDS)}")
+        raise InvalidArgumentError(f"unknown occlusion kind {kind!r}; valid: {', '.join(OCCLUSION_KINDS)}")
     return mask > 0
 
 
@@ -408,7 +301,7 @@ def blur(crop: Image, sigma: float = 1.0) -> Image:
     """Gaussian blur (``cv2.GaussianBlur``) with standard deviation ``sigma`` pixels (0: no change)."""
     img = _check(crop, "blur")
     if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
+        raise InvalidArgumentError(f"sigma must be >= 0, got {sigma}")
     if sigma == 0:
         return img.copy()
     return np.asarray(cv2.GaussianBlur(img, (0, 0), float(sigma)), np.uint8)
@@ -418,7 +311,7 @@ def downsample(crop: Image, factor: float = 2.0) -> Image:
     """Simulate a low-resolution face: shrink by ``factor`` (area) and enlarge back (bilinear)."""
     img = _check(crop, "downsample")
     if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
+        raise InvalidArgumentError(f"factor must be >= 1, got {factor}")
     h, w = img.shape[:2]
     small = cv2.resize(img, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
     return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
@@ -428,7 +321,7 @@ def jpeg(crop: Image, quality: int = 30) -> Image:
     """Re-encode as JPEG at ``quality`` (1-100) and decode again (``cv2.imencode`` / ``imdecode``)."""
     img = _check(crop, "jpeg")
     if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in [1, 100], got {quality}")
+        raise InvalidArgumentError(f"quality must be in [1, 100], got {quality}")
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise InvalidImageError("JPEG encoding failed")
@@ -436,250 +329,6 @@ def jpeg(crop: Image, quality: int = 30) -> Image:
     if decoded is None:  # pragma: no cover - decoding what OpenCV just encoded
         raise InvalidImageError("JPEG decoding failed")
     return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), np.uint8)
-
-
-# --------------------------------------------------------------------------------------------
-# Normalisations
-# --------------------------------------------------------------------------------------------
-
-
-def clahe(crop: Image, *, clip_limit: float = 2.0, tiles: tuple[int, int] = (4, 4)) -> Image:
-    """Contrast-limited adaptive histogram equalisation of the L channel of CIE LAB (colour kept).
-
-    ``tiles`` (4 x 4 default: 28-pixel tiles on a 112 crop) and ``clip_limit`` are OpenCV's
-    ``createCLAHE`` parameters.
-    """
-    img = _check(crop, "clahe")
-    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB)
-    op = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles[0]), int(tiles[1])))
-    lab[..., 0] = op.apply(np.ascontiguousarray(lab[..., 0]))
-    return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), np.uint8)
-
-
-def retinex_msr(
-    crop: Image,
-    *,
-    sigmas: Sequence[float] = (4.0, 16.0, 48.0),
-    clip: float = 1.0,
-) -> Image:
-    """Multi-scale retinex on the intensity channel, colour ratios preserved (MSRCP-style).
-
-    ``R = mean_s [log(I + 1) - log(GaussianBlur_s(I) + 1)]`` over the scales ``sigmas`` (pixels;
-    the defaults suit a 112 crop), stretched to [0, 255] between its ``clip`` and ``100 - clip``
-    percentiles; each RGB pixel is then scaled by ``new / old`` intensity (capped so no channel
-    exceeds 255).
-    """
-    img = _check(crop, "retinex_msr")
-    if not sigmas or min(sigmas) <= 0:
-        raise ValueError("sigmas must be positive")
-    rgb = img.astype(np.float32)
-    intensity = rgb.mean(axis=2) + 1.0
-    log_i = np.log(intensity)
-    r = np.zeros_like(intensity)
-    for s in sigmas:
-        r += log_i - np.log(cv2.GaussianBlur(intensity, (0, 0), float(s)))
-    r /= len(sigmas)
-    lo, hi = np.percentile(r, [clip, 100.0 - clip])
-    new = np.clip((r - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0) * 255.0
-    ratio = (new + 1.0) / intensity
-    ratio = np.minimum(ratio, 255.0 / np.maximum(rgb.max(axis=2), 1.0))
-    out: Image = np.clip(rgb * ratio[..., None] + 0.5, 0, 255).astype(np.uint8)
-    return out
-
-
-def gamma_correct(crop: Image, gamma: float | None = None, *, target: float = 0.5) -> Image:
-    """Power-law correction via ``cv2.LUT``; ``gamma=None`` picks the exponent that maps the mean
-    grey level to ``target`` (0-1), i.e. brightens dark faces and darkens bright ones."""
-    img = _check(crop, "gamma_correct")
-    if gamma is None:
-        if not 0 < target < 1:
-            raise ValueError(f"target must be in (0, 1), got {target}")
-        mean = float(cv2.mean(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))[0]) / 255.0
-        mean = min(max(mean, 1e-3), 1.0 - 1e-3)
-        gamma = math.log(target) / math.log(mean)
-        gamma = min(max(gamma, 0.25), 4.0)
-    if gamma <= 0:
-        raise ValueError(f"gamma must be > 0, got {gamma}")
-    return _lut(img, 255.0 * (np.arange(256) / 255.0) ** gamma)
-
-
-def histogram_equalize(crop: Image) -> Image:
-    """Global histogram equalisation (``cv2.equalizeHist``) of the luma channel of YCrCb."""
-    img = _check(crop, "histogram_equalize")
-    ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)
-    ycc[..., 0] = cv2.equalizeHist(np.ascontiguousarray(ycc[..., 0]))
-    return np.asarray(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), np.uint8)
-
-
-def estimate_yaw(landmarks: npt.ArrayLike | Detection) -> float:
-    """A signed, unitless yaw index from the 5 landmarks: the nose tip's offset from the face's
-    midline (the line through the eye and mouth midpoints), in inter-ocular distances.
-
-    About 0 for a frontal face; positive when the nose points toward image-right (the face turns
-    so its image-left half faces the camera). It is not an angle, and it mixes in any asymmetry of
-    the face or of the landmark detector. Invariant to image rotation, scale and shift.
-
-    Examples
-    --------
-    >>> pts = np.array(ARCFACE_TEMPLATE_112)
-    >>> abs(estimate_yaw(pts)) < 0.01
-    True
-    >>> pts[2, 0] += 10  # nose 10 px toward image-right, inter-ocular distance 35 px
-    >>> round(estimate_yaw(pts), 2)
-    0.28
-    """
-    pts = _points(landmarks)
-    eye_mid, _, d, iod = _face_frame(pts)
-    axis = d / float(np.hypot(*d))
-    rel = pts[2] - eye_mid
-    # signed distance of the nose from the eye-mouth midline, positive toward image-right
-    # (the right-hand normal of the downward axis points to image-left, hence the minus)
-    return float(-(axis[0] * rel[1] - axis[1] * rel[0]) / iod)
-
-
-def symmetrize(crop: Image, landmarks: npt.ArrayLike, *, threshold: float = 0.12) -> Image:
-    """Crude pose normalisation: when ``|estimate_yaw| > threshold``, replace the half of the face
-    turned away from the camera with the mirror image of the better-visible half, about the
-    vertical line through the eye midpoint.
-
-    This is a 2-D heuristic, not 3-D frontalisation: it assumes the face is symmetric and its
-    midline vertical in the crop (true after 5-point alignment), it copies one-sided lighting,
-    expression and occlusions to both sides, and the seam sits where the yawed nose is not.
-    Below the threshold the crop is returned unchanged (a copy).
-    """
-    img = _check(crop, "symmetrize")
-    pts = _points(landmarks)
-    yaw = estimate_yaw(pts)
-    if abs(yaw) <= threshold:
-        return img.copy()
-    w = img.shape[1]
-    mid = float((pts[0, 0] + pts[1, 0]) / 2.0)
-    # mirror about x = mid: source column of output column x is 2 * mid - x
-    xs = np.arange(w, dtype=np.float32)
-    keep_left = yaw > 0  # nose toward image-right: the image-left half faces the camera
-    src_x = np.where((xs > mid) if keep_left else (xs < mid), 2.0 * mid - xs, xs).astype(np.float32)
-    map_x = np.ascontiguousarray(np.broadcast_to(src_x, img.shape[:2]))
-    map_y = np.ascontiguousarray(np.broadcast_to(np.arange(img.shape[0], dtype=np.float32)[:, None], img.shape[:2]))
-    return np.asarray(cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
-
-
-def center_nose(crop: Image, landmarks: npt.ArrayLike, *, threshold: float = 0.0) -> Image:
-    """Crude pose normalisation: a piecewise-linear horizontal warp (``cv2.remap``) that moves the
-    nose column onto the eye midline while the eye columns and the crop edges stay put, stretching
-    the foreshortened side and compressing the other.
-
-    A 2-D heuristic like :func:`symmetrize`: it cannot reveal what the turned head hides.
-    Skipped (a copy) when ``|estimate_yaw| <= threshold``.
-    """
-    img = _check(crop, "center_nose")
-    pts = _points(landmarks)
-    if abs(estimate_yaw(pts)) <= threshold:
-        return img.copy()
-    w = img.shape[1]
-    left, right = sorted((float(pts[0, 0]), float(pts[1, 0])))
-    mid, nose = (left + right) / 2.0, float(pts[2, 0])
-    nose = min(max(nose, left + 1.0), right - 1.0)
-    dst_knots = [0.0, left, mid, right, w - 1.0]
-    src_knots = [0.0, left, nose, right, w - 1.0]
-    if not (0.0 < left < right < w - 1.0):
-        return img.copy()  # eyes outside the crop: nothing sensible to do
-    src_x = np.interp(np.arange(w, dtype=np.float64), dst_knots, src_knots).astype(np.float32)
-    map_x = np.ascontiguousarray(np.broadcast_to(src_x, img.shape[:2]))
-    map_y = np.ascontiguousarray(np.broadcast_to(np.arange(img.shape[0], dtype=np.float32)[:, None], img.shape[:2]))
-    return np.asarray(cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
-
-
-# --------------------------------------------------------------------------------------------
-# Named steps
-# --------------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class Processor(Protocol):
-    """A crop-to-crop step: ``step(crop) -> crop`` (same shape, RGB uint8).
-
-    ``landmarks`` (the crop's own 5 points, :func:`crop_landmarks`) are optional; steps that need
-    them (the pose heuristics) raise ``ValueError`` without them.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    def __call__(self, crop: Image, landmarks: npt.ArrayLike | None = None) -> Image: ...
-
-
-@dataclass(frozen=True)
-class Step:
-    """A named processing step: ``func(crop, **params)`` or, with ``needs_landmarks``,
-    ``func(crop, landmarks, **params)``."""
-
-    name: str
-    func: Callable[..., Image] = field(repr=False, compare=False)
-    params: tuple[tuple[str, Any], ...] = ()
-    needs_landmarks: bool = False
-
-    def __call__(self, crop: Image, landmarks: npt.ArrayLike | None = None) -> Image:
-        kwargs = dict(self.params)
-        if self.needs_landmarks:
-            if landmarks is None:
-                raise ValueError(f"processing step {self.name!r} needs the crop's landmarks")
-            return self.func(crop, landmarks, **kwargs)
-        return self.func(crop, **kwargs)
-
-
-@dataclass(frozen=True)
-class Chain:
-    """Several processors applied in order; itself a :class:`Processor` named ``"a+b"``."""
-
-    steps: tuple[Processor, ...]
-
-    @property
-    def name(self) -> str:
-        return "+".join(s.name for s in self.steps) or "none"
-
-    def __call__(self, crop: Image, landmarks: npt.ArrayLike | None = None) -> Image:
-        out = _check(crop, "processing")
-        for step in self.steps:
-            out = step(out, landmarks)
-        return out
-
-
-PROCESSORS: Registry[Processor] = Registry("processor")
-"""Named normalisation steps: ``clahe``, ``retinex``, ``gamma``, ``histeq``, ``symmetrize``,
-``center_nose``, ``flip`` (each factory takes the function's keyword parameters)."""
-
-
-def _register(name: str, func: Callable[..., Image], needs_landmarks: bool = False) -> None:
-    def factory(**params: Any) -> Processor:
-        return Step(name, func, tuple(sorted(params.items())), needs_landmarks)
-
-    PROCESSORS.register(name)(factory)
-
-
-_register("clahe", clahe)
-_register("retinex", retinex_msr)
-_register("gamma", gamma_correct)
-_register("histeq", histogram_equalize)
-_register("symmetrize", symmetrize, needs_landmarks=True)
-_register("center_nose", center_nose, needs_landmarks=True)
-_register("flip", flip)
-
-
-def get_processor(name: str, **params: Any) -> Processor:
-    """Build a registered step by name; unknown names raise ``ValueError`` listing the valid ones.
-
-    Examples
-    --------
-    >>> step = get_processor("clahe", clip_limit=3.0)
-    >>> step(np.zeros((112, 112, 3), np.uint8)).shape
-    (112, 112, 3)
-    """
-    return PROCESSORS.create(name, **params)
-
-
-def compose(*steps: str | Processor) -> Chain:
-    """A :class:`Chain` of steps given by name or object: ``compose("clahe", "symmetrize")``."""
-    return Chain(tuple(get_processor(s) if isinstance(s, str) else s for s in steps))
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,18 +424,18 @@ class Augmenter:
         for name in ("flip", "occlusion", "blur", "jpeg"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {p}")
+                raise InvalidArgumentError(f"{name} is a probability in [0, 1], got {p}")
         for name in ("brightness", "contrast", "gamma", "saturation", "colour", "rotation", "scale", "shift", "yaw"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} is a maximum amplitude, must be >= 0, got {getattr(self, name)}")
+                raise InvalidArgumentError(f"{name} is a maximum amplitude, must be >= 0, got {getattr(self, name)}")
         if self.colour >= 1.0:
-            raise ValueError(f"colour must be < 1, got {self.colour}")
+            raise InvalidArgumentError(f"colour must be < 1, got {self.colour}")
         bad = [k for k in self.occlusion_kinds if k not in OCCLUSION_KINDS]
         if bad or not self.occlusion_kinds:
-            raise ValueError(f"occlusion_kinds must be a non-empty subset of {OCCLUSION_KINDS}, got {bad}")
+            raise InvalidArgumentError(f"occlusion_kinds must be a non-empty subset of {OCCLUSION_KINDS}, got {bad}")
         lo, hi = self.jpeg_quality
         if not 1 <= lo <= hi <= 100:
-            raise ValueError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
+            raise InvalidArgumentError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> Augmenter:
@@ -795,7 +444,9 @@ class Augmenter:
         try:
             params = AUGMENTER_PRESETS[name]
         except KeyError:
-            raise ValueError(f"unknown augmenter preset {name!r}; valid: {', '.join(AUGMENTER_PRESETS)}") from None
+            raise UnknownBackendError(
+                f"unknown augmenter preset {name!r}; valid: {', '.join(AUGMENTER_PRESETS)}"
+            ) from None
         return cls(**params, seed=seed)
 
     def sample(self, rng: np.random.Generator) -> ViewParams:
@@ -893,7 +544,7 @@ class Augmenter:
         (3, (112, 112, 3))
         """
         if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+            raise InvalidArgumentError(f"n must be >= 0, got {n}")
         img = _check(image, "augment")
         template, size = _geometry(embedder)
         rng = np.random.default_rng(self.seed)
@@ -933,7 +584,7 @@ def _geometry(embedder: object | None) -> tuple[Sequence[Sequence[float]], tuple
     template = getattr(embedder, "template", None)
     size = getattr(embedder, "input_size", None)
     if template is None or size is None:
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"{type(embedder).__name__} exposes no alignment template / input_size; augmentation needs a "
             "single-network embedder (sface, facenet), not a fusion"
         )
@@ -957,9 +608,9 @@ def augment_embeddings(
     must have ``embed(crops)``, ``template`` and ``input_size`` (the sface / facenet backends).
     """
     if not hasattr(embedder, "embed"):
-        raise TypeError(f"{type(embedder).__name__} cannot embed aligned crops (no .embed)")
+        raise InvalidArgumentTypeError(f"{type(embedder).__name__} cannot embed aligned crops (no .embed)")
     if n == 0 and not include_original:
-        raise ValueError("nothing to embed: n == 0 and include_original is False")
+        raise InvalidArgumentError("nothing to embed: n == 0 and include_original is False")
     template, size = _geometry(embedder)
     crops = augmenter.views(image, detection, embedder, n)
     if include_original:
@@ -968,5 +619,5 @@ def augment_embeddings(
     if reduce == "none":
         return embs
     if reduce != "mean":
-        raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
+        raise InvalidArgumentError(f"reduce must be 'mean' or 'none', got {reduce!r}")
     return l2_normalize(embs.mean(axis=0))
