@@ -206,7 +206,7 @@ def test_clustering_a_missing_folder_is_a_not_a_folder_error(tmp_path: Path) -> 
 
 
 def test_cli_maps_faceprint_and_os_errors_to_exit_2_and_lets_bugs_through() -> None:
-    from faceprint.cli import _errors, _Exit
+    from faceprint.cli.common import _errors, _Exit
 
     for raised in (UnknownBackendError("unknown detector 'x'"), FileNotFoundError("gone.jpg")):
         with pytest.raises(_Exit) as info:

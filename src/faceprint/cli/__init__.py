@@ -1,0 +1,67 @@
+"""The ``faceprint`` command line (Typer + Rich).
+
+Results go to stdout (a table, or JSON with ``--json``); diagnostics to stderr. Exit codes:
+0 success / match, 1 no match (verify: different people; identify: nobody known), 2 bad input
+or any other faceprint error, always as a one-line message, never a traceback.
+
+One module per command group; this module only builds the Typer app and registers the
+commands in the order ``faceprint --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..training import command as _train_command
+from . import dataset, evaluate, gallery, liveness, models, recognize
+from .common import err
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="faceprint",
+    help="Offline face recognition: detect, verify, enroll, identify, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(dataset_app, name="dataset")
+# `faceprint train`: the command module imports torch only when the command runs
+app.command("train")(_train_command.train)
+app.command()(recognize.detect)
+app.command()(recognize.verify)
+app.command()(recognize.enroll)
+app.command()(recognize.identify)
+gallery_app.command("list")(gallery.gallery_list)
+gallery_app.command("remove")(gallery.gallery_remove)
+gallery_app.command("rename")(gallery.gallery_rename)
+evaluate_app.command("lfw")(evaluate.evaluate_lfw)
+evaluate_app.command("bias")(evaluate.evaluate_bias_cmd)
+evaluate_app.command("identification")(evaluate.evaluate_identification_cmd)
+evaluate_app.command("liveness")(evaluate.evaluate_liveness_cmd)
+app.command()(recognize.cluster)
+dataset_app.command("stats")(dataset.dataset_stats_cmd)
+app.command()(liveness.liveness)
+app.command("challenge")(liveness.new_challenge)
+app.command()(models.models)
+app.command()(recognize.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

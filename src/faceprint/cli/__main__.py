@@ -1,0 +1,5 @@
+"""``python -m faceprint.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,68 @@
+"""`faceprint gallery list | remove | rename`: parse, one library call, render."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .common import GalleryOpt, JsonOpt, _open_gallery, _print_json, _run, out
+
+
+def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
+    """List enrolled subjects."""
+
+    def body() -> int:
+        with _open_gallery(gallery, create=False) as g:
+            subjects = g.subjects()
+            fp = g.fingerprint
+        if as_json:
+            _print_json(
+                {"model": fp, "subjects": [{"id": s.id, "name": s.name, "templates": s.n_templates,
+                                            "created_at": s.created_at} for s in subjects]}
+            )
+        else:
+            table = Table(title=f"{len(subjects)} subject(s), model {fp}")
+            for col in ("id", "name", "templates", "enrolled"):
+                table.add_column(col)
+            for s in subjects:
+                table.add_row(str(s.id), s.name, str(s.n_templates), s.created_at)
+            out.print(table)
+        return 0
+
+    _run(body)
+
+
+def gallery_remove(
+    name: Annotated[str, typer.Argument(help="Subject name or id.")], gallery: GalleryOpt = None
+) -> None:
+    """Delete a subject and all its templates."""
+
+    def body() -> int:
+        with _open_gallery(gallery, create=False) as g:
+            n = g.remove(_name_or_id(name))
+        out.print(f"removed {name} ({n} template(s) erased)")
+        return 0
+
+    _run(body)
+
+
+def gallery_rename(
+    name: Annotated[str, typer.Argument(help="Current name or id.")],
+    new_name: Annotated[str, typer.Argument(help="New name.")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Rename a subject."""
+
+    def body() -> int:
+        with _open_gallery(gallery, create=False) as g:
+            s = g.rename(_name_or_id(name), new_name)
+        out.print(f"renamed {name} -> {s.name}")
+        return 0
+
+    _run(body)
+
+
+def _name_or_id(value: str) -> str | int:
+    return int(value) if value.isdigit() else value
