@@ -313,6 +313,11 @@ class FacePipeline:
         assert not isinstance(self.embedder, str)
         return self.embedder
 
+    @property
+    def model_key(self) -> str:
+        """The embedder's key (``"sface+flip"``): the model name that results and reports carry."""
+        return self._emb.key
+
     def load(self, source: ImageInput) -> Image:
         return load_image(source, max_pixels=self.max_pixels)
 

@@ -48,7 +48,7 @@ embedded since its last call."""
 
 
 def _model_key(pipeline: FacePipeline) -> str:
-    return str(getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?")))
+    return pipeline.model_key
 
 
 def _stage(progress: Callable[[int], None] | None, n_images: Callable[[int], None] | None) -> StageProgress | None:

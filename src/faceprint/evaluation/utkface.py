@@ -114,7 +114,7 @@ def _detector_name(pipeline: FacePipeline) -> str:
 
 
 def _model_key(pipeline: FacePipeline) -> str:
-    return str(getattr(pipeline.embedder, "key", getattr(pipeline.embedder, "name", "?")))
+    return pipeline.model_key
 
 
 def evaluate_bias(
