@@ -32,8 +32,7 @@ import numpy.typing as npt
 
 from .errors import EnrollmentRejectedError, InvalidArgumentError, InvalidImageError
 from .io import ImageInput, describe_source
-from .pipeline import LivenessOption, LivenessRejection, OnMultiple
-from .types import Liveness
+from .types import Liveness, LivenessOption, LivenessRejection, OnMultiple
 
 if TYPE_CHECKING:
     from .gallery import Subject

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,20 @@ from .embedding import Embedder, EmbedderSpec, get_embedder
 from .errors import EmbedderMismatchError, FaceprintError, InvalidArgumentError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
 from .runtime import lazy_singleton
-from .types import Detection, Face, Image, Liveness, Match, Verification
+from .types import (
+    LIVENESS_UNSURE,
+    SPOOF,
+    Detection,
+    Face,
+    HasLiveness,
+    Image,
+    Liveness,
+    LivenessOption,
+    LivenessRejection,
+    Match,
+    OnMultiple,
+    Verification,
+)
 
 if TYPE_CHECKING:
     from .gallery import GalleryBackend as Gallery
@@ -50,54 +63,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
-SPOOF = "spoof"
-""":attr:`Identification.name` of a face whose liveness check said spoof (no gallery search is made)."""
-LIVENESS_UNSURE = "liveness-unsure"
-""":attr:`Identification.name` of a face whose liveness check could not decide (fails closed)."""
-OnMultiple = Literal["largest", "central", "error"]
-
-
-class HasLiveness(Protocol):
-    """A check result that carries a :class:`~faceprint.types.Liveness`.
-
-    For example :class:`faceprint.liveness.ChallengeResult` from a video challenge.
-    """
-
-    @property
-    def liveness(self) -> Liveness: ...
-
-
-LivenessOption = Literal["off", "passive"] | str | Liveness | HasLiveness | None
-"""``"off"``, ``"passive"`` (the shipped single-image PAD model on the face itself), a
-:class:`~faceprint.types.Liveness`, or any result with a ``.liveness`` attribute that is one (e.g. a
-:class:`faceprint.liveness.ChallengeResult` from a video challenge). ``None`` on a method: the
-pipeline's own setting. Any other string raises ``ValueError`` (``str`` is in the union because option
-values often come from configuration files and command lines)."""
-
-
-@dataclass(frozen=True)
-class LivenessRejection:
-    """What :meth:`FacePipeline.enroll` returns instead of a subject when a photo is not judged live.
-
-    Nothing is written to the gallery. ``liveness`` holds one result per photo (in order).
-    """
-
-    name: str
-    sources: tuple[str, ...]
-    liveness: tuple[Liveness, ...]
-
-    @property
-    def decision(self) -> str:
-        return SPOOF if any(lv.verdict == "spoof" for lv in self.liveness) else LIVENESS_UNSURE
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "decision": self.decision,
-            "photos": [{"source": s, **lv.to_dict()} for s, lv in zip(self.sources, self.liveness)],
-        }
-
-
 @dataclass(frozen=True)
 class Identification:
     """1:N result for one face: the top-k candidates and the decision.

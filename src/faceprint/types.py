@@ -14,12 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Image", "Detection", "Face", "Match", "Liveness", "ModelSpec", "Verification"]
+__all__ = [
+    "Image",
+    "Detection",
+    "Face",
+    "Match",
+    "Liveness",
+    "ModelSpec",
+    "Verification",
+    "HasLiveness",
+    "LivenessOption",
+    "LivenessRejection",
+    "OnMultiple",
+    "SPOOF",
+    "LIVENESS_UNSURE",
+]
 
 Image = npt.NDArray[np.uint8]
 """An RGB uint8 image, shape (H, W, 3)."""
@@ -192,3 +206,52 @@ class ModelSpec:
     package: str
     licence: str
     notes: str = ""
+
+
+# -- liveness options and results shared by the pipeline and enrollment ----------------------
+SPOOF = "spoof"
+""":attr:`Identification.name` of a face whose liveness check said spoof (no gallery search is made)."""
+LIVENESS_UNSURE = "liveness-unsure"
+""":attr:`Identification.name` of a face whose liveness check could not decide (fails closed)."""
+OnMultiple = Literal["largest", "central", "error"]
+
+
+class HasLiveness(Protocol):
+    """A check result that carries a :class:`~faceprint.types.Liveness`.
+
+    For example :class:`faceprint.liveness.ChallengeResult` from a video challenge.
+    """
+
+    @property
+    def liveness(self) -> Liveness: ...
+
+
+LivenessOption = Literal["off", "passive"] | str | Liveness | HasLiveness | None
+"""``"off"``, ``"passive"`` (the shipped single-image PAD model on the face itself), a
+:class:`~faceprint.types.Liveness`, or any result with a ``.liveness`` attribute that is one (e.g. a
+:class:`faceprint.liveness.ChallengeResult` from a video challenge). ``None`` on a method: the
+pipeline's own setting. Any other string raises ``ValueError`` (``str`` is in the union because option
+values often come from configuration files and command lines)."""
+
+
+@dataclass(frozen=True)
+class LivenessRejection:
+    """What :meth:`faceprint.FacePipeline.enroll` returns instead of a subject when a photo is not judged live.
+
+    Nothing is written to the gallery. ``liveness`` holds one result per photo (in order).
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    liveness: tuple[Liveness, ...]
+
+    @property
+    def decision(self) -> str:
+        return SPOOF if any(lv.verdict == "spoof" for lv in self.liveness) else LIVENESS_UNSURE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "decision": self.decision,
+            "photos": [{"source": s, **lv.to_dict()} for s, lv in zip(self.sources, self.liveness)],
+        }
