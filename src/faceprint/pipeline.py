@@ -39,8 +39,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from .gallery import GalleryBackend as Gallery
-    from .gallery import Subject
+    from .gallery import GalleryBackend, Subject
 
 __all__ = [
     "FacePipeline",
@@ -450,7 +449,7 @@ class FacePipeline:
         self,
         name: str,
         sources: ImageInput | Sequence[ImageInput],
-        gallery: Gallery,
+        gallery: GalleryBackend,
         *,
         on_multiple: OnMultiple = "largest",
         metadata: dict[str, Any] | None = None,
@@ -504,7 +503,7 @@ class FacePipeline:
     def identify(
         self,
         source: ImageInput,
-        gallery: Gallery,
+        gallery: GalleryBackend,
         *,
         k: int = 5,
         fmr: str | None = None,
@@ -627,14 +626,14 @@ def verify(
 
 
 def enroll(
-    name: str, sources: ImageInput | Sequence[ImageInput], gallery: Gallery, *, liveness: LivenessOption = "off"
+    name: str, sources: ImageInput | Sequence[ImageInput], gallery: GalleryBackend, *, liveness: LivenessOption = "off"
 ) -> Subject | LivenessRejection:
     """Enroll ``name`` from one photo or a list of photos into ``gallery`` (default pipeline)."""
     return default_pipeline().enroll(name, sources, gallery, liveness=liveness)
 
 
 def identify(
-    source: ImageInput, gallery: Gallery, *, k: int = 5, liveness: LivenessOption = "off"
+    source: ImageInput, gallery: GalleryBackend, *, k: int = 5, liveness: LivenessOption = "off"
 ) -> list[Identification]:
     """1:N identification of every face in ``source`` against ``gallery`` (default pipeline)."""
     return default_pipeline().identify(source, gallery, k=k, liveness=liveness)
