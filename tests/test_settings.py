@@ -14,10 +14,10 @@ from rich.console import Console
 
 import faceprint
 from faceprint import cli
+from faceprint.cli import train as train_command
 from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidImageError
 from faceprint.io import load_image, max_pixels
 from faceprint.settings import DEFAULT_MAX_PIXELS, Settings, current_settings, setdefault_omp_num_threads
-from faceprint.training import command as train_command
 
 VARIABLES = ("FACEPRINT_MAX_PIXELS", "FACEPRINT_GALLERY", "XDG_DATA_HOME", "FACEPRINT_PROGRESS", "FACEPRINT_DATA")
 

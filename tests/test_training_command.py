@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,11 @@ pytest.importorskip("onnxruntime")
 import typer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from faceprint.cli.train import train  # noqa: E402
 from faceprint.detection import DETECTORS, check_image  # noqa: E402
 from faceprint.embedding import OnnxEmbedder, get_embedder  # noqa: E402
 from faceprint.errors import DatasetNotFoundError, FaceprintError  # noqa: E402
 from faceprint.pipeline import FacePipeline  # noqa: E402
-from faceprint.training.command import train  # noqa: E402
 from faceprint.training.data import default_template, identity_split, load_identity_folders  # noqa: E402
 from faceprint.types import Detection, Image  # noqa: E402
 from fakes import make_detection  # noqa: E402
@@ -192,6 +194,12 @@ def test_train_fake_data_end_to_end_and_resume(tmp_path: Path) -> None:
     code, _, stderr = _run(*common, "--resume", "--margin", "0.5", *SMALL)
     assert code == 2 and "different configuration" in stderr and "Traceback" not in stderr
 
+    # another architecture (--dim is no TrainConfig field): torch's load_state_dict error becomes one line
+    other_dim = [*SMALL[:5], "32", *SMALL[6:]]
+    code, stdout, stderr = _run(*common, "--resume", *other_dim)
+    assert code == 2 and stdout == "" and "Traceback" not in stderr
+    assert "cannot resume" in stderr and "different network" in stderr and "size mismatch" in stderr
+
 
 def test_train_ensemble_exports_one_embedder_and_resumes(tmp_path: Path) -> None:
     data = _make_folders(tmp_path / "data", 6, 4)
@@ -282,6 +290,84 @@ def test_train_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) 
     assert code == 2
     assert message in stderr and "Traceback" not in stderr and stdout == ""
     assert len(stderr.strip().splitlines()) <= 3  # one message (Rich may wrap it)
+
+
+def test_train_device_without_cuda_exits_2(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data = _make_folders(tmp_path / "data", 2, 2)
+    code, stdout, stderr = _run(str(data), "--out", str(tmp_path / "out"), "--detector", FAKE, "--device", "cuda")
+    assert code == 2 and stdout == "" and "Traceback" not in stderr
+    assert "--device cuda: CUDA is not available" in stderr
+    assert not (tmp_path / "out").exists()  # refused before any detection or training
+
+
+class RecordingReporter:
+    """A TrainReporter that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.updates: list[dict[str, object]] = []
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+
+    @contextmanager
+    def stage(self, description: str, total: int | None = None) -> Iterator[RecordingReporter]:
+        self.stages.append(description)
+        yield self
+
+    def update(self, **kwargs: object) -> None:
+        self.updates.append(kwargs)
+
+    def advance(self, n: int = 1) -> None:
+        self.updates.append({"advance": n})
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def test_train_embedder_library_call(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from faceprint.errors import InvalidArgumentError
+    from faceprint.training import TrainSummary, train_embedder
+
+    data = _make_folders(tmp_path / "data", 6, 4)
+    PILImage.fromarray(np.zeros((100, 100, 3), np.uint8)).save(data / "person_01" / "black.png")
+    rec = RecordingReporter()
+    summary = train_embedder(
+        data, tmp_path / "lib", detector=FAKE, val_split=0.34, epochs=1, input_size=32, dim=64, batch_p=4,
+        batch_k=3, threads=2, reporter=rec,
+    )
+    assert isinstance(summary, TrainSummary) and summary.model == tmp_path / "lib" / "model.json"
+    d = summary.to_dict()
+    assert list(d) == [
+        "model", "onnx", "checkpoint", "curves", "onnx_max_abs_diff", "thresholds", "thresholds_measured_on",
+        "training", "seconds",
+    ]
+    assert d["model"] == str(tmp_path / "lib" / "model.json") and json.loads(json.dumps(d)) == d
+    assert d["training"] == json.loads((tmp_path / "lib" / "model.json").read_text())["training"]
+    assert rec.stages == ["detecting and aligning faces", "training"]
+    assert rec.warnings == ["skipped 1 image(s): black.png: no face found"]
+    assert len(rec.notes) == 1 and rec.notes[0].startswith("epoch 1/1: loss ")
+    assert any(str(u.get("description", "")).startswith("epoch 1/1 loss") for u in rec.updates)
+
+    # the default reporter is silent: nothing on stdout / stderr from the library itself
+    capsys.readouterr()
+    train_embedder(data, tmp_path / "lib", detector=FAKE, val_split=0.34, epochs=2, input_size=32, dim=64,
+                   batch_p=4, batch_k=3, threads=2, resume=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "epoch" not in captured.err and "skipped 1 image(s)" not in captured.err
+
+    with pytest.raises(InvalidArgumentError, match="--ensemble must be between 1 and 16"):
+        train_embedder(data, tmp_path / "x", ensemble=0)
+    with pytest.raises(InvalidArgumentError, match="--member-crops gives 2 members but --ensemble says 3"):
+        train_embedder(data, tmp_path / "x", member_crops=[0.6, 1.0], ensemble=3)
+    with pytest.raises(DatasetNotFoundError, match="training data folder not found"):
+        train_embedder(tmp_path / "nope", tmp_path / "x")
 
 
 # -- real data ---------------------------------------------------------------------------------

@@ -14,8 +14,7 @@ import sys
 
 import typer
 
-from ..training import command as _train_command
-from . import dataset, evaluate, gallery, liveness, models, recognize
+from . import dataset, evaluate, gallery, liveness, models, recognize, train
 from .common import err
 
 __all__ = ["app", "main"]
@@ -34,7 +33,7 @@ app.add_typer(gallery_app, name="gallery")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(dataset_app, name="dataset")
 # `faceprint train`: the command module imports torch only when the command runs
-app.command("train")(_train_command.train)
+app.command("train")(train.train)
 app.command()(recognize.detect)
 app.command()(recognize.verify)
 app.command()(recognize.enroll)

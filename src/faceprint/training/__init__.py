@@ -1,8 +1,9 @@
-"""FaceNet-style training (PyTorch): triplet loss, online miners, P x K sampler, networks, trainer.
+"""FaceNet-style training (PyTorch): triplet loss, online miners, P x K sampler, networks, trainer,
+and the whole workflow behind ``faceprint train`` (:func:`train_embedder`, in ``workflow``).
 
 torch is imported only inside this package (install the ``train`` extra), and only when one of
-the names below is first used: ``import faceprint`` and ``faceprint.training.command`` (the
-``faceprint train`` CLI entry) stay cheap and work without torch installed.
+the names below is first used (:func:`train_embedder`: when it runs): ``import faceprint`` and
+``faceprint.cli`` (which registers ``faceprint train``) stay cheap and work without torch installed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         evaluate_embeddings,
         plot_history,
     )
+    from faceprint.training.workflow import (
+        ProgressStage,
+        SilentReporter,
+        TrainReporter,
+        TrainSummary,
+        train_embedder,
+    )
 
 _EXPORTS: dict[str, str] = {
     "triplet_loss": "loss",
@@ -65,6 +73,11 @@ _EXPORTS: dict[str, str] = {
     "Trainer": "trainer",
     "evaluate_embeddings": "trainer",
     "plot_history": "trainer",
+    "train_embedder": "workflow",
+    "TrainSummary": "workflow",
+    "TrainReporter": "workflow",
+    "ProgressStage": "workflow",
+    "SilentReporter": "workflow",
 }
 
 __all__ = [
@@ -92,6 +105,11 @@ __all__ = [
     "Trainer",
     "evaluate_embeddings",
     "plot_history",
+    "train_embedder",
+    "TrainSummary",
+    "TrainReporter",
+    "ProgressStage",
+    "SilentReporter",
 ]
 
 

@@ -307,8 +307,19 @@ class Trainer:
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.config, k)!r}" for k in changed)
             raise InvalidArgumentError(f"cannot resume {path} with a different configuration ({detail})")
-        self.model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:  # another architecture: shapes or keys differ
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            if lines and lines[0].startswith("Error(s) in loading state_dict"):
+                lines = lines[1:]  # torch's header; the differences follow, one a line
+            first = lines[0].rstrip(". ") if lines else type(err).__name__
+            detail = first if len(first) <= 160 else first[:157] + "..."
+            more = f"; and {len(lines) - 1} more" if len(lines) > 1 else ""
+            raise InvalidFileError(
+                f"cannot resume {path}: it holds a different network than this one ({detail}{more})"
+            ) from err
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
