@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 import faceprint
-from faceprint import cli
+from faceprint.cli import common as cli
 from faceprint.cli import train as train_command
 from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidImageError
 from faceprint.io import load_image, max_pixels
