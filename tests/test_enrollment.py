@@ -156,7 +156,7 @@ def test_prepare_several_faces(tmp_path: Path) -> None:
     small, large = make_detection((20.0, 20.0, 60.0, 60.0)), make_detection((110.0, 10.0, 190.0, 90.0), score=0.8)
     two = FacePipeline(detector=FakeDetector([small, large]), embedder=FakeEmbedder())
     with pytest.raises(MultipleFacesError, match="2 faces"):
-        prepare_enrollment(two, "alice", img, on_multiple="error")
+        prepare_enrollment(two, "alice", img, select="error")
     np.testing.assert_allclose(
         prepare_enrollment(two, "alice", img).embeddings, FakeEmbedder.vector_for_colour(BLUE)[None], atol=1e-6
     )

@@ -138,7 +138,7 @@ def test_face_no_face_raises(pipe: FacePipeline) -> None:
 
 def test_face_multiple_faces_error(two_faces: FacePipeline) -> None:
     with pytest.raises(MultipleFacesError, match="2 faces"):
-        two_faces.face(two_colour_image(RED, BLUE), on_multiple="error")
+        two_faces.face(two_colour_image(RED, BLUE), select="error")
 
 
 def test_face_picks_largest_by_default(two_faces: FacePipeline) -> None:
@@ -293,7 +293,7 @@ def test_enroll_no_face_writes_nothing(pipe: FacePipeline, gallery: Gallery, tmp
 
 def test_enroll_strict_multiple_faces_writes_nothing(two_faces: FacePipeline, gallery: Gallery) -> None:
     with pytest.raises(MultipleFacesError):
-        two_faces.enroll("alice", two_colour_image(RED, BLUE), gallery, on_multiple="error")
+        two_faces.enroll("alice", two_colour_image(RED, BLUE), gallery, select="error")
     assert len(gallery) == 0
     # the default keeps the largest face
     subject = two_faces.enroll("alice", two_colour_image(RED, BLUE), gallery)

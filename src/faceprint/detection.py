@@ -12,6 +12,37 @@ right eye, nose, left mouth corner, right mouth corner (image-left first).
 
 A registered backend pickles by its :class:`DetectorSpec` (registry name + constructor options): the
 copy in another process builds a fresh detector whose weights load there on first use.
+
+Face selection: ``select=``
+---------------------------
+One parameter, one vocabulary, for every call that detects faces itself (the
+:class:`~faceprint.pipeline.FacePipeline` methods, the plain functions and :func:`select_faces`).
+Faces smaller than the pipeline's ``min_face_size`` are dropped first; then:
+
+=============  ==============================================================================
+``select``     keeps
+=============  ==============================================================================
+``"all"``      every face, highest detection score first (only where a list of faces is returned)
+``"largest"``  the face with the largest box
+``"central"``  the largest face discounted by its distance from the image centre (portraits,
+               ID photos, LFW-style crops)
+``"error"``    the one face; several raise :class:`~faceprint.errors.MultipleFacesError`
+=============  ==============================================================================
+
+Calls that use **one face** (:data:`OneFace`: ``largest`` / ``central`` / ``error``; default
+``"largest"``): ``face``, ``embed``, ``embed_many`` (one face per source), ``verify`` (both images),
+``enroll``, ``prepare_enrollment``, ``enrollment_embeddings``, ``check_liveness`` and the plain
+``embed``, ``verify`` and ``enroll``. No face raises :class:`~faceprint.errors.NoFaceError`
+(``embed_many`` records it per source instead).
+
+Calls that return **a list, one item per face** (:data:`Selection`: ``all`` as well; default
+``"all"``): ``detect``, ``faces``, ``identify`` and the plain ``detect`` and ``identify``. No face
+gives ``[]``.
+
+Any other value raises :class:`~faceprint.errors.InvalidArgumentError` before any work. The old
+``on_multiple=`` of ``face``, ``embed``, ``enroll``, ``prepare_enrollment``, ``enrollment_embeddings``
+and ``check_liveness`` is a deprecated alias of ``select=`` (same values; a
+``DeprecationWarning``; giving both is an ``InvalidArgumentError``).
 """
 
 from __future__ import annotations
@@ -20,15 +51,16 @@ import inspect
 import logging
 import math
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import cv2
 import numpy as np
 
 from . import runtime, weights
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, MultipleFacesError
 from .registry import Registry
 from .types import Detection, Image
 
@@ -41,13 +73,81 @@ __all__ = [
     "RetinaFaceDetector",
     "get_detector",
     "select_faces",
+    "check_selection",
+    "resolve_one_face",
+    "Selection",
+    "OneFace",
+    "SELECTIONS",
+    "ONE_FACE",
     "check_image",
 ]
 
 log = logging.getLogger(__name__)
 runtime.quiet_opencv()
 
-Selection = Literal["all", "largest", "central"]
+Selection = Literal["all", "largest", "central", "error"]
+"""A ``select=`` value where a list of faces is returned (see the table in the module docstring)."""
+OneFace = Literal["largest", "central", "error"]
+"""A ``select=`` value where one face is used (see the table in the module docstring)."""
+SELECTIONS: tuple[str, ...] = ("all", "largest", "central", "error")
+ONE_FACE: tuple[str, ...] = ("largest", "central", "error")
+
+
+class _DefaultLargest(str):
+    """``"largest"`` as the one-face calls' default, told apart (by identity) from an explicit
+    ``select="largest"`` so that ``select=`` together with the deprecated ``on_multiple=`` is refused.
+    Goes when the alias goes."""
+
+    __slots__ = ()
+
+
+LARGEST: OneFace = cast(OneFace, _DefaultLargest("largest"))
+"""The default ``select`` of the one-face calls (equal to ``"largest"``; see :func:`resolve_one_face`)."""
+
+
+def check_selection(select: object, *, one_face: bool = False, where: str = "select_faces") -> Selection:
+    """``select`` if it is a face selection the call ``where`` accepts, else :class:`InvalidArgumentError`.
+
+    ``one_face=True`` for calls that use one face (``"all"`` is refused there).
+
+    Examples
+    --------
+    >>> check_selection("central", one_face=True)
+    'central'
+    >>> try:
+    ...     check_selection("all", one_face=True, where="verify")
+    ... except InvalidArgumentError as e:
+    ...     print(e)
+    verify uses one face: select='all' does not apply; valid: largest, central, error
+    """
+    valid = ONE_FACE if one_face else SELECTIONS
+    if isinstance(select, str) and select in valid:
+        return cast(Selection, str(select))
+    if one_face and select == "all":
+        raise InvalidArgumentError(f"{where} uses one face: select='all' does not apply; valid: {', '.join(valid)}")
+    raise InvalidArgumentError(f"unknown face selection {select!r}; valid: {', '.join(valid)}")
+
+
+def resolve_one_face(select: OneFace, on_multiple: OneFace | None, where: str) -> OneFace:
+    """The checked ``select`` of a one-face call, honouring the deprecated ``on_multiple=`` alias.
+
+    ``on_multiple`` given: a ``DeprecationWarning`` (pointing at the caller of ``where``) and its value
+    is used; given together with a ``select`` (any value but the untouched default): an
+    :class:`InvalidArgumentError`.
+    """
+    if on_multiple is not None:
+        if select is not LARGEST:
+            raise InvalidArgumentError(
+                f"{where}: got both select={select!r} and on_multiple={on_multiple!r}; "
+                "on_multiple= is the deprecated name of select=: give select= only"
+            )
+        warnings.warn(
+            f"{where}: on_multiple= is deprecated and will be removed; use select={on_multiple!r} (same values)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        select = on_multiple
+    return cast(OneFace, check_selection(select, one_face=True, where=where))
 
 
 @runtime_checkable
@@ -145,31 +245,33 @@ def select_faces(
     mode: Selection = "all",
     *,
     min_face_size: float = 0.0,
+    what: str = "",
 ) -> list[Detection]:
-    """Filter by minimum face size (shorter box side, pixels), then keep all, the largest or the central face.
+    """Filter by minimum face size (shorter box side, pixels), then apply the face selection ``mode``.
 
-    ``central`` picks the face that maximises area discounted by its distance from the image
-    centre, the right choice for portrait / ID photos and LFW-style crops.
+    ``"all"`` keeps every face, ``"largest"`` / ``"central"`` one of them, ``"error"`` the one face
+    or raises :class:`MultipleFacesError` (its message starts with ``what``, the source). ``central``
+    picks the face that maximises area discounted by its distance from the image centre, the right
+    choice for portrait / ID photos and LFW-style crops. See the table in the module docstring.
     """
-    if mode not in ("all", "largest", "central"):
-        raise InvalidArgumentError(f"unknown face selection {mode!r}; valid: all, largest, central")
+    check_selection(mode)
     faces = [d for d in detections if min(d.width, d.height) >= min_face_size]
     if mode == "all" or len(faces) <= 1:
         return list(faces)
+    if mode == "error":
+        raise MultipleFacesError(f"{what + ': ' if what else ''}{len(faces)} faces found, expected one")
     if mode == "largest":
         return [max(faces, key=lambda d: d.area)]
-    if mode == "central":
-        h, w = image_shape[:2]
-        cx, cy = w / 2.0, h / 2.0
-        diag = math.hypot(w, h)
+    h, w = image_shape[:2]  # "central"
+    cx, cy = w / 2.0, h / 2.0
+    diag = math.hypot(w, h)
 
-        def key(d: Detection) -> float:
-            x, y = d.center
-            off = math.hypot(x - cx, y - cy) / diag
-            return d.area * (1.0 - off) ** 4
+    def key(d: Detection) -> float:
+        x, y = d.center
+        off = math.hypot(x - cx, y - cy) / diag
+        return d.area * (1.0 - off) ** 4
 
-        return [max(faces, key=key)]
-    raise InvalidArgumentError(f"unknown face selection {mode!r}; valid: all, largest, central")
+    return [max(faces, key=key)]
 
 
 def _resize_for_detection(image: Image, max_side: int) -> tuple[Image, float]:

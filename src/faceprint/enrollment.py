@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .detection import LARGEST, OneFace, resolve_one_face
 from .errors import EnrollmentRejectedError, InvalidArgumentError, InvalidImageError
 from .io import ImageInput, describe_source
-from .types import Liveness, LivenessOption, LivenessRejection, OnMultiple
+from .types import Liveness, LivenessOption, LivenessRejection
 
 if TYPE_CHECKING:
     from .gallery import Subject
@@ -110,8 +111,9 @@ def prepare_enrollment(
     name: str,
     sources: ImageInput | Sequence[ImageInput],
     *,
-    on_multiple: OnMultiple = "largest",
+    select: OneFace = LARGEST,
     liveness: LivenessOption = None,
+    on_multiple: OneFace | None = None,
 ) -> PreparedEnrollment:
     """Decode, detect, check and embed every photo of ``name``; touches no gallery.
 
@@ -123,11 +125,14 @@ def prepare_enrollment(
         The person's name (validated by the gallery at :func:`commit`).
     sources : image input or sequence of them
         One photo (path, bytes, file object, PIL image, array) or a list of them.
-    on_multiple : {"largest", "central", "error"}
-        What to do with a photo of several faces; ``"error"`` raises :class:`MultipleFacesError`.
+    select : {"largest", "central", "error"}, default "largest"
+        The face of each photo (see :mod:`faceprint.detection`); ``"error"`` raises
+        :class:`MultipleFacesError` for a photo of several faces.
     liveness : LivenessOption
         ``None``: the pipeline's setting; ``"passive"`` checks each photo; a given result (e.g. a
         video challenge) applies to every photo.
+    on_multiple : {"largest", "central", "error"}, optional
+        Deprecated alias of ``select`` (a ``DeprecationWarning``; giving both is an error).
 
     Returns
     -------
@@ -136,11 +141,12 @@ def prepare_enrollment(
 
     Raises
     ------
-    ValueError
-        No photos.
+    InvalidArgumentError
+        No photos, an unknown ``select``, or both ``select`` and ``on_multiple``.
     InvalidImageError, NoFaceError, MultipleFacesError
         On the first bad photo; the message names it.
     """
+    select = resolve_one_face(select, on_multiple, "prepare_enrollment")
     items = _as_list(sources)
     if not items:
         raise InvalidArgumentError("enroll needs at least one image")
@@ -149,7 +155,7 @@ def prepare_enrollment(
         what = describe_source(src)
         decodable, digest = _read(src)
         image = pipeline.load(decodable)
-        face = pipeline._one_face(image, what, on_multiple)  # the pipeline's own steps, in its order
+        face = pipeline._one_face(image, what, select)  # the pipeline's own steps, in its order
         embs.append(face.embedding)
         live = pipeline._liveness(liveness, image, face.detection)
         if live is not None:

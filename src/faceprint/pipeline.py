@@ -4,6 +4,11 @@ Two tiers (see STYLE.md): plain functions (:func:`detect`, :func:`embed`, :func:
 :func:`enroll`, :func:`identify`) backed by a lazily built default :class:`FacePipeline`, and the
 :class:`FacePipeline` object for full control over detector, embedder and options.
 
+Which face a call uses is its ``select=``: ``"largest"`` (the default where one face is used),
+``"central"``, ``"error"`` (exactly one, else :class:`~faceprint.errors.MultipleFacesError`) and,
+where a list per face comes back (``detect``, ``faces``, ``identify``; default there), ``"all"``.
+The table is in :mod:`faceprint.detection`.
+
 A :class:`PipelineSpec` describes a pipeline by value (detector and embedder specs and the options):
 :meth:`FacePipeline.from_spec` rebuilds it in another process, and a pipeline pickles as its spec.
 """
@@ -18,7 +23,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .detection import Detector, DetectorSpec, Selection, SpecifiedDetector, get_detector, select_faces
+from .detection import (
+    LARGEST,
+    Detector,
+    DetectorSpec,
+    OneFace,
+    Selection,
+    SpecifiedDetector,
+    check_selection,
+    get_detector,
+    resolve_one_face,
+    select_faces,
+)
 from .embedding import Embedder, EmbedderSpec, get_embedder
 from .errors import EmbedderMismatchError, FaceprintError, InvalidArgumentError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
@@ -34,7 +50,6 @@ from .types import (
     LivenessOption,
     LivenessRejection,
     Match,
-    OnMultiple,
     Verification,
 )
 
@@ -286,51 +301,69 @@ class FacePipeline:
         return load_image(source, max_pixels=self.max_pixels)
 
     def detect(self, source: ImageInput, *, select: Selection = "all") -> list[Detection]:
-        """Faces in ``source`` (highest score first); an empty list when there are none."""
+        """Faces in ``source`` (highest score first); an empty list when there are none.
+
+        ``select``: ``"all"`` (default), ``"largest"``, ``"central"`` or ``"error"`` (see
+        :mod:`faceprint.detection`).
+        """
+        check_selection(select, where="detect")
         image = self.load(source)
-        return select_faces(self._det.detect(image), image.shape, select, min_face_size=self.min_face_size)
+        return select_faces(
+            self._det.detect(image), image.shape, select, min_face_size=self.min_face_size, what=describe_source(source)
+        )
 
     def faces(self, source: ImageInput, *, select: Selection = "all") -> list[Face]:
-        """Detect and embed every (selected) face."""
-        return self._faces(self.load(source), select)
+        """Detect and embed every (selected) face; ``select`` as in :meth:`detect`."""
+        check_selection(select, where="faces")
+        return self._faces(self.load(source), select, describe_source(source))
 
-    def _faces(self, image: Image, select: Selection) -> list[Face]:
-        dets = select_faces(self._det.detect(image), image.shape, select, min_face_size=self.min_face_size)
+    def _faces(self, image: Image, select: Selection, what: str = "") -> list[Face]:
+        dets = select_faces(
+            self._det.detect(image), image.shape, select, min_face_size=self.min_face_size, what=what
+        )
         embs = self._emb.embed_faces(image, dets)
         return [Face(detection=d, embedding=e, model=self._emb.fingerprint) for d, e in zip(dets, embs)]
 
-    def face(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> Face:
-        """The one face of ``source``: :class:`NoFaceError` if none, ``on_multiple`` decides for several."""
-        return self._face(source, on_multiple)[1]
+    def face(self, source: ImageInput, *, select: OneFace = LARGEST, on_multiple: OneFace | None = None) -> Face:
+        """The one face of ``source``: :class:`NoFaceError` if none.
 
-    def _face(self, source: ImageInput, on_multiple: OnMultiple) -> tuple[Image, Face]:
+        ``select`` picks it: ``"largest"`` (default), ``"central"``, or ``"error"`` to raise
+        :class:`MultipleFacesError` when there are several (see :mod:`faceprint.detection`).
+        ``on_multiple`` is its deprecated alias.
+        """
+        select = resolve_one_face(select, on_multiple, "face")
+        return self._face(source, select)[1]
+
+    def _face(self, source: ImageInput, select: OneFace) -> tuple[Image, Face]:
         image = self.load(source)
-        return image, self._one_face(image, describe_source(source), on_multiple)
+        return image, self._one_face(image, describe_source(source), select)
 
-    def _one_face(self, image: Image, what: str, on_multiple: OnMultiple) -> Face:
-        """The one face of a loaded image; errors name the source as ``what``."""
-        dets = select_faces(self._det.detect(image), image.shape, "all", min_face_size=self.min_face_size)
+    def _one_face(self, image: Image, what: str, select: OneFace) -> Face:
+        """The one face of a loaded image (``select`` already checked); errors name the source as ``what``."""
+        dets = select_faces(
+            self._det.detect(image), image.shape, select, min_face_size=self.min_face_size, what=what
+        )
         if not dets:
             raise NoFaceError(f"{what}: no face found")
-        if len(dets) > 1:
-            if on_multiple == "error":
-                raise MultipleFacesError(f"{what}: {len(dets)} faces found, expected one")
-            dets = select_faces(dets, image.shape, on_multiple)
         emb = self._emb.embed_faces(image, dets[:1])[0]
         return Face(detection=dets[0], embedding=emb, model=self._emb.fingerprint)
 
     # -- liveness ---------------------------------------------------------------------------
-    def check_liveness(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> Liveness:
-        """Passive presentation-attack check of the (largest) face of ``source``.
+    def check_liveness(
+        self, source: ImageInput, *, select: OneFace = LARGEST, on_multiple: OneFace | None = None
+    ) -> Liveness:
+        """Passive presentation-attack check of the selected (default: largest) face of ``source``.
 
-        Raises :class:`NoFaceError` when there is no face.
+        Raises :class:`NoFaceError` when there is no face. ``select`` as in :meth:`face`;
+        ``on_multiple`` is its deprecated alias.
 
         Examples
         --------
         >>> FacePipeline().check_liveness("selfie.jpg").verdict  # doctest: +SKIP
         'live'
         """
-        image, face = self._face(source, on_multiple)
+        select = resolve_one_face(select, on_multiple, "check_liveness")
+        image, face = self._face(source, select)
         return self._passive().score(image, face.detection)
 
     def _passive(self) -> Any:
@@ -363,29 +396,40 @@ class FacePipeline:
             f"liveness must be 'off', 'passive', a Liveness or a challenge result, got {type(option).__name__}"
         )
 
-    def embed(self, source: ImageInput, *, on_multiple: OnMultiple = "largest") -> npt.NDArray[np.float32]:
-        """The unit embedding of the one face of ``source``."""
-        return self.face(source, on_multiple=on_multiple).embedding
+    def embed(
+        self, source: ImageInput, *, select: OneFace = LARGEST, on_multiple: OneFace | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The unit embedding of the one face of ``source``; ``select`` as in :meth:`face`
+        (default ``"largest"``), ``on_multiple`` its deprecated alias."""
+        select = resolve_one_face(select, on_multiple, "embed")
+        return self._face(source, select)[1].embedding
 
     def embed_many(
         self,
         sources: Sequence[ImageInput],
         *,
-        select: Selection = "central",
+        select: OneFace = "largest",
         progress: Callable[[int], None] | None = None,
     ) -> tuple[npt.NDArray[np.float32], list[str | None]]:
         """Embed one face per source for evaluation-style batch work.
 
-        Returns ``(embeddings, errors)``: a row of NaN and an error message for each source that
-        failed (unreadable image or no face: a failure to acquire), never an exception.
+        ``select`` as in :meth:`face`: ``"largest"`` (default), ``"central"`` (the choice for
+        LFW-style crops, which the evaluations pass) or ``"error"`` (a source with several faces
+        fails). Returns ``(embeddings, errors)``: a row of NaN and an error message for each source
+        that failed (unreadable image, no face: a failure to acquire), never an exception.
         """
+        check_selection(select, one_face=True, where="embed_many")
         out = np.full((len(sources), self._emb.dim), np.nan, np.float32)
         errors: list[str | None] = [None] * len(sources)
         for i, src in enumerate(sources):
             try:
                 image = self.load(src)
                 dets = select_faces(
-                    self._det.detect(image), image.shape, select, min_face_size=self.min_face_size
+                    self._det.detect(image),
+                    image.shape,
+                    select,
+                    min_face_size=self.min_face_size,
+                    what=describe_source(src),
                 )
                 if not dets:
                     raise NoFaceError(f"{describe_source(src)}: no face found")
@@ -428,19 +472,27 @@ class FacePipeline:
         )
 
     def verify(
-        self, a: ImageInput, b: ImageInput, *, fmr: str | None = None, liveness: LivenessOption = None
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        *,
+        select: OneFace = "largest",
+        fmr: str | None = None,
+        liveness: LivenessOption = None,
     ) -> Verification:
-        """1:1: are the (largest) faces of ``a`` and ``b`` the same person?
+        """1:1: are the selected (default: largest) faces of ``a`` and ``b`` the same person?
 
-        ``a`` is the presented face (the probe), ``b`` the reference. With ``liveness`` (default: the
-        pipeline's) the probe is checked for a presentation attack; a probe that is not judged live
-        never verifies: the result has ``same=False`` and ``decision`` ``"spoof"`` or ``"unsure"``.
-        Raises :class:`NoFaceError` when either image has no face.
+        ``a`` is the presented face (the probe), ``b`` the reference. ``select`` picks the face of
+        each image as in :meth:`face` (``"error"``: each must show exactly one). With ``liveness``
+        (default: the pipeline's) the probe is checked for a presentation attack; a probe that is
+        not judged live never verifies: the result has ``same=False`` and ``decision`` ``"spoof"``
+        or ``"unsure"``. Raises :class:`NoFaceError` when either image has no face.
         """
+        check_selection(select, one_face=True, where="verify")
         self.threshold(fmr)  # fail fast on an unknown operating point, before any work
-        image_a, face_a = self._face(a, "largest")
+        image_a, face_a = self._face(a, select)
         live = self._liveness(liveness, image_a, face_a.detection)
-        result = self.compare(face_a.embedding, self.embed(b), fmr=fmr)
+        result = self.compare(face_a.embedding, self._face(b, select)[1].embedding, fmr=fmr)
         if live is None:
             return result
         return replace(result, liveness=live, same=result.same and live.live)
@@ -451,14 +503,17 @@ class FacePipeline:
         sources: ImageInput | Sequence[ImageInput],
         gallery: GalleryBackend,
         *,
-        on_multiple: OnMultiple = "largest",
+        select: OneFace = LARGEST,
         metadata: dict[str, Any] | None = None,
         liveness: LivenessOption = None,
+        on_multiple: OneFace | None = None,
     ) -> Subject | LivenessRejection:
         """Add one or more photos of ``name`` to ``gallery`` (all or nothing).
 
-        Every photo is decoded and embedded first; if any fails (bad file, no face, several
-        faces with ``on_multiple="error"``) nothing is written and the error names the file.
+        ``select`` picks the face of each photo as in :meth:`face` (default ``"largest"``;
+        ``on_multiple`` is its deprecated alias). Every photo is decoded and embedded first; if any
+        fails (bad file, no face, several faces with ``select="error"``) nothing is written and the
+        error names the file.
         With ``liveness`` (default: the pipeline's) every photo is checked for a presentation
         attack (a given result, e.g. a video challenge, applies to all of them); if any is not
         judged live nothing is written and a :class:`LivenessRejection` is returned.
@@ -468,16 +523,25 @@ class FacePipeline:
         """
         from .enrollment import commit, prepare_enrollment
 
-        prepared = prepare_enrollment(self, name, sources, on_multiple=on_multiple, liveness=liveness)
+        select = resolve_one_face(select, on_multiple, "enroll")
+        prepared = prepare_enrollment(self, name, sources, select=select, liveness=liveness)
         if prepared.rejection is not None:
             return prepared.rejection
         return commit(prepared, gallery, metadata=metadata)
 
     def enrollment_embeddings(
-        self, sources: ImageInput | Sequence[ImageInput], *, on_multiple: OnMultiple = "largest"
+        self,
+        sources: ImageInput | Sequence[ImageInput],
+        *,
+        select: OneFace = LARGEST,
+        on_multiple: OneFace | None = None,
     ) -> tuple[npt.NDArray[np.float32], list[str]]:
-        """Embeddings ``(n, dim)`` and source labels of enrollment photos; raises on the first bad photo."""
-        embs, labels, _ = self.prepare_enrollment("", sources, on_multiple=on_multiple, liveness="off")
+        """Embeddings ``(n, dim)`` and source labels of enrollment photos; raises on the first bad photo.
+
+        ``select`` as in :meth:`enroll`; ``on_multiple`` is its deprecated alias.
+        """
+        select = resolve_one_face(select, on_multiple, "enrollment_embeddings")
+        embs, labels, _ = self.prepare_enrollment("", sources, select=select, liveness="off")
         return embs, labels
 
     def prepare_enrollment(
@@ -485,19 +549,22 @@ class FacePipeline:
         name: str,
         sources: ImageInput | Sequence[ImageInput],
         *,
-        on_multiple: OnMultiple = "largest",
+        select: OneFace = LARGEST,
         liveness: LivenessOption = None,
+        on_multiple: OneFace | None = None,
     ) -> tuple[npt.NDArray[np.float32], list[str], LivenessRejection | None]:
         """Everything :meth:`enroll` does before it writes: embeddings, source labels, and the
         :class:`LivenessRejection` when a liveness check did not say live (else None).
 
-        Raises on the first bad photo (unreadable, no face, several faces with ``on_multiple="error"``).
-        The same as :func:`faceprint.enrollment.prepare_enrollment`, whose frozen result also holds
-        the content hashes and liveness results.
+        ``select`` as in :meth:`enroll` (default ``"largest"``; ``on_multiple`` is its deprecated
+        alias). Raises on the first bad photo (unreadable, no face, several faces with
+        ``select="error"``). The same as :func:`faceprint.enrollment.prepare_enrollment`, whose
+        frozen result also holds the content hashes and liveness results.
         """
         from .enrollment import prepare_enrollment
 
-        prepared = prepare_enrollment(self, name, sources, on_multiple=on_multiple, liveness=liveness)
+        select = resolve_one_face(select, on_multiple, "prepare_enrollment")
+        prepared = prepare_enrollment(self, name, sources, select=select, liveness=liveness)
         return np.array(prepared.embeddings), list(prepared.sources), prepared.rejection
 
     def identify(
@@ -513,6 +580,8 @@ class FacePipeline:
     ) -> list[Identification]:
         """1:N: for each face of ``source``, the top-``k`` subjects and the open-set decision.
 
+        ``select`` (see :mod:`faceprint.detection`): ``"all"`` faces (default), ``"largest"``,
+        ``"central"``, or ``"error"`` (the one face; :class:`MultipleFacesError` when several).
         With ``liveness`` (default: the pipeline's) each face is checked for a presentation attack
         first; a face not judged live gets the name :data:`SPOOF` or :data:`LIVENESS_UNSURE`, no
         matches, and is never searched in the gallery. A result given by the caller (a
@@ -528,6 +597,7 @@ class FacePipeline:
         """
         if k < 1:
             raise InvalidArgumentError(f"k must be >= 1, got {k}")
+        check_selection(select, where="identify")
         thr = self.threshold(fmr)
         fp = self._emb.fingerprint
         if classifier is not None and getattr(classifier, "fingerprint_", fp) not in (None, fp):
@@ -536,7 +606,7 @@ class FacePipeline:
             )
         results: list[Identification] = []
         image = self.load(source)
-        faces = list(self._faces(image, select))
+        faces = list(self._faces(image, select, describe_source(source)))
         if len(faces) > 1 and liveness is not None and not isinstance(liveness, str):
             raise MultipleFacesError(
                 f"a given liveness result vouches for one presented face, but the image has {len(faces)} faces: "
@@ -598,7 +668,7 @@ def default_pipeline() -> FacePipeline:
 
 
 def detect(source: ImageInput, *, select: Selection = "all") -> list[Detection]:
-    """Detect faces with the default pipeline.
+    """Detect faces with the default pipeline; ``select`` as in :meth:`FacePipeline.detect` (default ``"all"``).
 
     Examples
     --------
@@ -609,33 +679,56 @@ def detect(source: ImageInput, *, select: Selection = "all") -> list[Detection]:
     return default_pipeline().detect(source, select=select)
 
 
-def embed(source: ImageInput) -> npt.NDArray[np.float32]:
-    """Unit embedding of the largest face in ``source`` (default pipeline)."""
-    return default_pipeline().embed(source)
+def embed(source: ImageInput, *, select: OneFace = "largest") -> npt.NDArray[np.float32]:
+    """Unit embedding of the selected (default: largest) face in ``source`` (default pipeline).
+
+    ``select``: ``"largest"``, ``"central"`` or ``"error"`` (see :mod:`faceprint.detection`).
+    """
+    return default_pipeline().embed(source, select=select)
 
 
 def verify(
-    a: ImageInput, b: ImageInput, *, fmr: str | None = None, liveness: LivenessOption = "off"
+    a: ImageInput,
+    b: ImageInput,
+    *,
+    select: OneFace = "largest",
+    fmr: str | None = None,
+    liveness: LivenessOption = "off",
 ) -> Verification:
     """1:1 verification with the default pipeline at its calibrated threshold.
 
-    ``liveness="passive"`` checks the probe ``a`` for a presentation attack first (see
-    :meth:`FacePipeline.verify`).
+    ``select`` picks the face of each image (default ``"largest"``; see :meth:`FacePipeline.verify`).
+    ``liveness="passive"`` checks the probe ``a`` for a presentation attack first.
     """
-    return default_pipeline().verify(a, b, fmr=fmr, liveness=liveness)
+    return default_pipeline().verify(a, b, select=select, fmr=fmr, liveness=liveness)
 
 
 def enroll(
-    name: str, sources: ImageInput | Sequence[ImageInput], gallery: GalleryBackend, *, liveness: LivenessOption = "off"
+    name: str,
+    sources: ImageInput | Sequence[ImageInput],
+    gallery: GalleryBackend,
+    *,
+    select: OneFace = "largest",
+    liveness: LivenessOption = "off",
 ) -> Subject | LivenessRejection:
-    """Enroll ``name`` from one photo or a list of photos into ``gallery`` (default pipeline)."""
-    return default_pipeline().enroll(name, sources, gallery, liveness=liveness)
+    """Enroll ``name`` from one photo or a list of photos into ``gallery`` (default pipeline).
+
+    ``select`` picks the face of each photo (default ``"largest"``; ``"error"`` refuses a photo of
+    several faces).
+    """
+    return default_pipeline().enroll(name, sources, gallery, select=select, liveness=liveness)
 
 
 def identify(
-    source: ImageInput, gallery: GalleryBackend, *, k: int = 5, liveness: LivenessOption = "off"
+    source: ImageInput,
+    gallery: GalleryBackend,
+    *,
+    k: int = 5,
+    select: Selection = "all",
+    liveness: LivenessOption = "off",
 ) -> list[Identification]:
-    """1:N identification of every face in ``source`` against ``gallery`` (default pipeline)."""
-    return default_pipeline().identify(source, gallery, k=k, liveness=liveness)
+    """1:N identification of the selected faces (default: every face) in ``source`` against ``gallery``
+    (default pipeline); ``select`` as in :meth:`FacePipeline.identify`."""
+    return default_pipeline().identify(source, gallery, k=k, select=select, liveness=liveness)
 
 

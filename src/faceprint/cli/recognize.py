@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -34,12 +34,30 @@ from .common import (
     out,
 )
 
+if TYPE_CHECKING:
+    from ..detection import OneFace
+
+OneFaceOpt = Annotated[
+    str, typer.Option("--select", help="Face of each image: largest, central, or error (exactly one required).")
+]
+
+
+def _one_face(select: str) -> OneFace:
+    """``--select`` of a command that uses one face per image, checked."""
+    from ..detection import ONE_FACE
+
+    if select not in ONE_FACE:
+        _fail(f"--select must be largest, central or error, got {select!r}")
+    return cast("OneFace", select)
+
 
 def detect(
     image: Annotated[Path, typer.Argument(help="Image file.")],
     draw: Annotated[Path | None, typer.Option("--draw", help="Write a copy with boxes and landmarks.")] = None,
     detector: DetectorOpt = "yunet",
-    select: Annotated[str, typer.Option("--select", help="all, largest or central face.")] = "all",
+    select: Annotated[
+        str, typer.Option("--select", help="all, largest or central face, or error (exactly one face required).")
+    ] = "all",
     min_size: Annotated[float, typer.Option("--min-size", help="Minimum face size (pixels, shorter side).")] = 0.0,
     score: Annotated[
         float | None, typer.Option("--score", help="Detection score threshold (default: the detector's).")
@@ -50,17 +68,19 @@ def detect(
     """Find faces and their 5 landmarks."""
 
     def body() -> int:
-        from ..detection import get_detector, select_faces
+        from ..detection import SELECTIONS, get_detector, select_faces
         from ..io import load_image
 
         _set_threads(threads)
         if score is not None and not 0.0 <= score <= 1.0:
             _fail(f"--score must lie in [0, 1], got {score}")
-        if select not in ("all", "largest", "central"):
-            _fail(f"--select must be all, largest or central, got {select!r}")
+        if select not in SELECTIONS:
+            _fail(f"--select must be all, largest, central or error, got {select!r}")
         det = get_detector(detector) if score is None else get_detector(detector, score_threshold=score)
         img = load_image(image)
-        dets = select_faces(det.detect(img), img.shape, select, min_face_size=min_size)  # type: ignore[arg-type]
+        dets = select_faces(
+            det.detect(img), img.shape, select, min_face_size=min_size, what=str(image)  # type: ignore[arg-type]
+        )
         if draw is not None:
             _draw(img, dets, draw)
         if as_json:
@@ -105,6 +125,7 @@ def verify(
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
     fmr: FmrOpt = "1e-3",
+    select: OneFaceOpt = "largest",
     liveness: LivenessOpt = "off",
     challenge_video: ChallengeVideoOpt = None,
     challenge: ChallengeOpt = None,
@@ -115,9 +136,10 @@ def verify(
     """1:1 verification: exit 0 if the same person, 1 if not, 3 if the probe (IMAGE_A) is not judged live."""
 
     def body() -> int:
+        one = _one_face(select)
         pipe = _pipeline(model, flip, threads=threads)
         live = _liveness_option(liveness, challenge_video, challenge, time_limit)
-        res = pipe.verify(image_a, image_b, fmr=fmr, liveness=live)
+        res = pipe.verify(image_a, image_b, select=one, fmr=fmr, liveness=live)
         if as_json:
             _print_json(res.to_dict())
         else:
@@ -144,7 +166,13 @@ def enroll(
     gallery: GalleryOpt = None,
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse photos with several faces.")] = False,
+    select: Annotated[
+        str | None,
+        typer.Option("--select", help="Face of each photo: largest (default), central, or error (refuse several)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", hidden=True, help="Old name of --select error (refuse several faces).")
+    ] = False,
     liveness: LivenessOpt = "off",
     challenge_video: ChallengeVideoOpt = None,
     challenge: ChallengeOpt = None,
@@ -157,12 +185,13 @@ def enroll(
     def body() -> int:
         from ..enrollment import commit, prepare_enrollment
 
+        if strict and select not in (None, "error"):
+            _fail(f"--strict is the old name of --select error; it contradicts --select {select}")
+        one = _one_face("error" if strict else select or "largest")
         pipe = _pipeline(model, flip, threads=threads)
         live = _liveness_option(liveness, challenge_video, challenge, time_limit)
         # embed (and check) every photo before touching the gallery: a bad photo leaves no trace
-        prepared = prepare_enrollment(
-            pipe, name, list(images), on_multiple="error" if strict else "largest", liveness=live
-        )
+        prepared = prepare_enrollment(pipe, name, list(images), select=one, liveness=live)
         rejection = prepared.rejection
         if rejection is not None:
             if as_json:
@@ -191,7 +220,11 @@ def identify(
     flip: FlipOpt = False,
     k: Annotated[int, typer.Option("-k", help="Candidates per face.")] = 3,
     select: Annotated[
-        str, typer.Option("--select", help="Faces to identify: all, largest or central (one with --challenge-video).")
+        str,
+        typer.Option(
+            "--select",
+            help="Faces to identify: all, largest, central or error (exactly one; one with --challenge-video).",
+        ),
     ] = "all",
     fmr: FmrOpt = "1e-3",
     classifier: Annotated[
@@ -208,12 +241,13 @@ def identify(
 
     def body() -> int:
         from ..classification import KNNFaceClassifier, SVMFaceClassifier, from_gallery
+        from ..detection import SELECTIONS
 
         makers = {"nearest": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
         if classifier not in makers:
             _fail(f"--classifier must be one of {', '.join(makers)}, got {classifier!r}")
-        if select not in ("all", "largest", "central"):
-            _fail(f"--select must be all, largest or central, got {select!r}")
+        if select not in SELECTIONS:
+            _fail(f"--select must be all, largest, central or error, got {select!r}")
         pipe = _pipeline(model, flip, threads=threads)
         live = _liveness_option(liveness, challenge_video, challenge, time_limit)
         with _open_gallery(gallery, create=False) as g:
