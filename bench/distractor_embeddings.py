@@ -69,4 +69,5 @@ def load(flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 if __name__ == "__main__":
     p, s, _, e = load()
-    print(f"{len(p)} distractor images with a face ({', '.join(f'{k} {int((s == k).sum())}' for k in ('utkface', 'orl'))})")
+    counts = ", ".join(f"{k} {int((s == k).sum())}" for k in ("utkface", "orl"))
+    print(f"{len(p)} distractor images with a face ({counts})")

@@ -137,7 +137,7 @@ def test_fmr_and_fpir_together_are_refused(tmp_path: Path) -> None:
         pipe.identify(np.zeros((64, 64, 3), np.uint8), g, fmr="1e-3", fpir=0.01)
 
 
-N_ENROLLED, N_MATED, N_STRANGERS, FPIR = 150, 50, 300, 0.05
+N_ENROLLED, N_MATED, N_STRANGERS, FPIR = 150, 30, 300, 0.05
 
 
 @pytest.mark.real
@@ -181,3 +181,41 @@ def test_identify_with_fpir_keeps_strangers_out_at_the_stated_rate(lfw_dir: Path
     # the 1:1 threshold at FMR 1e-2 names more strangers (why the open-set threshold exists)
     assert first.threshold > pipe.threshold("1e-2")
     assert all(r.name in (UNKNOWN, *enrolled) for r in stranger_results)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_cli_identify_fpir(tmp_path: Path, lfw_image) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from faceprint.cli import app
+
+    runner = CliRunner()
+    db = tmp_path / "g.db"
+    enroll = runner.invoke(
+        app, ["enroll", "George W Bush", str(lfw_image("George_W_Bush", 1)), str(lfw_image("George_W_Bush", 3)),
+              "--gallery", str(db)]
+    )
+    assert enroll.exit_code == 0, enroll.output
+    probe = str(lfw_image("George_W_Bush", 2))
+    res = runner.invoke(app, ["identify", probe, "--gallery", str(db), "--fpir", "1e-2", "--json"])
+    assert res.exit_code == 0, res.output
+    face = json.loads(res.stdout)["faces"][0]
+    assert face["name"] == "George W Bush"
+    assert face["fpir"] == "0.01" and face["gallery_size"] == 2
+    assert face["threshold"] == pytest.approx(threshold_for_fpir("sface", 0.01, 2), abs=1e-6)
+    # without --fpir: the 1:1 threshold as before, the new keys null
+    plain = json.loads(runner.invoke(app, ["identify", probe, "--gallery", str(db), "--json"]).stdout)["faces"][0]
+    assert plain["fmr"] == "1e-3" and plain["fpir"] is None and plain["gallery_size"] is None
+    assert plain["threshold"] == pytest.approx(FacePipeline().threshold("1e-3"), abs=1e-6)
+    table = runner.invoke(app, ["identify", probe, "--gallery", str(db), "--fpir", "1e-2"]).stdout
+    assert "FPIR 0.01 at 2 templates" in " ".join(table.split())  # Rich may wrap the title
+    both = runner.invoke(app, ["identify", probe, "--gallery", str(db), "--fpir", "1e-2", "--fmr", "1e-3"])
+    assert both.exit_code == 2 and "not both" in both.output
+    bad = runner.invoke(app, ["identify", probe, "--gallery", str(db), "--fpir", "2"])
+    assert bad.exit_code == 2 and "fpir must be" in bad.output
