@@ -191,6 +191,12 @@ def main() -> None:
             "models": calibration,
         }
         path = ROOT / "src" / "faceprint" / "calibration.json"
+        old = json.loads(path.read_text()) if path.exists() else {}  # keep bench/open_set.py's impostor tails
+        for key, entry in old.get("models", {}).items():
+            if "impostor_tail" in entry and key in calibration:
+                calibration[key]["impostor_tail"] = entry["impostor_tail"]
+        if "impostor_tail_about" in old:
+            cal["impostor_tail_about"] = old["impostor_tail_about"]
         path.write_text(json.dumps(cal, indent=2) + "\n")
         print(f"wrote {path}")
 

@@ -35,6 +35,7 @@ from .errors import (
     SubjectNotFoundError,
     UnknownBackendError,
     UnsupportedGalleryURLError,
+    UnsupportedOperatingPointError,
 )
 from .types import Detection, Face, Image, Liveness, Match, ModelSpec, Verification
 
@@ -77,6 +78,7 @@ __all__ = [
     "DatasetNotFoundError",
     "EnrollmentRejectedError",
     "UnsupportedGalleryURLError",
+    "UnsupportedOperatingPointError",
     # pipeline, stages and gallery
     "FacePipeline",
     "PipelineSpec",

@@ -29,6 +29,7 @@ __all__ = [
     "NotAFolderError",
     "EnrollmentRejectedError",
     "UnsupportedGalleryURLError",
+    "UnsupportedOperatingPointError",
 ]
 
 
@@ -147,3 +148,12 @@ class UnsupportedGalleryURLError(GalleryError, ValueError):
 
 class EnrollmentRejectedError(FaceprintError, ValueError):
     """A prepared enrollment that a liveness check rejected was about to be written to a gallery."""
+
+
+class UnsupportedOperatingPointError(InvalidArgumentError):
+    """An operating point (an FMR, or an FPIR at a gallery size) lies beyond what the calibration data support.
+
+    For example an ``fpir`` outside (0, 1), or one whose per-comparison FMR at the gallery's size is
+    smaller than the impostor tail of the model measures or extrapolates
+    (:func:`faceprint.thresholds.threshold_for_fpir`).
+    """

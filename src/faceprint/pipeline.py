@@ -90,10 +90,16 @@ class Identification:
     name: str
     threshold: float
     fmr: str
+    """The per-comparison false-match rate of ``threshold``: the 1:1 operating point (``"1e-3"``), or
+    with ``fpir`` the rate derived from it and the gallery size (``"1.01e-05"``)."""
     probabilities: tuple[tuple[str, float], ...] = ()
     """Top-k (name, probability) from a classifier, when one was used (see ``identify``)."""
     liveness: Liveness | None = None
     """The presentation-attack check of this face, when one was asked for."""
+    fpir: str | None = None
+    """The false-positive identification rate the threshold was set for (``identify(..., fpir=)``), else None."""
+    gallery_size: int | None = None
+    """Templates in the gallery when the FPIR threshold was set (None without ``fpir``)."""
 
     @property
     def known(self) -> bool:
@@ -117,6 +123,8 @@ class Identification:
             "detection": self.detection.to_dict(),
             "matches": [m.to_dict() for m in self.matches],
             "probabilities": [{"name": n, "probability": round(p, 6)} for n, p in self.probabilities],
+            "fpir": self.fpir,
+            "gallery_size": self.gallery_size,
         }
 
 
@@ -577,6 +585,7 @@ class FacePipeline:
         select: Selection = "all",
         classifier: Any = None,
         liveness: LivenessOption = None,
+        fpir: float | None = None,
     ) -> list[Identification]:
         """1:N: for each face of ``source``, the top-``k`` subjects and the open-set decision.
 
@@ -594,11 +603,34 @@ class FacePipeline:
         ``from_gallery(gallery, classifier=SVMFaceClassifier())``) the classifier picks the
         candidate and gives probabilities; the open-set decision stays the calibrated verification
         threshold on that candidate's best template similarity, so "unknown" keeps its FMR meaning.
+
+        With ``fpir`` (e.g. ``1e-2``) the open-set threshold is set for the gallery's current size
+        instead: at most about that fraction of searches by people not in the gallery return a name
+        (:func:`faceprint.thresholds.threshold_for_fpir` with ``gallery.n_templates``, from the
+        model's impostor tail). The results carry ``fpir``, ``gallery_size`` and the per-comparison
+        ``fmr`` it implies. ``fmr`` and ``fpir`` together raise
+        :class:`~faceprint.errors.InvalidArgumentError`; an ``fpir`` the tail cannot support at this
+        size raises :class:`~faceprint.errors.UnsupportedOperatingPointError`.
         """
         if k < 1:
             raise InvalidArgumentError(f"k must be >= 1, got {k}")
         check_selection(select, where="identify")
-        thr = self.threshold(fmr)
+        gallery_size: int | None = None
+        if fpir is None:
+            thr = self.threshold(fmr)
+            fmr_name = fmr or self.fmr
+        else:
+            if fmr is not None:
+                raise InvalidArgumentError(
+                    f"give fmr (a 1:1 operating point) or fpir (an open-set rate), not both: fmr={fmr!r}, fpir={fpir!r}"
+                )
+            from .thresholds import fmr_for_fpir, threshold_for_fpir
+
+            gallery_size = int(gallery.n_templates)
+            n = max(gallery_size, 1)  # an empty gallery names no one at any threshold
+            thr = threshold_for_fpir(self.model_key, fpir, n)
+            fmr_name = f"{fmr_for_fpir(fpir, n):.3g}"
+        fpir_name = None if fpir is None else f"{float(fpir):g}"
         fp = self._emb.fingerprint
         if classifier is not None and getattr(classifier, "fingerprint_", fp) not in (None, fp):
             raise EmbedderMismatchError(
@@ -622,8 +654,10 @@ class FacePipeline:
                         matches=(),
                         name=SPOOF if live.verdict == "spoof" else LIVENESS_UNSURE,
                         threshold=thr,
-                        fmr=fmr or self.fmr,
+                        fmr=fmr_name,
                         liveness=live,
+                        fpir=fpir_name,
+                        gallery_size=gallery_size,
                     )
                 )
                 continue
@@ -653,9 +687,11 @@ class FacePipeline:
                     matches=tuple(matches),
                     name=name,
                     threshold=thr,
-                    fmr=fmr or self.fmr,
+                    fmr=fmr_name,
                     probabilities=probs,
                     liveness=live,
+                    fpir=fpir_name,
+                    gallery_size=gallery_size,
                 )
             )
         return results
@@ -726,9 +762,14 @@ def identify(
     k: int = 5,
     select: Selection = "all",
     liveness: LivenessOption = "off",
+    fpir: float | None = None,
 ) -> list[Identification]:
     """1:N identification of the selected faces (default: every face) in ``source`` against ``gallery``
-    (default pipeline); ``select`` as in :meth:`FacePipeline.identify`."""
-    return default_pipeline().identify(source, gallery, k=k, select=select, liveness=liveness)
+    (default pipeline); ``select`` as in :meth:`FacePipeline.identify`.
+
+    ``fpir=1e-2`` sets the open-set threshold for the gallery's current size (see
+    :meth:`FacePipeline.identify`); without it the 1:1 threshold at the pipeline's FMR decides.
+    """
+    return default_pipeline().identify(source, gallery, k=k, select=select, liveness=liveness, fpir=fpir)
 
 

@@ -226,7 +226,17 @@ def identify(
             help="Faces to identify: all, largest, central or error (exactly one; one with --challenge-video).",
         ),
     ] = "all",
-    fmr: FmrOpt = "1e-3",
+    fmr: Annotated[
+        str | None,
+        typer.Option("--fmr", help="1:1 operating point: 1e-2, 1e-3 (default), 1e-4 or best_accuracy."),
+    ] = None,
+    fpir: Annotated[
+        float | None,
+        typer.Option(
+            "--fpir",
+            help="Open-set rate instead of --fmr: at most this fraction of strangers named, for the gallery's size.",
+        ),
+    ] = None,
     classifier: Annotated[
         str, typer.Option("--classifier", help="nearest (best template), knn or svm (trained on the gallery).")
     ] = "nearest",
@@ -253,11 +263,21 @@ def identify(
         with _open_gallery(gallery, create=False) as g:
             maker = makers[classifier]
             clf = from_gallery(g, classifier=maker()) if maker is not None and len(g) > 0 else None
-            results = pipe.identify(image, g, k=k, fmr=fmr, select=select, classifier=clf, liveness=live)
+            if fpir is None:
+                fmr_point: str | None = fmr or "1e-3"
+            else:
+                fmr_point = fmr  # with --fpir, an --fmr too is refused by identify
+            results = pipe.identify(
+                image, g, k=k, fmr=fmr_point, fpir=fpir, select=select, classifier=clf, liveness=live
+            )
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
         else:
-            table = Table(title=f"{len(results)} face(s) in {image.name}")
+            title = f"{len(results)} face(s) in {image.name}"
+            if fpir is not None and results:
+                r0 = results[0]
+                title += f" (FPIR {r0.fpir} at {r0.gallery_size} templates: threshold {r0.threshold:.3f})"
+            table = Table(title=title)
             for col in ("face", "identity", "similarity", "candidates"):
                 table.add_column(col)
             for i, r in enumerate(results):
