@@ -105,8 +105,10 @@ def test_ratio_and_sentence_above_two() -> None:
     rates = [_rate("a", 0.01, 1000), _rate("b", 0.002, 1000), _rate("c", 0.004, 1000)]
     ratio, worst, best = worst_best_ratio(rates, "fmr")
     assert ratio == pytest.approx(5.0) and worst.group == "a" and best.group == "b"
+    # 10 and 2 false matches: the old sentence called this a material disparity; the counts cannot support that
     assert bias_sentences(rates, ("fmr",)) == [
-        "FMR of group a is 5.0 times that of group b (above 2: a material disparity)"
+        "FMR of group a is 5.0 times that of group b, but the counts cannot support a claim: 10 and 2 false "
+        "matches (a claim needs at least 5 in each group) and the 95 % interval of the ratio, 1.07-46.9, includes 2"
     ]
 
 
@@ -265,9 +267,13 @@ def test_evaluate_bias_matches_the_metrics_it_runs(tmp_path: Path) -> None:
     paths = sample_images(utkface_images(tmp_path), 7, seed=1)
     cells, bands, malformed = utkface_groups([p.name for p in paths])
     d = res.to_dict()
-    assert list(d) == ["images", "images_available", "malformed_names", "seed", "operating_point", "models"]
+    assert list(d) == [
+        "images", "images_available", "malformed_names", "seed", "operating_point", "models", "fmr", "threshold_from"
+    ]
     assert (d["images"], d["images_available"], d["malformed_names"], d["seed"]) == (7, 9, malformed, 1)
-    assert res.title == "UTKFace bias (7 of 9 images)" and len(res.sections) == 8
+    assert (d["operating_point"], d["fmr"], d["threshold_from"]) == ("1e-3", 1e-3, "lfw")
+    assert res.title == "UTKFace bias (7 of 9 images, threshold at FMR 1e-3 from the LFW calibration)"
+    assert len(res.sections) == 8
     emb, errors = FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder()).embed_many(paths, select="central")
     m = d["models"][0]
     assert m["threshold"] == 0.9 and m["detection_failures"] == sum(e is not None for e in errors)
