@@ -230,15 +230,6 @@ def evaluate_bias_cmd(
                 f"{res.images - m['detection_failures']:,} embedded images match at it{fmr_all}.",
                 highlight=False,
             )
-            for sec in m["sections"]:
-                for t in sec["tables"]:
-                    for row in t["rows"]:
-                        if row["sampled"]:
-                            out.print(
-                                f"{m['model']}: {sec['title']}, {row['group']}: {row['n']:,} of "
-                                f"{row['n_total']:,} {t['unit']}, sampled",
-                                highlight=False,
-                            )
         for m in summary:
             for sec in m["sections"]:
                 for sentence in sec["sentences"]:

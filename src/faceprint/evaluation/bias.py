@@ -79,8 +79,11 @@ handful of events: one more or one fewer moves the ratio by 20 % or more, and pa
 make even that spread optimistic. :func:`ratio_claim` also needs the exact interval of the ratio to
 exclude the limit."""
 
-BLOCK_ELEMENTS = 1 << 20
-"""Similarity scores computed at once (a block of rows of the similarity matrix): 8 MB of float64."""
+BLOCK_ELEMENTS = 1 << 19
+"""Similarity scores computed at once (a block of rows of the similarity matrix): 4 MB of float64.
+
+The counts do not depend on it; a score may differ in its last bit from a full-matrix product (the
+BLAS kernel of a block), which moves a count only for a score within that bit of the threshold."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -725,9 +728,11 @@ def _pair_blocks(e: npt.NDArray[np.float64], block_elements: int) -> Iterator[np
         rows = max(1, block_elements // max(n - r0, 1))
         r1 = min(n, r0 + rows)
         block = e[r0:r1] @ e[r0:].T
-        col = np.arange(n - r0)
-        above = col[None, :] > np.arange(r1 - r0)[:, None]
-        yield block[above]
+        above = np.arange(n - r0)[None, :] > np.arange(r1 - r0)[:, None]
+        flat = block[above]
+        del block, above  # one block alive at a time
+        yield flat
+        del flat
         r0 = r1
 
 
@@ -740,7 +745,9 @@ def _sampled_blocks(
     j = (i + rng.integers(1, n, size=n_pairs)) % n  # j != i, uniform
     step = max(1, block_elements // max(sub.shape[1], 1))
     for c0 in range(0, n_pairs, step):
-        yield np.einsum("ij,ij->i", sub[i[c0 : c0 + step]], sub[j[c0 : c0 + step]])
+        scores = np.einsum("ij,ij->i", sub[i[c0 : c0 + step]], sub[j[c0 : c0 + step]])
+        yield scores
+        del scores
 
 
 def utkface_impostor_fmr(
@@ -817,11 +824,19 @@ def utkface_impostor_fmr(
             blocks = _sampled_blocks(sub, max_pairs_per_group, sample_rng, block_elements)
             n_imp, total = max_pairs_per_group, n_pairs
             logger.info("group %s: %d cross pairs, sampled %d", name, n_pairs, max_pairs_per_group)
-        fm = sum(int(np.count_nonzero(b >= threshold)) for b in blocks)
+        fm = _count_at_least(blocks, threshold)
         out.append(
             _group_rate(name, threshold, 0, n_imp, 0, fm, rng=boot_rng, n_boot=n_boot, ci=ci, n_impostor_total=total)
         )
     return out
+
+
+def _count_at_least(blocks: Iterator[npt.NDArray[np.float64]], threshold: float) -> int:
+    count = 0
+    for block in blocks:
+        count += int(np.count_nonzero(block >= threshold))
+        del block  # before the generator computes the next one
+    return count
 
 
 _BINS = 1 << 16
@@ -887,10 +902,14 @@ def cross_pair_threshold(
     counts = np.zeros(_BINS, np.int64)
     for blk in _pair_blocks(e, block_elements):
         counts += np.bincount(_bin_of(blk), minlength=_BINS)
+        del blk
     # d = every score sorted descending: d[k] lies in the bin where the count from the top passes k.
     above = np.cumsum(counts[::-1])[::-1] - counts  # pairs in higher bins
     b = int(np.flatnonzero((above <= k) & (k < above + counts))[0])
-    kept = [blk[_bin_of(blk) == b] for blk in _pair_blocks(e, block_elements)]
+    kept = []
+    for blk in _pair_blocks(e, block_elements):
+        kept.append(blk[_bin_of(blk) == b])
+        del blk
     in_bin = np.sort(np.concatenate(kept))[::-1]
     d_k = in_bin[k - int(above[b])]
     return float(np.nextafter(d_k, np.inf)), n_pairs
@@ -910,5 +929,5 @@ def cross_pair_matches(
     e, ok = _unit_rows(embeddings)
     e = e[ok]
     n = e.shape[0]
-    matches = sum(int(np.count_nonzero(b >= threshold)) for b in _pair_blocks(e, block_elements))
+    matches = _count_at_least(_pair_blocks(e, block_elements), threshold)
     return matches, n * (n - 1) // 2
