@@ -105,8 +105,10 @@ def test_ratio_and_sentence_above_two() -> None:
     rates = [_rate("a", 0.01, 1000), _rate("b", 0.002, 1000), _rate("c", 0.004, 1000)]
     ratio, worst, best = worst_best_ratio(rates, "fmr")
     assert ratio == pytest.approx(5.0) and worst.group == "a" and best.group == "b"
+    # 10 and 2 false matches: the old sentence called this a material disparity; the counts cannot support that
     assert bias_sentences(rates, ("fmr",)) == [
-        "FMR of group a is 5.0 times that of group b (above 2: a material disparity)"
+        "FMR of group a is 5.0 times that of group b, but the counts cannot support a claim: 10 and 2 false "
+        "matches (a claim needs at least 5 in each group) and the 95 % interval of the ratio, 1.07-46.9, includes 2"
     ]
 
 
@@ -265,9 +267,13 @@ def test_evaluate_bias_matches_the_metrics_it_runs(tmp_path: Path) -> None:
     paths = sample_images(utkface_images(tmp_path), 7, seed=1)
     cells, bands, malformed = utkface_groups([p.name for p in paths])
     d = res.to_dict()
-    assert list(d) == ["images", "images_available", "malformed_names", "seed", "operating_point", "models"]
+    assert list(d) == [
+        "images", "images_available", "malformed_names", "seed", "operating_point", "models", "fmr", "threshold_from"
+    ]
     assert (d["images"], d["images_available"], d["malformed_names"], d["seed"]) == (7, 9, malformed, 1)
-    assert res.title == "UTKFace bias (7 of 9 images)" and len(res.sections) == 8
+    assert (d["operating_point"], d["fmr"], d["threshold_from"]) == ("1e-3", 1e-3, "lfw")
+    assert res.title == "UTKFace bias (7 of 9 images, threshold at FMR 1e-3 from the LFW calibration)"
+    assert len(res.sections) == 8
     emb, errors = FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder()).embed_many(paths, select="central")
     m = d["models"][0]
     assert m["threshold"] == 0.9 and m["detection_failures"] == sum(e is not None for e in errors)
@@ -287,3 +293,164 @@ def test_evaluate_bias_matches_the_metrics_it_runs(tmp_path: Path) -> None:
     assert m["sections"][0]["rates"] == [p.to_dict() for p in det]
     with pytest.raises(ValueError, match="max_images"):
         evaluate_bias([], tmp_path, max_images=1)
+
+
+# -- claims: what the counts support -------------------------------------------------------------
+
+
+def test_ratio_claim_rule_on_counts() -> None:
+    from scipy.stats import beta
+
+    from faceprint.evaluation.bias import MIN_ERRORS_FOR_CLAIM, ratio_claim
+
+    assert MIN_ERRORS_FOR_CLAIM == 5
+    supported = ratio_claim(50, 1000, 10, 1000)
+    assert supported.ratio == pytest.approx(5.0) and supported.claim == "disparity" and supported.supported
+    assert supported.ci_low > 2 and supported.ci_low < 5 < supported.ci_high and supported.reasons() == []
+    # the exact interval: Clopper-Pearson on a's share of the 60 errors, mapped to the ratio (equal n here)
+    lo, hi = beta.ppf(0.025, 50, 11), beta.ppf(0.975, 51, 10)
+    assert supported.ci_low == pytest.approx(lo / (1 - lo)) and supported.ci_high == pytest.approx(hi / (1 - hi))
+    # exactly MIN errors in the best group: a claim; one fewer: none, however far the interval is above 2
+    assert ratio_claim(5, 10, 5, 10_000).claim == "disparity"
+    few = ratio_claim(4, 10, 4, 10_000)
+    assert few.ratio == pytest.approx(1000) and few.ci_low > 2 and few.claim == "inconclusive"
+    assert few.reasons() == ["4 and 4 errors (a claim needs at least 5 in each group)"]
+    # enough errors but the interval reaches below 2
+    wide = ratio_claim(12, 1000, 5, 1000)
+    assert wide.ratio == pytest.approx(2.4) and wide.ci_low < 2 and wide.claim == "inconclusive"
+    assert wide.reasons("false matches") == [
+        f"the 95 % interval of the ratio, {wide.ci_low:.3g}-{wide.ci_high:.3g}, includes 2"
+    ]
+    # enough errors and the interval below 2: the counts support "no disparity"
+    assert ratio_claim(1100, 10_000, 1000, 10_000).claim == "no disparity"
+    # no error in the best group: floored ratio, unbounded interval; none anywhere: nothing known
+    zero = ratio_claim(10, 1000, 0, 500)
+    assert zero.floored and zero.ratio == pytest.approx(5.0) and math.isinf(zero.ci_high) and not zero.supported
+    none = ratio_claim(0, 100, 0, 100)
+    assert math.isnan(none.ratio) and (none.ci_low, none.ci_high) == (0.0, math.inf) and none.claim == "inconclusive"
+    assert ratio_claim(50, 1000, 10, 1000, min_errors=20).claim == "inconclusive"
+    with pytest.raises(ValueError, match="errors must lie"):
+        ratio_claim(11, 10, 1, 10)
+
+
+def test_sentences_supported_unsupported_and_their_units() -> None:
+    from faceprint.evaluation.bias import disparity_claim
+
+    supported = [_rate("a", 0.05, 10_000), _rate("b", 0.01, 10_000)]
+    (s,) = bias_sentences(supported, ("fmr",))
+    claim = disparity_claim(supported)
+    assert claim is not None and claim.supported and (claim.worst_errors, claim.best_errors) == (500, 100)
+    assert s == (
+        f"FMR of group a is 5.0 times that of group b (95 % interval {claim.ci_low:.3g}-{claim.ci_high:.3g}, "
+        "above 2: a material disparity; 500 and 100 false matches)"
+    )
+    # FNMR counts false non-matches in genuine pairs
+    fnmr = [_rate("a", 0.0, 10, fnmr=0.004, n_gen=1000), _rate("b", 0.0, 10, fnmr=0.0, n_gen=1000)]
+    (s,) = bias_sentences(fnmr, ("fnmr",))
+    assert "no error in 1000 genuine pairs" in s and "4 and 0 false non-matches" in s and "cannot support" in s
+    # a proportion counts images, not pairs
+    props = group_proportions([1] * 30 + [0] * 70 + [0] * 200, ["x"] * 100 + ["y"] * 200, n_boot=10)
+    (s,) = bias_sentences(props, ("rate",), what="detection failure rate", events="detection failures")
+    assert "group y had no error in 200 images" in s and "pairs" not in s
+    assert "30 and 0 detection failures" in s
+
+
+# -- streamed pairs ------------------------------------------------------------------------------
+
+
+def _unit(n: int, d: int, seed: int) -> np.ndarray:
+    e = np.random.default_rng(seed).normal(size=(n, d)) + 0.6  # positive mean: a spread of scores
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def _old_utkface_impostor_fmr(e: np.ndarray, groups: list[str], thr: float, max_pairs: int, seed: int) -> list:
+    """The pre-streaming implementation (full matrix, every sampled pair at once): the reference."""
+    rng = np.random.default_rng(seed)
+    scores, names = [], []
+    for name in sorted(set(groups)):
+        sub = e[[i for i, g in enumerate(groups) if g == name]]
+        n = len(sub)
+        if n * (n - 1) // 2 <= max_pairs:
+            iu, ju = np.triu_indices(n, k=1)
+            s = (sub @ sub.T)[iu, ju]
+        else:
+            i = rng.integers(0, n, size=max_pairs)
+            j = (i + rng.integers(1, n, size=max_pairs)) % n
+            s = np.einsum("ij,ij->i", sub[i], sub[j])
+        scores.append(s)
+        names.append(np.full(s.size, name))
+    s = np.concatenate(scores)
+    return group_error_rates(s, np.zeros(s.size, bool), np.concatenate(names), thr, n_boot=50, seed=seed)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1000, 1 << 20])
+def test_streamed_counts_equal_the_full_matrix(block: int) -> None:
+    e = _unit(230, 16, 4)
+    groups = [str(g) for g in np.random.default_rng(5).choice(["p", "q", "r"], 230)]
+    for thr in (0.2, 0.5, 0.8):
+        new = utkface_impostor_fmr(e, groups, thr, max_pairs_per_group=4000, seed=2, n_boot=50, block_elements=block)
+        old = _old_utkface_impostor_fmr(e, groups, thr, 4000, 2)
+        assert [r.to_dict() | {"n_impostor_total": 0, "sampled": 0} for r in new] == [
+            r.to_dict() | {"n_impostor_total": 0, "sampled": 0} for r in old
+        ]
+    sizes = {g: groups.count(g) for g in set(groups)}
+    for r in new:
+        pairs = sizes[r.group] * (sizes[r.group] - 1) // 2
+        assert r.sampled == (pairs > 4000)
+        assert r.to_dict()["n_impostor_total"] == pairs and r.to_dict()["sampled"] == r.sampled
+        assert r.n_impostor == min(pairs, 4000)
+    (exact,) = utkface_impostor_fmr(e, ["all"] * 230, 0.5, max_pairs_per_group=None, n_boot=10, block_elements=block)
+    assert exact.n_impostor == 230 * 229 // 2 and not exact.sampled
+
+
+@pytest.mark.parametrize("fmr", [0.0, 1e-4, 1e-3, 0.01, 0.29, 0.5, 1.0])
+def test_cross_pair_threshold_equals_threshold_at_fmr(fmr: float) -> None:
+    from faceprint.evaluation import threshold_at_fmr
+    from faceprint.evaluation.bias import cross_pair_matches, cross_pair_threshold
+
+    # entries +-1/8 in 64 dimensions: unit rows whose dot products are exact in float64 whatever the
+    # BLAS kernel (multiples of 1/32, so many ties), then random rows (equal up to rounding)
+    signs = np.where(np.random.default_rng(6).random((150, 64)) < 0.6, 0.125, -0.125)
+    for e, exact in ((signs, True), (_unit(150, 8, 6), False)):
+        e = e.copy()
+        e[10:14] = e[3]  # ties: identical rows
+        e[20] = np.nan  # a detection failure: left out
+        ok = np.delete(e, 20, axis=0)
+        iu, ju = np.triu_indices(len(ok), k=1)
+        scores = (ok @ ok.T)[iu, ju]
+        expected = threshold_at_fmr(scores, np.zeros(scores.size, bool), fmr)
+        for block in (5, 1 << 20):
+            t, n = cross_pair_threshold(e, fmr, block_elements=block)
+            assert n == scores.size
+            if not exact:
+                assert t == pytest.approx(expected, abs=1e-12)
+                continue
+            assert t == expected
+            assert cross_pair_matches(e, t, block_elements=block) == (int((scores >= t).sum()), scores.size)
+            assert int((scores >= t).sum()) <= fmr * scores.size
+    with pytest.raises(ValueError, match="two usable"):
+        cross_pair_threshold(signs[:1], 0.1)
+
+
+def test_streaming_never_builds_an_n_by_n_matrix() -> None:
+    import tracemalloc
+
+    from faceprint.evaluation.bias import cross_pair_matches, cross_pair_threshold
+
+    n = 3000
+    e = _unit(n, 128, 7).astype(np.float32)
+    groups = ["a"] * n
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        (r,) = utkface_impostor_fmr(e, groups, 0.5, max_pairs_per_group=None, n_boot=10)
+        _, peak_counts = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        t, n_pairs = cross_pair_threshold(e, 1e-3)
+        cross_pair_matches(e, t)
+        _, peak_threshold = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.n_impostor == n_pairs == n * (n - 1) // 2
+    full = n * n * 8  # one float64 n x n matrix: 72 MB
+    assert peak_counts < full / 4 and peak_threshold < full / 4, (peak_counts, peak_threshold)

@@ -92,14 +92,20 @@ def test_ratio_above_two_is_said_and_highlighted(written: tuple[dict[str, Any], 
     report, out = written
     high, low, det = report["bias"]
     assert high["ratios"][0]["ratio"] == pytest.approx(5.0) and high["ratios"][0]["exceeds_limit"]
-    assert high["highlight"] is True
-    assert high["sentences"] == ["FMR of group a is 5.0 times that of group b (above 2: a material disparity)"]
+    # 5 and 1 false matches in 100 pairs each: the old page called this a material disparity (highlighted);
+    # the counts cannot support that, so it is said plainly and not highlighted
+    assert high["ratios"][0]["claim"] == "inconclusive" and high["ratios"][0]["supported"] is False
+    assert high["highlight"] is False
+    (sentence,) = high["sentences"]
+    assert sentence.startswith("FMR of group a is 5.0 times that of group b, but the counts cannot support a claim")
+    assert "5 and 1 false matches" in sentence
     assert low["ratios"][0]["ratio"] == pytest.approx(1.0) and low["sentences"] == [] and low["highlight"] is False
     assert det["ratios"][0]["ratio"] == pytest.approx(1.5) and det["sentences"] == []
     text = (out / "report.html").read_text()
     blocks = re.split(r'<div class="bias-block"', text)[1:]
     assert len(blocks) == 3
-    assert 'class="bias-alert"' in blocks[0] and high["sentences"][0] in blocks[0]
+    assert 'class="bias-sentences"' in blocks[0] and high["sentences"][0] in blocks[0]
+    assert "bias-alert" not in blocks[0] and "cannot support a claim" in blocks[0]
     assert "bias-alert" not in blocks[1] and "bias-alert" not in blocks[2]
     assert "No worst / best ratio exceeds 2" in blocks[1]
     assert f">{format_value(5.0)}<" in blocks[0]
@@ -182,3 +188,150 @@ def test_cli_evaluate_bias_sample(data_root: Path, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["models"] == [] and len(report["bias"]) == 4
     assert "bias" in _page(out / "report.html").ids
+
+
+# -- claims, wording and threshold sources (synthetic UTKFace folder, fake models) ---------------
+
+
+def test_supported_ratio_is_highlighted() -> None:
+    scores = np.zeros(20_000)
+    scores[:500] = 0.9  # group a: 500 false matches in 10,000 pairs
+    scores[10_000:10_100] = 0.9  # group b: 100
+    rates = group_error_rates(scores, np.zeros(20_000, bool), ["a"] * 10_000 + ["b"] * 10_000, 0.5, n_boot=50)
+    d = bias_section("t", "m", rates, ("fmr",), threshold=0.5).to_dict()
+    (r,) = d["ratios"]
+    assert r["claim"] == "disparity" and r["supported"] and d["highlight"] is True
+    assert (r["worst_errors"], r["best_errors"], r["min_errors"]) == (500, 100, 5)
+    assert 2 < r["ci_low"] < 5 < r["ci_high"]
+    assert d["sentences"][0].startswith("FMR of group a is 5.0 times that of group b (95 % interval")
+    assert "a material disparity; 500 and 100 false matches" in d["sentences"][0]
+
+
+def test_images_and_pairs_worded_in_the_report(tmp_path: Path) -> None:
+    det = group_proportions([True] * 30 + [False] * 70 + [False] * 200, ["x"] * 100 + ["y"] * 200)
+    e = np.random.default_rng(0).normal(size=(120, 4)) + 0.5
+    from faceprint.evaluation.bias import utkface_impostor_fmr
+
+    rates = utkface_impostor_fmr(e, ["p"] * 100 + ["q"] * 20, 0.9, max_pairs_per_group=1000, n_boot=20)
+    sections = [
+        bias_section("det", "m", det, ("rate",), label="detection failure rate", events="detection failures",
+                     unit="images"),
+        bias_section("fmr", "m", rates, ("fmr",), threshold=0.9),
+    ]
+    d_det, d_fmr = (s.to_dict() for s in sections)
+    assert (d_det["tables"][0]["unit"], d_det["tables"][0]["events"]) == ("images", "detection failures")
+    assert (d_fmr["tables"][0]["unit"], d_fmr["tables"][0]["events"]) == ("impostor pairs", "false matches")
+    p, q = d_fmr["tables"][0]["rows"]
+    assert (p["n"], p["n_total"], p["sampled"]) == (1000, 4950, True)
+    assert (q["n"], q["n_total"], q["sampled"]) == (190, 190, False)
+    assert d_det["ratios"][0]["unit"] == "images" and "200 images" in d_det["sentences"][0]
+    write_report(build_report([], title="wording", bias=sections), tmp_path)
+    text = (tmp_path / "report.html").read_text()
+    det_block, fmr_block = re.split(r'<div class="bias-block"', text)[1:]
+    assert "<th>images</th><th>detection failures</th>" in det_block and "pairs" not in det_block
+    assert "<th>impostor pairs</th><th>of all impostor pairs</th><th>false matches</th>" in fmr_block
+    assert ">of 4,950, sampled<" in fmr_block and ">all<" in fmr_block
+    page = _page(tmp_path / "report.html")
+    fmr_rows = [rows for a, rows in page.tables if a.get("data-metric") == "fmr"][0][1:]
+    assert _values(fmr_rows[0])[:2] == [p["n"], p["errors"]]  # the words cell carries no value
+
+
+def _utk_folder(tmp_path: Path, n: int = 40) -> Path:
+    import io
+
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "utkface" / "UTKFace"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        buf = io.BytesIO()
+        PILImage.fromarray(np.full((100, 100, 3), rng.integers(0, 255, 3), np.uint8)).save(buf, format="JPEG")
+        (folder / f"{20 + i % 50}_{i % 2}_{i % 5}_2017{i:04d}.jpg.chip.jpg").write_bytes(buf.getvalue())
+    return tmp_path
+
+
+def _fake_pipeline(*_: Any, **__: Any) -> Any:
+    from faceprint.pipeline import FacePipeline
+    from fakes import FakeDetector, FakeEmbedder
+
+    return FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder())
+
+
+def test_evaluate_bias_threshold_from_each_source(tmp_path: Path) -> None:
+    from faceprint.errors import FaceprintError, InvalidFileError
+    from faceprint.evaluation.bias import cross_pair_matches, cross_pair_threshold
+    from faceprint.evaluation.utkface import evaluate_bias
+
+    root = _utk_folder(tmp_path)
+    emb, _ = _fake_pipeline().embed_many(sorted((root / "utkface" / "UTKFace").glob("*.jpg")), select="central")
+
+    def run(**kw: Any) -> dict[str, Any]:
+        return evaluate_bias([_fake_pipeline()], root, n_boot=20, **kw).to_dict()
+
+    lfw = run()
+    (m,) = lfw["models"]
+    assert (lfw["threshold_from"], lfw["fmr"], lfw["operating_point"]) == ("lfw", 1e-3, "1e-3")
+    assert (m["threshold"], m["threshold_from"], m["fmr"]) == (0.9, "lfw", 1e-3)  # FakeEmbedder's 1e-3 threshold
+    assert (m["cross_pair_matches"], m["cross_pairs"]) == cross_pair_matches(emb, 0.9)
+    assert "Global threshold 0.9000 (calibrated FMR 1e-3 on LFW)" in m["sections"][1]["note"]
+    assert run(fmr=1e-2)["models"][0]["threshold"] == 0.8
+
+    utk = run(threshold_from="utkface", fmr=0.05)
+    (m,) = utk["models"]
+    t, n_pairs = cross_pair_threshold(emb, 0.05)
+    assert (utk["threshold_from"], utk["operating_point"], m["threshold"], m["cross_pairs"]) == (
+        "utkface", "5e-2", t, n_pairs
+    )
+    assert m["cross_pair_fmr"] <= 0.05 and m["cross_pair_matches"] == cross_pair_matches(emb, t)[0]
+    assert f"FMR 5e-2 matched on all {n_pairs:,} cross pairs" in m["sections"][1]["note"]
+    for s in m["sections"][1::2]:
+        assert s["threshold"] == pytest.approx(t)
+
+    whole = tmp_path / "calibration.json"
+    whole.write_text(json.dumps({"models": {"fake": {"thresholds": {"1e-3": 0.55}, "fusion_weights": None}}}))
+    entry = tmp_path / "entry.json"
+    entry.write_text(json.dumps({"thresholds": {"1e-3": 0.65, "1e-2": 0.6}}))
+    for path, value in ((whole, 0.55), (entry, 0.65)):
+        res = run(threshold_from=path)
+        assert res["threshold_from"] == str(path) and res["models"][0]["threshold"] == value
+        assert f"FMR 1e-3 from {path}" in res["models"][0]["sections"][1]["note"]
+    (tmp_path / "other.json").write_text(json.dumps({"models": {"sface": {"thresholds": {"1e-3": 0.3}}}}))
+    with pytest.raises(InvalidFileError, match="no entry for model 'fake'"):
+        run(threshold_from=tmp_path / "other.json")
+    with pytest.raises(InvalidFileError, match="no threshold at FMR 1e-4"):
+        run(threshold_from=entry, fmr=1e-4)
+    with pytest.raises(FaceprintError, match="no calibrated threshold"):
+        run(fmr=1e-4)  # the fake calibration has 1e-3 and 1e-2 only
+    with pytest.raises(ValueError, match="threshold_from"):
+        run(threshold_from="nowhere")
+    with pytest.raises(ValueError, match="fmr"):
+        run(fmr=0.0)
+
+
+def test_cli_evaluate_bias_wording_and_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import faceprint.cli.evaluate as cli_evaluate
+
+    monkeypatch.setattr(cli_evaluate, "_pipeline", _fake_pipeline)
+    root = _utk_folder(tmp_path)
+    base = ["evaluate", "bias", "--data", str(root), "--n-boot", "20"]
+    runner = CliRunner()
+    plain = runner.invoke(app, [*base, "--threshold-from", "utkface", "--fmr", "0.05"])
+    assert plain.exit_code == 0, plain.output
+    text = re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", plain.stdout))
+    assert "threshold at FMR 5e-2, matched on these UTKFace pairs" in text
+    assert "95 % interval" in text and "claim" in text
+    assert re.search(r"fake: threshold \d\.\d{4} at FMR 5e-2 \(matched on these UTKFace pairs\); [\d,]+ of the 780 "
+                     r"cross pairs of all 40 embedded images match at it", text)
+    as_json = runner.invoke(app, [*base, "--json", "--report", str(tmp_path / "r")])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(re.sub(r"\x1b\[[0-9;]*m", "", as_json.stdout))
+    assert (data["threshold_from"], data["operating_point"]) == ("lfw", "1e-3")
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert "threshold at FMR 1e-3 from the LFW calibration" in report["title"]
+    det, fmr = report["bias"][:2]
+    assert det["tables"][0]["unit"] == "images" and fmr["tables"][0]["unit"] == "impostor pairs"
+    assert "bootstrap over the images" in det["note"] and "bootstrap over the pairs" in fmr["note"]
+    for bad, message in ((["--fmr", "abc"], "--fmr must be"), (["--threshold-from", "nope"], "--threshold-from must")):
+        res = runner.invoke(app, [*base, *bad])
+        assert res.exit_code == 2 and message in res.output, res.output

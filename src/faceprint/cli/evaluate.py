@@ -125,6 +125,17 @@ def evaluate_bias_cmd(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sample and bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per group.")] = 1000,
+    fmr: Annotated[
+        str, typer.Option("--fmr", help="Operating point: the false match rate of the global threshold, e.g. 1e-3.")
+    ] = "1e-3",
+    threshold_from: Annotated[
+        str,
+        typer.Option(
+            "--threshold-from",
+            help="lfw: the shipped LFW calibration at --fmr; utkface: the threshold matched at --fmr on all cross "
+            "pairs of the UTKFace sample itself; or FILE: a JSON of thresholds shaped like calibration.json.",
+        ),
+    ] = "lfw",
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Write report.html and report.json (bias sections) to DIR.")
     ] = None,
@@ -133,20 +144,30 @@ def evaluate_bias_cmd(
 ) -> None:
     """UTKFace bias: impostor FMR and detection failure rate per race x gender cell and age band.
 
-    Rates are measured at each model's calibrated FMR 1e-3 threshold (the global operating point).
-    UTKFace has no identity labels: every cross pair inside a group is treated as an impostor pair.
+    Rates are measured at one global threshold per model, at --fmr (default 1e-3), from
+    --threshold-from (default: the model's LFW calibration). UTKFace has no identity labels: every
+    cross pair of images inside a group is treated as an impostor pair. A disparity is claimed only
+    where the counts support it.
     """
 
     def body() -> int:
         from ..datasets import data_root
         from ..evaluation.report import build_report
         from ..evaluation.report_html import write_report
-        from ..evaluation.utkface import evaluate_bias
+        from ..evaluation.utkface import THRESHOLD_SOURCES, evaluate_bias
 
         if max_images is not None and max_images < 2:
             _fail(f"--max-images must be >= 2, got {max_images}")
         if n_boot < 1:
             _fail(f"--n-boot must be >= 1, got {n_boot}")
+        try:
+            fmr_value = float(fmr)
+        except ValueError:
+            fmr_value = float("nan")
+        if not 0.0 < fmr_value < 1.0:
+            _fail(f"--fmr must be a false match rate in (0, 1), e.g. 1e-3; got {fmr!r}")
+        if threshold_from not in THRESHOLD_SOURCES and not Path(threshold_from).is_file():
+            _fail(f"--threshold-from must be lfw, utkface or a JSON thresholds file; got {threshold_from!r}")
         root = data if data is not None else data_root(required=True)
         with _progress() as prog:
 
@@ -161,6 +182,8 @@ def evaluate_bias_cmd(
                 seed=seed,
                 n_boot=n_boot,
                 stage=stage,
+                fmr=fmr_value,
+                threshold_from=threshold_from,
             )
         if report_dir is not None:
             _, html_path = write_report(build_report([], title=res.title, bias=res.sections), report_dir)
@@ -170,9 +193,15 @@ def evaluate_bias_cmd(
             _print_json(result)
             return 0
         summary = result["models"]
-        table = Table(title=f"UTKFace bias: worst / best group ({res.images} images, FMR 1e-3 threshold)")
-        for col in ("model", "section", "ratio", "worst", "best"):
-            table.add_column(col, justify="left" if col != "ratio" else "right")
+        source = {"lfw": "LFW calibration", "utkface": "matched on these UTKFace pairs"}.get(
+            threshold_from, threshold_from
+        )
+        table = Table(
+            title=f"UTKFace bias: worst / best group ({res.images} images, threshold at FMR {res.operating_point}, "
+            f"{source})"
+        )
+        for col in ("model", "section", "ratio", "95 % interval", "claim", "worst", "best"):
+            table.add_column(col, justify="right" if col in ("ratio", "95 % interval") else "left")
         for m in summary:
             for sec in m["sections"]:
                 for r in sec["ratios"]:
@@ -180,9 +209,27 @@ def evaluate_bias_cmd(
                         ratio = r["status"]
                     else:
                         ratio = f"{r['ratio']:.2f}" + (" (lower bound)" if r["floored"] else "")
-                    table.add_row(m["model"], sec["title"], ratio, str(r["worst"] or "-"), str(r["best"] or "-"))
+                    if r["ci_low"] is None:
+                        interval = "-"
+                    else:
+                        high = "inf" if r["ci_high"] is None else f"{r['ci_high']:.2f}"
+                        interval = f"{r['ci_low']:.2f}-{high}"
+                    claim = {"disparity": "disparity", "no disparity": "no disparity"}.get(
+                        r["claim"] or "", "counts cannot support a claim" if r["claim"] else "-"
+                    )
+                    table.add_row(
+                        m["model"], sec["title"], ratio, interval, claim, str(r["worst"] or "-"), str(r["best"] or "-")
+                    )
         out.print(table)
         out.print("Every cross pair inside a group is treated as an impostor pair (UTKFace has no identities).")
+        for m in summary:
+            fmr_all = "" if m["cross_pair_fmr"] is None else f" (FMR {m['cross_pair_fmr']:.4g})"
+            out.print(
+                f"{m['model']}: threshold {m['threshold']:.4f} at FMR {res.operating_point} ({source}); "
+                f"{m['cross_pair_matches']:,} of the {m['cross_pairs']:,} cross pairs of all "
+                f"{res.images - m['detection_failures']:,} embedded images match at it{fmr_all}.",
+                highlight=False,
+            )
         for m in summary:
             for sec in m["sections"]:
                 for sentence in sec["sentences"]:

@@ -13,7 +13,9 @@ as ``null`` so that ``report.json`` is strict JSON.
 The optional bias section (:class:`BiasSection`, built with :func:`bias_section`, or for LFW by
 gender with :func:`faceprint.evaluation.lfw.lfw_gender_bias`) holds error rates per demographic
 group at one global threshold (:mod:`faceprint.evaluation.bias`): the table rows, the worst / best
-group ratio, and a sentence when that ratio exceeds 2.
+group ratio with its exact interval, and a sentence when that ratio exceeds 2: a material disparity
+where the counts support it (:func:`faceprint.evaluation.bias.ratio_claim`), else a plain statement
+that they cannot.
 
 Pure computation: no file is read or written here, and nothing is drawn.
 """
@@ -44,6 +46,8 @@ __all__ = [
     "HISTOGRAM_BINS",
     "BIAS_RATIO_LIMIT",
     "CI_NOTE",
+    "CI_NOTE_IMAGES",
+    "CLAIM_NOTE",
     "UTKFACE_IMPOSTOR_NOTE",
 ]
 
@@ -210,12 +214,23 @@ def _model_entry(m: ModelScores, fmrs: Sequence[float], operating_fmr: float) ->
 # --------------------------------------------------------------------------------------------
 
 BIAS_RATIO_LIMIT = 2.0
-"""A worst / best group ratio above this is called out (sentence, highlighted box)."""
+"""A worst / best group ratio above this gets a sentence; the highlighted box when the counts support it."""
 
 CI_NOTE = (
     "Intervals: percentile bootstrap over the pairs of each group; pairs sharing an image or a person are "
     "not independent, so the intervals are optimistic (too narrow). A group with no error gets [0, 0]: "
     "read it as fewer than about 3 / n."
+)
+
+CI_NOTE_IMAGES = (
+    "Intervals: percentile bootstrap over the images of each group. A group with no failure gets [0, 0]: "
+    "read it as fewer than about 3 / n."
+)
+
+CLAIM_NOTE = (
+    "A worst / best ratio above 2 is called a material disparity only when the counts support it: at least "
+    "{min_errors} errors in each of the two groups and an exact 95 % interval of the ratio that lies above 2. "
+    "Otherwise the sentence says that the counts cannot support a claim."
 )
 
 UTKFACE_IMPOSTOR_NOTE = (
@@ -231,6 +246,12 @@ _METRIC_FIELDS: dict[str, tuple[str, str, str, str]] = {
     "rate": ("n", "count", "rate", "rate_ci"),
 }
 _METRIC_LABELS = {"fmr": "FMR", "fnmr": "FNMR", "rate": "rate"}
+_METRIC_NOUNS = {
+    # metric -> (what an error is called, what n counts)
+    "fmr": ("false matches", "impostor pairs"),
+    "fnmr": ("false non-matches", "genuine pairs"),
+    "rate": ("failures", "images"),
+}
 
 
 @dataclass(frozen=True)
@@ -251,10 +272,15 @@ class BiasSection:
     rates : tuple of dict
         ``GroupRate.to_dict()`` or ``GroupProportion.to_dict()`` per group.
     ratios : tuple of dict
-        One per metric: ``{metric, label, ratio, worst, best, floored, excluded, status, exceeds_limit}``;
-        ``ratio`` is None when undefined (``status`` says why).
+        One per metric: ``{metric, label, ratio, worst, best, floored, excluded, status, exceeds_limit,
+        ci_low, ci_high, ci, worst_errors, best_errors, worst_n, best_n, min_errors, claim, supported,
+        events, unit}``; ``ratio`` is None when undefined (``status`` says why); ``exceeds_limit`` is the
+        point ratio above ``limit``, ``supported`` whether the counts support calling it a disparity
+        (``claim``: ``disparity``, ``no disparity`` or ``inconclusive``, see
+        :func:`faceprint.evaluation.bias.ratio_claim`).
     sentences : tuple of str
-        One per metric whose ratio exceeds ``limit``.
+        One per metric whose ratio exceeds ``limit``: a disparity where the counts support it, else
+        a statement that they cannot.
     note : str
         Caveats shown under the title (e.g. the UTKFace impostor-pair assumption).
     threshold : float, optional
@@ -262,6 +288,9 @@ class BiasSection:
     label : str
         Name of the metric ``"rate"`` (e.g. ``"detection failure rate"``).
     limit : float
+    events, unit : str
+        What an error of the ``"rate"`` metric is called and what its ``n`` counts (default
+        ``failures`` / ``images``); FMR and FNMR count false (non-)matches in impostor (genuine) pairs.
     """
 
     title: str
@@ -274,9 +303,15 @@ class BiasSection:
     threshold: float | None = None
     label: str = ""
     limit: float = BIAS_RATIO_LIMIT
+    events: str = ""
+    unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in ``report["bias"]``: also the per-metric table rows that are rendered."""
+        """The JSON form stored in ``report["bias"]``: also the per-metric table rows that are rendered.
+
+        Each table holds ``metric, label, events, unit, rows``; a row ``group, n, errors, rate, ci_low,
+        ci_high, n_total, sampled`` (``n_total``: the group's pairs when ``n`` is a sample of them).
+        """
         tables = []
         for metric in self.metrics:
             n_key, k_key, r_key, ci_key = _METRIC_FIELDS[metric]
@@ -288,11 +323,16 @@ class BiasSection:
                     "rate": r[r_key],
                     "ci_low": r[ci_key][0],
                     "ci_high": r[ci_key][1],
+                    "n_total": int(r.get("n_impostor_total", r[n_key])) if metric == "fmr" else int(r[n_key]),
+                    "sampled": bool(r.get("sampled", False)) and metric == "fmr",
                 }
                 for r in self.rates
                 if int(r[n_key]) > 0
             ]
-            tables.append({"metric": metric, "label": self._label(metric), "rows": rows})
+            events, unit = self._nouns(metric)
+            tables.append(
+                {"metric": metric, "label": self._label(metric), "events": events, "unit": unit, "rows": rows}
+            )
         return {
             "title": self.title,
             "model": self.model,
@@ -302,7 +342,7 @@ class BiasSection:
             "tables": tables,
             "ratios": [dict(r) for r in self.ratios],
             "sentences": list(self.sentences),
-            "highlight": any(r["exceeds_limit"] for r in self.ratios),
+            "highlight": any(r.get("supported", False) for r in self.ratios),
             "limit": float(self.limit),
             "note": self.note,
         }
@@ -310,11 +350,23 @@ class BiasSection:
     def _label(self, metric: str) -> str:
         return self.label if metric == "rate" and self.label else _METRIC_LABELS[metric]
 
+    def _nouns(self, metric: str) -> tuple[str, str]:
+        events, unit = _METRIC_NOUNS[metric]
+        if metric == "rate":
+            return self.events or events, self.unit or unit
+        return events, unit
+
 
 def _ratio_info(
-    rates: Sequence[GroupRate | GroupProportion], metric: Metric, exclude: Collection[str], limit: float, label: str
+    rates: Sequence[GroupRate | GroupProportion],
+    metric: Metric,
+    exclude: Collection[str],
+    limit: float,
+    label: str,
+    nouns: tuple[str, str],
+    min_errors: int,
 ) -> dict[str, Any]:
-    from .bias import worst_best_ratio
+    from .bias import disparity_claim, worst_best_ratio
 
     info: dict[str, Any] = {
         "metric": metric,
@@ -326,6 +378,18 @@ def _ratio_info(
         "excluded": sorted(exclude),
         "status": "too few groups",
         "exceeds_limit": False,
+        "ci_low": None,
+        "ci_high": None,
+        "ci": 0.95,
+        "worst_errors": None,
+        "best_errors": None,
+        "worst_n": None,
+        "best_n": None,
+        "min_errors": int(min_errors),
+        "claim": None,
+        "supported": False,
+        "events": nouns[0],
+        "unit": nouns[1],
     }
     try:
         ratio, worst, best = worst_best_ratio(rates, metric, exclude=exclude)
@@ -337,6 +401,19 @@ def _ratio_info(
         info["status"] = "no errors"  # no worst or best group to name
         return info
     info.update(worst=worst.group, best=best.group)
+    claim = disparity_claim(rates, metric, exclude=exclude, limit=limit, min_errors=min_errors)
+    if claim is not None:
+        info.update(
+            ci_low=_num(round(claim.ci_low, 6)),
+            ci_high=_num(round(claim.ci_high, 6)),
+            ci=claim.ci,
+            worst_errors=claim.worst_errors,
+            best_errors=claim.best_errors,
+            worst_n=claim.worst_n,
+            best_n=claim.best_n,
+            claim=claim.claim,
+            supported=claim.supported,
+        )
     if math.isnan(ratio):
         info["status"] = "not resolvable"
         return info
@@ -360,6 +437,9 @@ def bias_section(
     note: str = "",
     label: str = "",
     limit: float = BIAS_RATIO_LIMIT,
+    events: str = "",
+    unit: str = "",
+    min_errors: int | None = None,
 ) -> BiasSection:
     """A :class:`BiasSection` from per-group rates of :mod:`faceprint.evaluation.bias`.
 
@@ -378,17 +458,25 @@ def bias_section(
     label : str
         Name of the ``"rate"`` metric (e.g. ``"detection failure rate"``).
     limit : float, default 2
-        Ratios above it get a sentence and the highlighted box.
+        Ratios above it get a sentence; the highlighted box where the counts support the claim.
+    events, unit : str
+        What an error of the ``"rate"`` metric is called and what its ``n`` counts (default
+        ``failures`` and ``images``).
+    min_errors : int, optional
+        Errors each of the worst and best groups needs for a claim (default
+        :data:`~faceprint.evaluation.bias.MIN_ERRORS_FOR_CLAIM`).
 
     Examples
     --------
     >>> from faceprint.evaluation.bias import group_error_rates
     >>> rates = group_error_rates([0.9, 0.9, 0.1, 0.9, 0.1, 0.1], [0] * 6, list("aabbbb"), 0.5, n_boot=10)
     >>> s = bias_section("demo", "m", rates, ("fmr",), threshold=0.5)
-    >>> s.ratios[0]["ratio"], s.sentences
-    (4.0, ('FMR of group a is 4.0 times that of group b (above 2: a material disparity)',))
+    >>> s.ratios[0]["ratio"], s.ratios[0]["claim"], s.sentences[0].split(": ")[0]
+    (4.0, 'inconclusive', 'FMR of group a is 4.0 times that of group b, but the counts cannot support a claim')
     """
-    from .bias import bias_sentences
+    from .bias import MIN_ERRORS_FOR_CLAIM, bias_sentences
+
+    need = MIN_ERRORS_FOR_CLAIM if min_errors is None else int(min_errors)
 
     ms = tuple(metrics)
     if not ms:
@@ -399,8 +487,12 @@ def bias_section(
     ratios, sentences = [], []
     for m in ms:
         name = label if m == "rate" and label else _METRIC_LABELS[m]
-        ratios.append(_ratio_info(rates, m, exclude, limit, name))
-        sentences += bias_sentences(rates, (m,), exclude=exclude, limit=limit, what=label if m == "rate" else "")
+        nouns = (events or _METRIC_NOUNS[m][0], unit or _METRIC_NOUNS[m][1]) if m == "rate" else _METRIC_NOUNS[m]
+        ratios.append(_ratio_info(rates, m, exclude, limit, name, nouns, need))
+        sentences += bias_sentences(
+            rates, (m,), exclude=exclude, limit=limit, what=label if m == "rate" else "",
+            events=nouns[0], unit=nouns[1], min_errors=need,
+        )
     return BiasSection(
         title=str(title),
         model=str(model),
@@ -412,6 +504,8 @@ def bias_section(
         threshold=None if threshold is None else float(threshold),
         label=label,
         limit=float(limit),
+        events=events,
+        unit=unit,
     )
 
 

@@ -252,18 +252,42 @@ def _ci_level(section: dict[str, Any]) -> float:
     return 0.95
 
 
+def _claim_text(r: dict[str, Any]) -> str:
+    """What the counts support, from the ratio dict (``claim``, interval, error counts)."""
+    if r.get("claim") is None:
+        return ""
+    level = format_value(100 * float(r.get("ci", 0.95)))
+    interval = f"{level} % interval {format_value(r['ci_low'])}-{format_value(r['ci_high'])}"
+    counts = f"{r['worst_errors']} and {r['best_errors']} {r.get('events', 'errors')}"
+    if r["claim"] == "disparity":
+        return f"; {interval}, {counts}: the counts support a material disparity"
+    if r["claim"] == "no disparity":
+        return f"; {interval}, {counts}: the counts support no material disparity"
+    return (
+        f"; {interval}, {counts}: the counts cannot support a claim (that needs at least {r['min_errors']} "
+        "in each group and an interval that excludes 2)"
+    )
+
+
 def _ratio_text(r: dict[str, Any]) -> str:
     name = html.escape(r["label"])
     if r["status"] == "too few groups":
         return f"worst / best {name}: undefined (fewer than two groups with data)"
     worst, best = html.escape(str(r["worst"])), html.escape(str(r["best"]))
+    unit = html.escape(str(r.get("unit", "pairs")))
     if r["status"] == "no errors":
         return f"worst / best {name}: undefined (no error in any group)"
     if r["status"] == "not resolvable":
-        return f"worst / best {name}: not resolvable ({best} had no error in too few pairs to tell)"
+        return f"worst / best {name}: not resolvable ({best} had no error in too few {unit} to tell)"
     value = f'<span class="ratio" data-value="{html.escape(json.dumps(r["ratio"]))}">{format_value(r["ratio"])}</span>'
     floor = f" (no error in {best}: its rate floored at 1 / n, a lower bound)" if r["floored"] else ""
-    return f"worst / best {name}: {value} ({worst} / {best}){floor}"
+    return f"worst / best {name}: {value} ({worst} / {best}){floor}{html.escape(_claim_text(r))}"
+
+
+def _total_cell(row: dict[str, Any]) -> str:
+    """``of N, sampled`` for a row whose n is a sample of its pairs (no data-value: words, not a value)."""
+    text = f"of {row['n_total']:,}, sampled" if row.get("sampled") else "all"
+    return f'<td class="sampled">{html.escape(text)}</td>'
 
 
 def _bias_section_html(index: int, section: dict[str, Any]) -> str:
@@ -276,9 +300,11 @@ def _bias_section_html(index: int, section: dict[str, Any]) -> str:
         parts.append(f'<p class="note">{html.escape(section["note"])}</p>')
     tables = []
     for t in section["tables"]:
+        sampled = any(r.get("sampled") for r in t["rows"])
         body = "".join(
             f'<tr data-group="{html.escape(r["group"])}"><td class="label">{html.escape(r["group"])}</td>'
             + _cell(r["n"])
+            + (_total_cell(r) if sampled else "")
             + _cell(r["errors"])
             + _cell(r["rate"])
             + _cell(r["ci_low"])
@@ -287,15 +313,19 @@ def _bias_section_html(index: int, section: dict[str, Any]) -> str:
             for r in t["rows"]
         )
         label = html.escape(t["label"])
+        unit = html.escape(t.get("unit", "n"))
+        events = html.escape(t.get("events", "errors"))
+        total_head = f"<th>of all {unit}</th>" if sampled else ""
         tables.append(
             f'<div><table class="bias" data-section="{index}" data-metric="{html.escape(t["metric"])}"><thead><tr>'
-            f"<th>group</th><th>n</th><th>errors</th><th>{label}</th><th>CI low</th><th>CI high</th>"
-            f"</tr></thead><tbody>{body}</tbody></table></div>"
+            f"<th>group</th><th>{unit}</th>{total_head}<th>{events}</th><th>{label}</th><th>CI low</th>"
+            f"<th>CI high</th></tr></thead><tbody>{body}</tbody></table></div>"
         )
     parts.append('<div class="row">' + "".join(tables) + "</div>")
     parts.append(_img(_bias_figure(section), f"{section['title']}: rates per group with intervals"))
     parts.append("<ul class=\"ratios\">" + "".join(f"<li>{_ratio_text(r)}</li>" for r in section["ratios"]) + "</ul>")
     if section["sentences"]:
+        # the highlighted box only for a claim the counts support; the others are said plainly
         cls = "bias-alert" if section["highlight"] else "bias-sentences"
         parts.append(
             f'<div class="{cls}">' + "".join(f"<p>{html.escape(x)}</p>" for x in section["sentences"]) + "</div>"
@@ -311,7 +341,9 @@ def _bias_html(report: dict[str, Any]) -> str:
     return (
         '<section id="bias"><h2>Bias</h2>'
         '<p class="note">Error rates per demographic group at one global operating threshold. '
-        "A worst / best ratio above 2 is called out.</p>"
+        "A worst / best ratio above 2 is called a material disparity (highlighted) only where the counts "
+        "support it: enough errors in both groups and an exact interval of the ratio above 2; elsewhere the "
+        "page says that the counts cannot support a claim.</p>"
         f"{blocks}</section>"
     )
 
