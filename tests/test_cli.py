@@ -418,6 +418,31 @@ def test_enroll_then_list(gallery: Path, lfw_image: LfwImage) -> None:
     assert "George W Bush" in table and "1 subject(s)" in table
 
 
+HOSTILE_NAME = "a[/b] [red]x[/red] [/]"
+"""Rich markup in a name: unbalanced closing tags used to crash the CLI with a MarkupError traceback."""
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_hostile_names_and_paths_are_printed_literally(gallery: Path, lfw_image: LfwImage, tmp_path: Path) -> None:
+    photo = tmp_path / "x[bold]z[red].jpg"  # a file name cannot hold "/": opening tags only
+    photo.write_bytes(lfw_image("George_W_Bush", 1).read_bytes())
+    enrolled = ok(invoke("enroll", HOSTILE_NAME, photo, "--gallery", gallery)).stdout
+    assert HOSTILE_NAME in enrolled
+    listed = ok(invoke("gallery", "list", "--gallery", gallery)).stdout
+    assert HOSTILE_NAME in " ".join(listed.split()) or HOSTILE_NAME.replace(" ", "") in "".join(listed.split())
+    found = ok(invoke("identify", photo, "--gallery", gallery)).stdout
+    assert HOSTILE_NAME.replace(" ", "") in "".join(found.split())
+    detected = ok(invoke("detect", photo)).stdout
+    assert photo.name.replace(" ", "") in "".join(detected.split())
+    failed = invoke("detect", tmp_path / "gone[bold].jpg")
+    no_crash(failed)
+    assert failed.exit_code == 2 and "gone[bold].jpg" in failed.stderr
+    renamed = ok(invoke("gallery", "rename", HOSTILE_NAME, "[/]b", "--gallery", gallery)).stdout
+    assert "-> [/]b" in renamed
+    assert "[/]b" in ok(invoke("gallery", "remove", "[/]b", "--gallery", gallery)).stdout
+
+
 @pytest.mark.real
 @pytest.mark.data
 def test_enroll_again_adds_templates(bush_gallery: Path, lfw_image: LfwImage) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import FaceprintError
@@ -63,7 +64,7 @@ class _Exit(Exception):
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise _Exit(code)
 
 
@@ -116,7 +117,7 @@ def _liveness_option(liveness: str, video: Path | None, challenge: str | None, t
 
     result = check_challenge(video, Challenge.parse(challenge, time_limit_s=time_limit))
     for reason in result.reasons:
-        err.print(f"[yellow]challenge:[/] {reason}", highlight=False)
+        err.print(f"[yellow]challenge:[/] {escape(reason)}", highlight=False)
     return result
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import DetectorOpt, JsonOpt, ModelOpt, ThreadsOpt, _pipeline, _print_json, _progress, _run, err, out
@@ -45,7 +46,7 @@ def dataset_stats_cmd(
         if as_json:
             _print_json(d)
         else:
-            table = Table(title=f"dataset {directory}")
+            table = Table(title=f"dataset {escape(str(directory))}")
             table.add_column("statistic")
             table.add_column("value", justify="right")
             for key, value in d.items():
@@ -59,10 +60,10 @@ def dataset_stats_cmd(
                     sub.add_column("bin / group")
                     sub.add_column("count", justify="right")
                     for k, v in part.items():
-                        sub.add_row(str(k), str(v))
+                        sub.add_row(escape(str(k)), escape(str(v)))
                     out.print(sub)
         for w in stats.warnings:
-            err.print(f"[yellow]warning:[/] {w}", highlight=False)
+            err.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False)
         return 0
 
     _run(body)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import (
@@ -86,11 +87,11 @@ def evaluate_lfw(
             bias = [r.gender_bias for r in runs if r.gender_bias is not None]
             report = build_report([r.model_scores() for r in runs], title=f"LFW {pairs}", bias=bias)
             _, html_path = write_report(report, report_dir)
-            err.print(f"report: {html_path}", highlight=False)
+            err.print(f"report: {escape(str(html_path))}", highlight=False)
         if as_json:
             _print_json(results[0] if len(results) == 1 else {"models": results})
             return 0
-        table = Table(title=f"LFW {pairs}")
+        table = Table(title=f"LFW {escape(str(pairs))}")
         table.add_column("metric")
         for d in results:
             table.add_column(d["model"], justify="right")
@@ -187,7 +188,7 @@ def evaluate_bias_cmd(
             )
         if report_dir is not None:
             _, html_path = write_report(build_report([], title=res.title, bias=res.sections), report_dir)
-            err.print(f"report: {html_path}", highlight=False)
+            err.print(f"report: {escape(str(html_path))}", highlight=False)
         result = res.to_dict()
         if as_json:
             _print_json(result)
@@ -233,7 +234,7 @@ def evaluate_bias_cmd(
         for m in summary:
             for sec in m["sections"]:
                 for sentence in sec["sentences"]:
-                    out.print(f"{m['model']}: {sentence}", highlight=False)
+                    out.print(f"{escape(m['model'])}: {escape(sentence)}", highlight=False)
         return 0
 
     _run(body)
@@ -328,7 +329,7 @@ def evaluate_liveness_cmd(
             return 0
         fta = res["fta"]
         m = res.get("metrics") or res
-        table = Table(title=f"PAD on {root} (ISO/IEC 30107-3)")
+        table = Table(title=f"PAD on {escape(str(root))} (ISO/IEC 30107-3)")
         table.add_column("metric")
         table.add_column("value", justify="right")
         counts = ", ".join(f"{k} {v}" for k, v in res.get("n", {}).items())
@@ -348,7 +349,8 @@ def evaluate_liveness_cmd(
         table.add_row("threshold", f"{m['threshold']:.3f}")
         out.print(table)
         for f in fta.get("files", [])[:10]:
-            err.print(f"[yellow]not acquired:[/] {f['file']} ({f['reason']})", highlight=False)
+            reason = escape(str(f["reason"]))
+            err.print(f"[yellow]not acquired:[/] {escape(str(f['file']))} ({reason})", highlight=False)
         return 0
 
     _run(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import GalleryOpt, JsonOpt, _open_gallery, _print_json, _run, out
@@ -27,7 +28,7 @@ def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
             for col in ("id", "name", "templates", "enrolled"):
                 table.add_column(col)
             for s in subjects:
-                table.add_row(str(s.id), s.name, str(s.n_templates), s.created_at)
+                table.add_row(str(s.id), escape(s.name), str(s.n_templates), s.created_at)
             out.print(table)
         return 0
 
@@ -42,7 +43,7 @@ def gallery_remove(
     def body() -> int:
         with _open_gallery(gallery, create=False) as g:
             n = g.remove(_name_or_id(name))
-        out.print(f"removed {name} ({n} template(s) erased)")
+        out.print(f"removed {name} ({n} template(s) erased)", markup=False, highlight=False)
         return 0
 
     _run(body)
@@ -58,7 +59,7 @@ def gallery_rename(
     def body() -> int:
         with _open_gallery(gallery, create=False) as g:
             s = g.rename(_name_or_id(name), new_name)
-        out.print(f"renamed {name} -> {s.name}")
+        out.print(f"renamed {name} -> {s.name}", markup=False, highlight=False)
         return 0
 
     _run(body)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .common import VIDEO_SUFFIXES, JsonOpt, ThreadsOpt, TimeLimitOpt, _fail, _print_json, _run, _set_threads, out
 
@@ -89,7 +90,7 @@ def liveness(
                 for e in payload["events"]:
                     out.print(f"  {e['action']:<11} {e['start_s']:6.2f}-{e['end_s']:6.2f} s", highlight=False)
                 for reason in payload["reasons"]:
-                    out.print(f"  [yellow]{reason}[/]", highlight=False)
+                    out.print(f"  [yellow]{escape(reason)}[/]", highlight=False)
                 rc = payload["replay_cue"]
                 out.print(
                     f"  screen-replay cue (heuristic, not deciding): {rc['verdict']} ({rc['score']:.3f})",

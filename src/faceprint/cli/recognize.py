@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .common import (
@@ -86,7 +87,7 @@ def detect(
         if as_json:
             _print_json({"image": str(image), "faces": [d.to_dict() for d in dets]})
         else:
-            table = Table(title=f"{len(dets)} face(s) in {image.name}")
+            table = Table(title=f"{len(dets)} face(s) in {escape(image.name)}")
             for col in ("#", "box (x1, y1, x2, y2)", "score", "size"):
                 table.add_column(col)
             for i, d in enumerate(dets):
@@ -199,7 +200,7 @@ def enroll(
             else:
                 for src, lv in zip(rejection.sources, rejection.liveness):
                     colour = "green" if lv.live else "red"
-                    out.print(f"  [{colour}]{lv.verdict}[/] {src}  ({_liveness_text(lv)})", highlight=False)
+                    out.print(f"  [{colour}]{lv.verdict}[/] {escape(src)}  ({_liveness_text(lv)})", highlight=False)
                 out.print(f"[bold red]not enrolled:[/] {rejection.decision} (nothing was written)", highlight=False)
             return EXIT_SPOOF
         with _open_gallery(gallery, create=True) as g:
@@ -207,7 +208,7 @@ def enroll(
         if as_json:
             _print_json({"id": subject.id, "name": subject.name, "templates": subject.n_templates})
         else:
-            out.print(f"enrolled [bold]{subject.name}[/] (id {subject.id}): {subject.n_templates} template(s)")
+            out.print(f"enrolled [bold]{escape(subject.name)}[/] (id {subject.id}): {subject.n_templates} template(s)")
         return 0
 
     _run(body)
@@ -289,7 +290,7 @@ def identify(
                 style = "green" if r.known else "red"
                 if r.liveness is not None:
                     cands = f"{cands} ({_liveness_text(r.liveness)})" if cands else _liveness_text(r.liveness)
-                table.add_row(str(i), f"[{style}]{r.name}[/]", f"{best:.3f}", cands)
+                table.add_row(str(i), f"[{style}]{escape(r.name)}[/]", f"{best:.3f}", escape(cands))
             out.print(table)
         if any(r.known for r in results):
             return 0
@@ -351,7 +352,7 @@ def cluster(
                 table.add_column(col)
             for i, g in enumerate(groups):
                 names = ", ".join(sorted({it.path.name for it in g})[:4]) + (" ..." if len(g) > 4 else "")
-                table.add_row(str(i), str(len(g)), names)
+                table.add_row(str(i), str(len(g)), escape(names))
             out.print(table)
             out.print(
                 f"unclustered faces: {int((res.labels < 0).sum())}; files without a face / unreadable: "
