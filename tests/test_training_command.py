@@ -493,3 +493,13 @@ def test_cli_registers_train_without_importing_torch() -> None:
     assert res.exit_code == 0 and "--miner" in res.stdout and "--head-on" in res.stdout
     code = "import sys, faceprint, faceprint.cli, faceprint.training; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_train_table_prints_a_hostile_model_name_literally(tmp_path: Path) -> None:
+    """--name and --out are user text: Rich markup in them is printed as written, never parsed."""
+    data = _make_folders(tmp_path / "data", 6, 4)
+    out = tmp_path / "out[bold]"
+    code, stdout, stderr = _run(str(data), "--out", str(out), "--detector", FAKE, "--name", "m[/]x", *SMALL)
+    assert code == 0, stderr
+    assert "Traceback" not in stdout + stderr
+    assert f"--model{out}/model.json" in "".join(stdout.split())  # the [bold] of the folder name printed as is

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -178,7 +179,7 @@ def _print_summary(summary: TrainSummary, as_json: bool) -> None:
         _print_json(d)
         return
     t = d["training"]
-    table = Table(title=f"faceprint train: {d['model']}")
+    table = Table(title=f"faceprint train: {escape(d['model'])}")
     table.add_column("item")
     table.add_column("value", justify="right")
     val = t["final_val"] or {}
@@ -203,6 +204,6 @@ def _print_summary(summary: TrainSummary, as_json: bool) -> None:
         ("curves", d["curves"]),
     ]
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, escape(str(v)))
     stdout.print(table)
-    stdout.print(f"use it: faceprint verify A.jpg B.jpg --model {d['model']}", highlight=False)
+    stdout.print(f"use it: faceprint verify A.jpg B.jpg --model {d['model']}", markup=False, highlight=False)
