@@ -10,6 +10,7 @@ Parsing only: the per-group metrics are in :mod:`faceprint.evaluation.bias`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "utkface_groups",
     "utkface_images",
     "sample_images",
+    "is_fit_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,3 +156,18 @@ def sample_images(paths: Sequence[Path], max_images: int | None, *, seed: int = 
         return list(paths)
     rng = np.random.default_rng(seed)
     return [paths[i] for i in sorted(rng.choice(total, max_images, replace=False).tolist())]
+
+
+def is_fit_image(name: str | Path) -> bool:
+    """Whether a UTKFace image belongs to the half that shipped fits (tails, score normalisers) may use.
+
+    The split is fixed by a hash of the file's base name (``sha256(name)[0]`` even), like
+    :func:`faceprint.thresholds.is_tail_calibration_identity` for LFW people: measure on the other
+    half. UTKFace has no identities, so the same person could in principle appear in both halves.
+
+    Examples
+    --------
+    >>> is_fit_image("26_0_1_20170116000000000.jpg") == is_fit_image("/x/26_0_1_20170116000000000.jpg")
+    True
+    """
+    return hashlib.sha256(Path(name).name.encode("utf-8")).digest()[0] % 2 == 0
