@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from . import runtime, weights
 from .alignment import ARCFACE_TEMPLATE_112, align, scaled_template
+from .calibration_file import user_model_entry
 from .errors import (
     InvalidArgumentError,
     InvalidImageError,
@@ -202,9 +203,19 @@ def load_calibration() -> dict[str, Any]:
     return data
 
 
-def _calibrated(key: str) -> dict[str, float]:
+def _calibrated(key: str, fingerprint: str | None = None) -> dict[str, float]:
+    """The shipped thresholds of ``key``, overlaid by the ``FACEPRINT_CALIBRATION`` file's for this embedder.
+
+    The file's entry applies only when it was measured with ``fingerprint`` (see
+    :func:`faceprint.calibration_file.user_model_entry`); its operating points replace the shipped
+    ones of the same name, the others stay.
+    """
     entry = load_calibration().get("models", {}).get(key, {})
-    return {k: float(v) for k, v in entry.get("thresholds", {}).items()}
+    table = {k: float(v) for k, v in entry.get("thresholds", {}).items()}
+    user = user_model_entry(key, fingerprint)
+    if user is not None:
+        table.update({k: float(v) for k, v in user["thresholds"].items()})
+    return table
 
 
 def _as_crops(crops: Sequence[Image] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -245,7 +256,7 @@ class _AlignedEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return _calibrated(self.key)
+        return _calibrated(self.key, self.fingerprint)
 
     @property
     def spec(self) -> ModelSpec:
@@ -443,7 +454,7 @@ class FusionEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return _calibrated(self.key)
+        return _calibrated(self.key, self.fingerprint)
 
     @property
     def spec(self) -> ModelSpec:
@@ -643,8 +654,13 @@ class OnnxEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``)."""
-        return {str(k): float(v) for k, v in self._spec.get("thresholds", {}).items()}
+        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``), overlaid by
+        the ``FACEPRINT_CALIBRATION`` file's for this model and fingerprint."""
+        table = {str(k): float(v) for k, v in self._spec.get("thresholds", {}).items()}
+        user = user_model_entry(self.key, self.fingerprint)
+        if user is not None:
+            table.update({k: float(v) for k, v in user["thresholds"].items()})
+        return table
 
     @property
     def spec_dict(self) -> dict[str, Any]:
