@@ -63,6 +63,7 @@ __all__ = [
     "CalibrationSource",
     "OperatingPoint",
     "calibration_in_force",
+    "check_targets",
     "fit_calibration",
     "load_calibration_file",
     "pair_counts",
@@ -343,12 +344,62 @@ def supported_fmrs(labels: npt.ArrayLike, candidates: Sequence[float] = DEFAULT_
 
 def _refusal(what: str, fmr: float, n_imp: int, people: int, images: int) -> UnsupportedOperatingPointError:
     need = math.ceil(MIN_ERRORS / fmr - 1e-9)
-    smallest = f"{MIN_ERRORS / n_imp:.3g}" if n_imp else "none"
+    smallest = np.format_float_scientific(MIN_ERRORS / n_imp, precision=2, exp_digits=1) if n_imp else "none"
     return UnsupportedOperatingPointError(
         f"{what} needs at least {need:,} impostor pairs ({MIN_ERRORS} / FMR); these photos give {n_imp:,} "
         f"({people:,} people, {images:,} images), so the smallest FMR they support is {smallest}: "
         "add people (impostor pairs grow with the square of the images) or choose a larger target"
     )
+
+
+def check_targets(
+    labels: npt.ArrayLike,
+    fmrs: Sequence[float],
+    fpirs: Sequence[float] = (),
+    gallery_size: int | None = None,
+    *,
+    max_impostor_pairs: int = MAX_IMPOSTOR_PAIRS,
+) -> list[tuple[str, float, float | None]]:
+    """Refuse what images labelled by person cannot support; else the targets as ``(key, fmr, fpir)``.
+
+    Raises
+    ------
+    UnsupportedOperatingPointError
+        Fewer than 2 people, a rate outside (0, 1), or a target FMR ``f`` (an FPIR's per-comparison
+        FMR at ``gallery_size``) with fewer than ``3 / f`` impostor pairs; the message gives the
+        pair count, the count needed and the smallest FMR the pairs support.
+    InvalidArgumentError
+        ``fpirs`` without a ``gallery_size >= 1``.
+
+    Examples
+    --------
+    >>> check_targets(np.repeat(np.arange(40), 3), [1e-2])
+    [('1e-2', 0.01, None)]
+    """
+    y = np.asarray(labels)
+    people, genuine, n_imp_total = pair_counts(y) if y.size else (0, 0, 0)
+    n = int(y.size)
+    if people < 2:
+        raise UnsupportedOperatingPointError(
+            f"calibration needs photos of at least 2 people (impostor pairs), got {people} "
+            f"({n} image{'s' if n != 1 else ''})"
+        )
+    if fpirs and (gallery_size is None or isinstance(gallery_size, bool) or int(gallery_size) < 1):
+        raise InvalidArgumentError("fpirs need gallery_size: the number of templates the gallery will hold (>= 1)")
+    for f in list(fmrs) + list(fpirs):
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.floating)) or not 0.0 < float(f) < 1.0:
+            raise UnsupportedOperatingPointError(f"a target rate must be strictly between 0 and 1, got {f!r}")
+    targets: list[tuple[str, float, float | None]] = [(_rate_key(f), float(f), None) for f in fmrs]
+    for rate_fpir in fpirs:
+        size = int(gallery_size)  # type: ignore[arg-type]
+        per_comparison = fmr_for_fpir(float(rate_fpir), size)
+        targets.append((f"fpir {_rate_key(rate_fpir)} @ {size:,}", per_comparison, float(rate_fpir)))
+    used = min(n_imp_total, max_impostor_pairs)
+    for key, f, fp in targets:
+        if used < MIN_ERRORS / f:
+            what = f"FMR {key}" if fp is None else f"FPIR {_rate_key(fp)} at {gallery_size:,} templates (FMR {f:.3g})"
+            raise _refusal(what, f, used, people, n)
+    return targets
 
 
 def _threshold_at(desc: np.ndarray, n: int, fmr: float) -> tuple[float, int]:
@@ -439,33 +490,14 @@ def fit_calibration(
     x = x / norms
     if not 0.0 < confidence < 1.0 or n_boot < 0 or max_impostor_pairs < 1:
         raise InvalidArgumentError("need 0 < confidence < 1, n_boot >= 0 and max_impostor_pairs >= 1")
-    if fpirs and (gallery_size is None or isinstance(gallery_size, bool) or int(gallery_size) < 1):
-        raise InvalidArgumentError("fpirs need gallery_size: the number of templates the gallery will hold (>= 1)")
-    for f in list(fmrs) + list(fpirs):
-        if isinstance(f, bool) or not isinstance(f, (int, float, np.floating)) or not 0.0 < float(f) < 1.0:
-            raise UnsupportedOperatingPointError(f"a target rate must be strictly between 0 and 1, got {f!r}")
-
+    targets = check_targets(y, fmrs, fpirs, gallery_size, max_impostor_pairs=max_impostor_pairs)
     names, codes = np.unique(y, return_inverse=True)
     people, n = len(names), len(y)
-    if people < 2:
-        raise UnsupportedOperatingPointError(
-            f"calibration needs photos of at least 2 people (impostor pairs), got {people} "
-            f"({n} image{'s' if n != 1 else ''})"
-        )
     sizes = np.bincount(codes).astype(np.int64)
     n_gen = int((sizes * (sizes - 1) // 2).sum())
     n_imp_total = n * (n - 1) // 2 - n_gen
     rate = min(1.0, max_impostor_pairs / n_imp_total)
     expected_used = n_imp_total if rate >= 1.0 else int(round(n_imp_total * rate))
-
-    targets: list[tuple[str, float, float | None]] = [(_rate_key(f), float(f), None) for f in fmrs]
-    for rate_fpir in fpirs:
-        per = fmr_for_fpir(float(rate_fpir), int(gallery_size))  # type: ignore[arg-type]
-        targets.append((f"fpir {_rate_key(rate_fpir)} @ {int(gallery_size):,}", per, float(rate_fpir)))  # type: ignore[arg-type]
-    for key, f, fp in targets:
-        if expected_used < MIN_ERRORS / f:
-            what = f"FMR {key}" if fp is None else f"FPIR {_rate_key(fp)} at {gallery_size:,} templates (FMR {f:.3g})"
-            raise _refusal(what, f, expected_used, people, n)
 
     # -- every pair, a block of rows at a time (columns > row only) ---------------------------------
     order = np.argsort(codes, kind="stable")

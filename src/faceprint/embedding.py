@@ -204,18 +204,15 @@ def load_calibration() -> dict[str, Any]:
 
 
 def _calibrated(key: str, fingerprint: str | None = None) -> dict[str, float]:
-    """The shipped thresholds of ``key``, overlaid by the ``FACEPRINT_CALIBRATION`` file's for this embedder.
+    """The thresholds of ``key``: the ``FACEPRINT_CALIBRATION`` file's for this embedder, else the shipped ones.
 
     The file's entry applies only when it was measured with ``fingerprint`` (see
-    :func:`faceprint.calibration_file.user_model_entry`); its operating points replace the shipped
-    ones of the same name, the others stay.
+    :func:`faceprint.calibration_file.user_model_entry`), and then replaces the whole table: an
+    operating point the user's photos could not support is absent, not filled in from LFW.
     """
-    entry = load_calibration().get("models", {}).get(key, {})
-    table = {k: float(v) for k, v in entry.get("thresholds", {}).items()}
     user = user_model_entry(key, fingerprint)
-    if user is not None:
-        table.update({k: float(v) for k, v in user["thresholds"].items()})
-    return table
+    entry = user if user is not None else load_calibration().get("models", {}).get(key, {})
+    return {k: float(v) for k, v in entry.get("thresholds", {}).items()}
 
 
 def _as_crops(crops: Sequence[Image] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -654,13 +651,11 @@ class OnnxEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``), overlaid by
-        the ``FACEPRINT_CALIBRATION`` file's for this model and fingerprint."""
-        table = {str(k): float(v) for k, v in self._spec.get("thresholds", {}).items()}
+        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``), or the
+        ``FACEPRINT_CALIBRATION`` file's when it holds this model with this fingerprint."""
         user = user_model_entry(self.key, self.fingerprint)
-        if user is not None:
-            table.update({k: float(v) for k, v in user["thresholds"].items()})
-        return table
+        table = user["thresholds"] if user is not None else self._spec.get("thresholds", {})
+        return {str(k): float(v) for k, v in table.items()}
 
     @property
     def spec_dict(self) -> dict[str, Any]:

@@ -276,13 +276,18 @@ def _installed_fingerprint(model_key: str) -> str | None:
 
 def impostor_tail(model_key: str, fingerprint: str | None = None) -> ImpostorTail:
     """The impostor tail of ``model_key`` (``"sface"``, ``"sface+flip"``, ...): the shipped one, or the
-    ``FACEPRINT_CALIBRATION`` file's when it holds one for this model measured with ``fingerprint``.
+    ``FACEPRINT_CALIBRATION`` file's when that file holds this model measured with ``fingerprint``.
 
     ``fingerprint`` is the embedder's (``Embedder.fingerprint``); None means the installed registered
     model of that key (a fusion or a trained model must pass its own, else the file is not applied).
     """
     user = user_model_entry(model_key, fingerprint or _installed_fingerprint(model_key))
-    if user is not None and user.get("impostor_tail"):
+    if user is not None:
+        if not user.get("impostor_tail"):
+            raise UnsupportedOperatingPointError(
+                f"the calibration file in force (FACEPRINT_CALIBRATION) has no impostor tail for model "
+                f"{model_key!r} (too few impostor pairs), so no FPIR threshold; calibrate on more people"
+            )
         return ImpostorTail.from_dict(model_key, user["impostor_tail"])
     models = load_calibration().get("models", {})
     raw = models.get(model_key, {}).get("impostor_tail")

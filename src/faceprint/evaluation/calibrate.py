@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..calibration import DEFAULT_FMRS, Calibration, fit_calibration, supported_fmrs
+from ..calibration import DEFAULT_FMRS, Calibration, check_targets, fit_calibration, supported_fmrs
 from ..datasets.stats import IMAGE_SUFFIXES
 from ..errors import NotAFolderError, UnsupportedOperatingPointError
 
@@ -105,6 +105,8 @@ def calibrate_folder(
     people = person_folders(directory)
     paths = [p for files in people.values() for p in files]
     labels = [name for name, files in people.items() for _ in files]
+    # refuse before any embedding a target that even every photo could not support
+    check_targets(labels, DEFAULT_FMRS[:1] if fmrs is None else fmrs, fpirs, gallery_size)
     if n_images is not None:
         n_images(len(paths))
     emb, errors = pipeline.embed_many(paths, select=select, progress=progress)  # type: ignore[arg-type]
