@@ -116,7 +116,7 @@ class OperatingPoint:
         return {
             "key": self.key,
             "fmr": float(f"{self.fmr:.6g}"),
-            "threshold": round(self.threshold, 6),
+            "threshold": self.threshold,
             "interval": pair(self.interval),
             "impostors_accepted": self.impostors_accepted,
             "tar": None if self.tar is None else round(self.tar, 6),
@@ -227,14 +227,14 @@ class Calibration:
         """The ``models[key]`` entry of a calibration file."""
         return {
             "fingerprint": self.fingerprint,
-            "thresholds": {k: round(v, 6) for k, v in self.thresholds.items()},
+            "thresholds": dict(self.thresholds),  # full precision: what is applied is what was fitted
             "impostor_tail": None if self.impostor_tail is None else self.impostor_tail.to_dict(),
             "calibration": {
                 "source": self.source,
                 "date": self.date,
                 "counts": self.counts.to_dict(),
                 "operating_points": [p.to_dict() for p in self.points],
-                "best_accuracy": None if self.best_accuracy is None else round(self.best_accuracy, 6),
+                "best_accuracy": self.best_accuracy,
                 "bootstrap": {
                     "n": self.n_boot,
                     "seed": self.seed,
