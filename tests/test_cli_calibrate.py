@@ -44,9 +44,14 @@ def test_calibrate_writes_the_supported_targets_and_says_how_to_use_them(
 
 def test_calibrate_table(folder: Path, tmp_path: Path) -> None:
     path = tmp_path / "t.json"
-    r = ok(invoke("calibrate", folder, "--out", path, "--bootstrap", "20", env={"FACEPRINT_CALIBRATION": ""}))
+    args = ("calibrate", folder, "--out", path, "--bootstrap", "20", "--fpir", "0.1", "--gallery-size", "2")
+    r = ok(invoke(*args, env={"FACEPRINT_CALIBRATION": "", "COLUMNS": "200"}))
     assert "FMR 1e-2" in r.stdout and "15 people" in r.stdout and "impostor pairs" in r.stdout
+    assert "FPIR 0.1 @ 2 (FMR 0.0513)" in r.stdout
     assert "export FACEPRINT_CALIBRATION=" in r.stdout and path.is_file()
+    saved = json.loads(path.read_text())["models"]["sface"]
+    assert set(saved["thresholds"]) == {"1e-2", "best_accuracy"}  # an FPIR point is not a 1:1 operating point
+    assert [p["key"] for p in saved["calibration"]["operating_points"]] == ["1e-2", "fpir 1e-1 @ 2"]
 
 
 def test_calibrate_refuses_an_unsupportable_target(folder: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ of the impostor scores serves ``identify(..., fpir=)``.
 
 A target the data cannot support is refused with
 :class:`~faceprint.errors.UnsupportedOperatingPointError`: FMR ``f`` needs at least ``3 / f``
-impostor pairs (three expected false matches), so 100 people with 5 photos each (about 125,000
+impostor pairs (three expected false matches), so 100 people with 5 photos each (123,750
 impostor pairs) support 1e-4 but not 1e-5.
 
 :meth:`Calibration.save` writes a ``faceprint-calibration/1`` file shaped like the shipped
