@@ -119,3 +119,5 @@ def test_a_broken_or_foreign_calibration_file(written: tuple[Path, dict], tmp_pa
     cal = rows["sface"]["calibration"]
     assert cal["kind"] == "shipped" and "not applied" in cal["ignored"] and "sface@000000000000" in cal["ignored"]
     assert rows["sface"]["thresholds"] == load_calibration()["models"]["sface"]["thresholds"]
+    table = ok(invoke("models", env={"FACEPRINT_CALIBRATION": str(foreign), "COLUMNS": "200"})).stdout
+    assert "(LFW!/LFW)" in table and "sface: " in table and "using the shipped LFW calibration" in table

@@ -12,23 +12,31 @@ from .common import JsonOpt, _print_json, _run, out
 _ROLES = {"face_landmarker": "liveness landmarks"}
 
 
-def _source_text(c: dict[str, Any]) -> str:
-    if c["kind"] == "file":
-        text = f"{c['path']} ({(c['date'] or '?')[:10]}, {c['people']:,} people)"
-    else:
-        text = "shipped (LFW DevTrain)" if c["kind"] == "shipped" else "none"
-    return text + (f"; {c['ignored']}" if c["ignored"] else "")
+def _short(c: dict[str, Any]) -> str:
+    kind = "file" if c["kind"] == "file" else ("LFW" if c["kind"] == "shipped" else "-")
+    return kind + ("!" if c["ignored"] else "")
 
 
-def _calibration_text(plain: dict[str, Any] | None, flip: dict[str, Any] | None) -> str:
-    """The calibration cell: the model's, and its +flip variant's when that differs (user text escaped)."""
-    if plain is None:
+def _calibration_cell(plain: dict[str, Any] | None, flip: dict[str, Any] | None) -> str:
+    """``LFW`` (shipped), ``file``, ``!`` when a file entry was not applied; ``/`` then the +flip variant's."""
+    if plain is None or flip is None:
         return "-"
-    text = _source_text(plain)
-    fields = ("kind", "path", "ignored")
-    if flip is not None and any(flip[f] != plain[f] for f in fields):
-        text += f"; +flip: {_source_text(flip)}"
-    return escape(text)
+    return _short(plain) if _short(plain) == _short(flip) else f"{_short(plain)}/{_short(flip)}"
+
+
+def _calibration_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per embedder key whose calibration is a file, or whose file entry was not applied."""
+    lines = []
+    for r in rows:
+        for suffix, c in (("", r["calibration"]), ("+flip", r["calibration_flip"])):
+            if c is None:
+                continue
+            key = r["model"] + suffix
+            if c["kind"] == "file":
+                lines.append(f"{key}: calibration file {c['path']} ({(c['date'] or '?')[:10]}, {c['people']:,} people)")
+            if c["ignored"]:
+                lines.append(f"{key}: {c['ignored']}; using the shipped LFW calibration")
+    return lines
 
 
 def models(as_json: JsonOpt = False) -> None:
@@ -68,18 +76,25 @@ def models(as_json: JsonOpt = False) -> None:
             _print_json(rows)
         else:
             table = Table(title="faceprint models (nothing is downloaded; files come from these packages)")
-            cols = ("model", "role", "package", "installed", "weights licence", "threshold @FMR 1e-3", "calibration")
-            for col in cols:
+            for col in ("model", "role", "package", "installed", "weights licence", "threshold @FMR 1e-3"):
                 table.add_column(col, overflow="fold")
             for r in rows:
                 thr = r["thresholds"].get("1e-3")
                 table.add_row(
                     r["model"], r["role"], f"{r['package']}=={r['pinned']}",
                     r["installed"] or f"[red]no[/] ({r['install']})", r["licence"],
-                    f"{thr:.4f}" if thr is not None else "-",
-                    _calibration_text(r["calibration"], r["calibration_flip"]),
+                    "-" if thr is None else f"{thr:.4f} ({_calibration_cell(r['calibration'], r['calibration_flip'])})",
                 )
             out.print(table)
+            lines = _calibration_lines(rows)
+            if lines:  # FACEPRINT_CALIBRATION is set: say what it changed
+                out.print(
+                    "threshold (LFW): the shipped calibration, LFW view 1 DevTrain; (file): FACEPRINT_CALIBRATION's; "
+                    "!: a file entry not applied; model/+flip when they differ",
+                    highlight=False,
+                )
+            for line in lines:
+                out.print(escape(line), highlight=False, soft_wrap=True)
         return 0
 
     _run(body)
