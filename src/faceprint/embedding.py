@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from . import runtime, weights
 from .alignment import ARCFACE_TEMPLATE_112, align, scaled_template
+from .calibration_file import user_model_entry
 from .errors import (
     InvalidArgumentError,
     InvalidImageError,
@@ -202,8 +203,15 @@ def load_calibration() -> dict[str, Any]:
     return data
 
 
-def _calibrated(key: str) -> dict[str, float]:
-    entry = load_calibration().get("models", {}).get(key, {})
+def _calibrated(key: str, fingerprint: str | None = None) -> dict[str, float]:
+    """The thresholds of ``key``: the ``FACEPRINT_CALIBRATION`` file's for this embedder, else the shipped ones.
+
+    The file's entry applies only when it was measured with ``fingerprint`` (see
+    :func:`faceprint.calibration_file.user_model_entry`), and then replaces the whole table: an
+    operating point the user's photos could not support is absent, not filled in from LFW.
+    """
+    user = user_model_entry(key, fingerprint)
+    entry = user if user is not None else load_calibration().get("models", {}).get(key, {})
     return {k: float(v) for k, v in entry.get("thresholds", {}).items()}
 
 
@@ -245,7 +253,7 @@ class _AlignedEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return _calibrated(self.key)
+        return _calibrated(self.key, self.fingerprint)
 
     @property
     def spec(self) -> ModelSpec:
@@ -443,7 +451,7 @@ class FusionEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return _calibrated(self.key)
+        return _calibrated(self.key, self.fingerprint)
 
     @property
     def spec(self) -> ModelSpec:
@@ -643,8 +651,11 @@ class OnnxEmbedder:
 
     @property
     def thresholds(self) -> dict[str, float]:
-        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``)."""
-        return {str(k): float(v) for k, v in self._spec.get("thresholds", {}).items()}
+        """Thresholds measured at training time (see ``spec_dict["thresholds_measured_on"]``), or the
+        ``FACEPRINT_CALIBRATION`` file's when it holds this model with this fingerprint."""
+        user = user_model_entry(self.key, self.fingerprint)
+        table = user["thresholds"] if user is not None else self._spec.get("thresholds", {})
+        return {str(k): float(v) for k, v in table.items()}
 
     @property
     def spec_dict(self) -> dict[str, Any]:

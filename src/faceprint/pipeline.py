@@ -628,7 +628,7 @@ class FacePipeline:
 
             gallery_size = int(gallery.n_templates)
             n = max(gallery_size, 1)  # an empty gallery names no one at any threshold
-            thr = threshold_for_fpir(self.model_key, fpir, n)
+            thr = threshold_for_fpir(self.model_key, fpir, n, fingerprint=self._emb.fingerprint)
             fmr_name = f"{fmr_for_fpir(fpir, n):.3g}"
         fpir_name = None if fpir is None else f"{float(fpir):g}"
         fp = self._emb.fingerprint

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     data : Path or None, default None
         ``FACEPRINT_DATA``: the folder that holds the face data sets (``lfw/`` ...); ``None`` (unset
         or empty) means the default candidates next to the checkout.
+    calibration : Path or None, default None
+        ``FACEPRINT_CALIBRATION``: a calibration file written by ``faceprint calibrate``; its
+        thresholds replace the shipped ones for the models it names (:mod:`faceprint.calibration`).
+        ``None`` (unset or empty) means the shipped LFW calibration only.
 
     Raises
     ------
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_DATA",
         description="FACEPRINT_DATA: the face data sets folder.",
     )
+    calibration: Path | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_CALIBRATION",
+        description="FACEPRINT_CALIBRATION: a faceprint calibrate file whose thresholds replace the shipped ones.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -145,7 +154,7 @@ class Settings(BaseSettings):
             raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be positive, got {value}")
         return value
 
-    @field_validator("gallery", "data", mode="before")
+    @field_validator("gallery", "data", "calibration", mode="before")
     @classmethod
     def _empty_is_unset(cls, raw: object) -> object:
         return None if raw == "" else raw

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .embedding import load_calibration
+from .calibration_file import user_model_entry
+from .embedding import EMBEDDERS, get_embedder, load_calibration
 from .errors import UnsupportedOperatingPointError
 
 __all__ = [
@@ -265,8 +266,29 @@ class ImpostorTail:
         )
 
 
-def impostor_tail(model_key: str) -> ImpostorTail:
-    """The shipped impostor tail of ``model_key`` (``"sface"``, ``"sface+flip"``, ...)."""
+def _installed_fingerprint(model_key: str) -> str | None:
+    """The fingerprint of the registered single-network embedder ``model_key`` (``"sface+flip"``), else None."""
+    base, flip = (model_key[: -len("+flip")], True) if model_key.endswith("+flip") else (model_key, False)
+    if base not in EMBEDDERS or base == "fusion":
+        return None
+    return get_embedder(base, flip=flip).fingerprint
+
+
+def impostor_tail(model_key: str, fingerprint: str | None = None) -> ImpostorTail:
+    """The impostor tail of ``model_key`` (``"sface"``, ``"sface+flip"``, ...): the shipped one, or the
+    ``FACEPRINT_CALIBRATION`` file's when that file holds this model measured with ``fingerprint``.
+
+    ``fingerprint`` is the embedder's (``Embedder.fingerprint``); None means the installed registered
+    model of that key (a fusion or a trained model must pass its own, else the file is not applied).
+    """
+    user = user_model_entry(model_key, fingerprint or _installed_fingerprint(model_key))
+    if user is not None:
+        if not user.get("impostor_tail"):
+            raise UnsupportedOperatingPointError(
+                f"the calibration file in force (FACEPRINT_CALIBRATION) has no impostor tail for model "
+                f"{model_key!r} (too few impostor pairs), so no FPIR threshold; calibrate on more people"
+            )
+        return ImpostorTail.from_dict(model_key, user["impostor_tail"])
     models = load_calibration().get("models", {})
     raw = models.get(model_key, {}).get("impostor_tail")
     if not raw:
@@ -278,12 +300,19 @@ def impostor_tail(model_key: str) -> ImpostorTail:
     return ImpostorTail.from_dict(model_key, raw)
 
 
-def threshold_for_fmr(model_key: str, fmr: float) -> float:
+def threshold_for_fmr(model_key: str, fmr: float, *, fingerprint: str | None = None) -> float:
     """Similarity threshold of ``model_key`` at per-comparison ``fmr``, from its impostor tail."""
-    return impostor_tail(model_key).threshold(fmr)
+    return impostor_tail(model_key, fingerprint).threshold(fmr)
 
 
-def threshold_for_fpir(model_key: str, fpir: float, n_templates: int, *, tail: ImpostorTail | None = None) -> float:
+def threshold_for_fpir(
+    model_key: str,
+    fpir: float,
+    n_templates: int,
+    *,
+    tail: ImpostorTail | None = None,
+    fingerprint: str | None = None,
+) -> float:
     """The open-set threshold of ``model_key`` for a target FPIR against ``n_templates`` templates.
 
     Parameters
@@ -296,7 +325,10 @@ def threshold_for_fpir(model_key: str, fpir: float, n_templates: int, *, tail: I
     n_templates
         Gallery size in templates at search time (>= 1).
     tail
-        An impostor tail to use instead of the shipped one of ``model_key``.
+        An impostor tail to use instead of the one of ``model_key``.
+    fingerprint
+        The embedder's fingerprint, so that a ``FACEPRINT_CALIBRATION`` file's tail applies only to
+        the embedder it was measured with (see :func:`impostor_tail`).
 
     Raises
     ------
@@ -311,4 +343,4 @@ def threshold_for_fpir(model_key: str, fpir: float, n_templates: int, *, tail: I
     True
     """
     per_comparison = fmr_for_fpir(fpir, n_templates)
-    return (tail or impostor_tail(model_key)).threshold(per_comparison)
+    return (tail or impostor_tail(model_key, fingerprint)).threshold(per_comparison)

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from . import dataset, evaluate, gallery, liveness, models, recognize, train
+from . import calibrate, dataset, evaluate, gallery, liveness, models, recognize, train
 from .common import err
 
 __all__ = ["app", "main"]
@@ -46,6 +46,7 @@ evaluate_app.command("bias")(evaluate.evaluate_bias_cmd)
 evaluate_app.command("identification")(evaluate.evaluate_identification_cmd)
 evaluate_app.command("liveness")(evaluate.evaluate_liveness_cmd)
 app.command()(recognize.cluster)
+app.command()(calibrate.calibrate)
 dataset_app.command("stats")(dataset.dataset_stats_cmd)
 app.command()(liveness.liveness)
 app.command("challenge")(liveness.new_challenge)

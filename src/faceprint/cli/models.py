@@ -1,9 +1,10 @@
-"""`faceprint models`: the installed models, their packages, weight licences and thresholds."""
+"""`faceprint models`: the installed models, their packages, weight licences, thresholds and calibration in force."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from .common import JsonOpt, _print_json, _run, out
@@ -11,18 +12,51 @@ from .common import JsonOpt, _print_json, _run, out
 _ROLES = {"face_landmarker": "liveness landmarks"}
 
 
+def _short(c: dict[str, Any]) -> str:
+    kind = "file" if c["kind"] == "file" else ("LFW" if c["kind"] == "shipped" else "-")
+    return kind + ("!" if c["ignored"] else "")
+
+
+def _calibration_cell(plain: dict[str, Any] | None, flip: dict[str, Any] | None) -> str:
+    """``LFW`` (shipped), ``file``, ``!`` when a file entry was not applied; ``/`` then the +flip variant's."""
+    if plain is None or flip is None:
+        return "-"
+    return _short(plain) if _short(plain) == _short(flip) else f"{_short(plain)}/{_short(flip)}"
+
+
+def _calibration_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per embedder key whose calibration is a file, or whose file entry was not applied."""
+    lines = []
+    for r in rows:
+        for suffix, c in (("", r["calibration"]), ("+flip", r["calibration_flip"])):
+            if c is None:
+                continue
+            key = r["model"] + suffix
+            if c["kind"] == "file":
+                lines.append(f"{key}: calibration file {c['path']} ({(c['date'] or '?')[:10]}, {c['people']:,} people)")
+            if c["ignored"]:
+                lines.append(f"{key}: {c['ignored']}; using the shipped LFW calibration")
+    return lines
+
+
 def models(as_json: JsonOpt = False) -> None:
-    """Installed models, their packages, weight licences and calibrated thresholds."""
+    """Installed models, their packages, weight licences, calibrated thresholds and the calibration in force."""
 
     def body() -> int:
+        from ..calibration import calibration_in_force
         from ..embedding import EMBEDDERS, get_embedder
         from ..weights import WEIGHT_FILES, installed_version, is_installed
 
         rows: list[dict[str, Any]] = []
         for key, wf in WEIGHT_FILES.items():
             thresholds: dict[str, float] = {}
+            calibration: dict[str, Any] | None = None
+            calibration_flip: dict[str, Any] | None = None
             if key in EMBEDDERS:
-                thresholds = dict(get_embedder(key).thresholds)
+                emb, flipped = get_embedder(key), get_embedder(key, flip=True)
+                thresholds = dict(emb.thresholds)
+                calibration = calibration_in_force(emb.key, emb.fingerprint).to_dict()
+                calibration_flip = calibration_in_force(flipped.key, flipped.fingerprint).to_dict()
             rows.append({
                 "model": key,
                 "role": "embedder" if key in EMBEDDERS else _ROLES.get(key, "detector"),
@@ -35,6 +69,8 @@ def models(as_json: JsonOpt = False) -> None:
                 "source": wf.source,
                 "thresholds": thresholds,
                 "install": wf.install_hint,
+                "calibration": calibration,
+                "calibration_flip": calibration_flip,
             })
         if as_json:
             _print_json(rows)
@@ -47,9 +83,18 @@ def models(as_json: JsonOpt = False) -> None:
                 table.add_row(
                     r["model"], r["role"], f"{r['package']}=={r['pinned']}",
                     r["installed"] or f"[red]no[/] ({r['install']})", r["licence"],
-                    f"{thr:.4f}" if thr is not None else "-",
+                    "-" if thr is None else f"{thr:.4f} ({_calibration_cell(r['calibration'], r['calibration_flip'])})",
                 )
             out.print(table)
+            lines = _calibration_lines(rows)
+            if lines:  # FACEPRINT_CALIBRATION is set: say what it changed
+                out.print(
+                    "threshold (LFW): the shipped calibration, LFW view 1 DevTrain; (file): FACEPRINT_CALIBRATION's; "
+                    "!: a file entry not applied; model/+flip when they differ",
+                    highlight=False,
+                )
+            for line in lines:
+                out.print(escape(line), highlight=False, soft_wrap=True)
         return 0
 
     _run(body)
