@@ -101,12 +101,19 @@ __all__ = [
     "verify",
     "enroll",
     "identify",
+    # decisions: calibration on your own people, open-set thresholds
+    "Calibration",
+    "fit_calibration",
+    "load_calibration_file",
+    "calibration_in_force",
+    "threshold_for_fpir",
     # runtime
     "set_num_threads",
     "get_num_threads",
 ]
 
 from .alignment import align  # noqa: E402
+from .calibration import Calibration, calibration_in_force, fit_calibration, load_calibration_file  # noqa: E402
 from .detection import DetectorSpec, get_detector  # noqa: E402
 from .embedding import EmbedderSpec, get_embedder  # noqa: E402
 from .enrollment import PreparedEnrollment, prepare_enrollment  # noqa: E402
@@ -125,3 +132,4 @@ from .pipeline import (  # noqa: E402
     verify,
 )
 from .runtime import get_num_threads, set_num_threads  # noqa: E402
+from .thresholds import threshold_for_fpir  # noqa: E402
