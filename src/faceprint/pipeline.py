@@ -39,6 +39,7 @@ from .embedding import Embedder, EmbedderSpec, get_embedder
 from .errors import EmbedderMismatchError, FaceprintError, InvalidArgumentError, MultipleFacesError, NoFaceError
 from .io import ImageInput, describe_source, load_image
 from .runtime import lazy_singleton
+from .scorenorm import SCORE_NORMALIZERS, ScoreNormalizer, get_score_normalizer, shipped_score_normalizer_names
 from .types import (
     LIVENESS_UNSURE,
     SPOOF,
@@ -141,7 +142,7 @@ class PipelineSpec:
         Registered detector and its options, e.g. ``DetectorSpec("retinaface", max_side=640)``.
     embedder : EmbedderSpec or str
         Registered embedder or trained model path, and options, e.g. ``EmbedderSpec("sface", flip=True)``.
-    min_face_size, fmr, max_pixels, liveness
+    min_face_size, fmr, max_pixels, liveness, score_norm
         As in :class:`FacePipeline`. A custom ``passive_checker`` has no spec (the default one is
         rebuilt where the pipeline is).
 
@@ -159,8 +160,11 @@ class PipelineSpec:
     fmr: str = "1e-3"
     max_pixels: int | None = None
     liveness: str = "off"
+    score_norm: str | None = None
 
     def __post_init__(self) -> None:
+        if self.score_norm is not None:
+            SCORE_NORMALIZERS.factory(self.score_norm)  # UnknownBackendError listing the valid names
         if isinstance(self.detector, str):
             object.__setattr__(self, "detector", DetectorSpec(self.detector))
         if isinstance(self.embedder, str):
@@ -200,6 +204,14 @@ class FacePipeline:
     passive_checker
         The single-image PAD model for ``"passive"``; default: the shipped NUAA-trained
         :func:`faceprint.liveness.default_passive_checker`, loaded on first use.
+    score_norm
+        Opt-in score normalisation for :meth:`compare` / :meth:`verify`: None (default: the raw
+        cosine decides), ``"s-norm"`` (AS-norm against a shipped impostor cohort) or ``"fsn"`` (Fair
+        Score Normalization), the normaliser shipped for this embedder (:mod:`faceprint.scorenorm`).
+        The decision is then the normalised score against the normaliser's own threshold at ``fmr``,
+        and the :class:`~faceprint.types.Verification` names it (``score_norm``, ``normalized_score``).
+        It narrows the spread of false-match rates between demographic groups at one threshold
+        (numbers in ``faceprint/models/MODEL_CARD_scorenorm.md``). :meth:`identify` is unchanged.
 
     A pipeline of registered backends pickles as its :attr:`spec` (another process rebuilds it and
     loads the weights there, on first use or at :meth:`warm_up`); one with a custom backend or
@@ -221,6 +233,7 @@ class FacePipeline:
     max_pixels: int | None = None
     liveness: str = "off"
     passive_checker: Any = None
+    score_norm: str | None = None
     _default_passive: bool = field(default=False, init=False, repr=False, compare=False)
     """True when ``passive_checker`` is the shipped model this pipeline built itself."""
 
@@ -231,6 +244,16 @@ class FacePipeline:
             self.detector = get_detector(self.detector)
         if isinstance(self.embedder, str):
             self.embedder = get_embedder(self.embedder)
+        if self.score_norm is not None:
+            SCORE_NORMALIZERS.factory(self.score_norm)  # UnknownBackendError listing the valid names
+            if self.score_norm not in shipped_score_normalizer_names(self._emb.key):
+                from .errors import ModelNotFoundError
+
+                have = ", ".join(shipped_score_normalizer_names(self._emb.key)) or "none"
+                raise ModelNotFoundError(
+                    f"no shipped {self.score_norm!r} score normaliser for model {self._emb.key!r} (shipped for it: "
+                    f"{have}); the shipped ones are fitted for the default embedder 'sface'"
+                )
 
     # -- by value -----------------------------------------------------------------------------
     @classmethod
@@ -244,6 +267,7 @@ class FacePipeline:
             fmr=spec.fmr,
             max_pixels=spec.max_pixels,
             liveness=spec.liveness,
+            score_norm=spec.score_norm,
         )
 
     @property
@@ -268,6 +292,7 @@ class FacePipeline:
             fmr=self.fmr,
             max_pixels=self.max_pixels,
             liveness=self.liveness,
+            score_norm=self.score_norm,
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -463,12 +488,38 @@ class FacePipeline:
             )
         return float(table[fmr])
 
+    @property
+    def score_normalizer(self) -> ScoreNormalizer | None:
+        """The shipped normaliser of ``score_norm`` for this embedder (loaded and sha256-checked once), or None."""
+        if self.score_norm is None:
+            return None
+        return get_score_normalizer(self.score_norm, self._emb.key)
+
+    def decision_threshold(self, fmr: str | None = None) -> float:
+        """The threshold :meth:`compare` decides with: :meth:`threshold`, or the normaliser's on its scale."""
+        norm = self.score_normalizer
+        return self.threshold(fmr) if norm is None else norm.threshold(fmr or self.fmr)
+
     def compare(self, a: npt.ArrayLike, b: npt.ArrayLike, *, fmr: str | None = None) -> Verification:
-        """Verify two embeddings from this pipeline's embedder."""
+        """Verify two embeddings from this pipeline's embedder (normalised scores with ``score_norm``)."""
         va, vb = np.asarray(a, np.float32).reshape(-1), np.asarray(b, np.float32).reshape(-1)
         if va.shape != (self._emb.dim,) or vb.shape != (self._emb.dim,):
             raise InvalidArgumentError(f"expected two {self._emb.dim}-d embeddings, got {va.shape} and {vb.shape}")
         sim = float(np.clip(va @ vb, -1.0, 1.0))
+        norm = self.score_normalizer
+        if norm is not None:
+            thr = norm.threshold(fmr or self.fmr)
+            score = float(norm.normalize(va, vb, [sim])[0])
+            return Verification(
+                similarity=sim,
+                distance=2.0 - 2.0 * sim,
+                same=score >= thr,
+                threshold=thr,
+                fmr=fmr or self.fmr,
+                model=self._emb.fingerprint,
+                score_norm=norm.key,
+                normalized_score=score,
+            )
         thr = self.threshold(fmr)
         return Verification(
             similarity=sim,
@@ -497,7 +548,7 @@ class FacePipeline:
         or ``"unsure"``. Raises :class:`NoFaceError` when either image has no face.
         """
         check_selection(select, one_face=True, where="verify")
-        self.threshold(fmr)  # fail fast on an unknown operating point, before any work
+        self.decision_threshold(fmr)  # fail fast on an unknown operating point, before any work
         image_a, face_a = self._face(a, select)
         live = self._liveness(liveness, image_a, face_a.detection)
         result = self.compare(face_a.embedding, self._face(b, select)[1].embedding, fmr=fmr)

@@ -1,4 +1,4 @@
-"""Score normalisation: comparison scores adjusted per face so that one threshold means more nearly one FMR for everyone.
+"""Score normalisation: scores adjusted per face so that one threshold means more nearly one FMR for everyone.
 
 A raw cosine threshold set at one global false-match rate (FMR) gives very different FMRs to different
 demographic groups: faces of groups the model separates less well score higher against each other
@@ -118,7 +118,7 @@ class ScoreNormalizer(Protocol):
 
 
 SCORE_NORMALIZERS: Registry[ScoreNormalizer] = Registry("score normalizer")
-"""Score normalisation methods by name: ``"s-norm"`` (:class:`AdaptiveSNorm`), ``"fsn"`` (:class:`FairScoreNormalizer`)."""
+"""Methods by name: ``"s-norm"`` (:class:`AdaptiveSNorm`), ``"fsn"`` (:class:`FairScoreNormalizer`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ class _Base:
             raise InvalidEmbeddingError(f"expected a and b of one shape, got {ea.shape} and {eb.shape}")
         s = np.einsum("ij,ij->i", ea, eb) if scores is None else np.asarray(scores, np.float64).reshape(-1)
         if s.shape != (ea.shape[0],):
-            raise InvalidArgumentError(f"expected {ea.shape[0]} scores, got shape {np.shape(scores)}")
+            raise InvalidArgumentError(f"expected {ea.shape[0]} scores, got shape {s.shape}")
         stats = self._stats(np.concatenate([ea, eb]))  # both sides in one pass
         return self.combine(s, stats[: ea.shape[0]], stats[ea.shape[0] :])
 
@@ -614,6 +614,14 @@ def load_score_normalizer(path: str | Path) -> ScoreNormalizer:
 
 SHIPPED_SCORE_NORMALIZERS: dict[tuple[str, str], tuple[str, str]] = {
     # (model key, method): (file in faceprint/models, sha256); written by bench/score_norm.py --write
+    ("sface", "s-norm"): (
+        "scorenorm_sface_snorm.npz",
+        "2dc06fea4b064dde39d13f6f59a542d1625a8f469ecdd235f6614d1bdd5b5e88",
+    ),
+    ("sface", "fsn"): (
+        "scorenorm_sface_fsn.npz",
+        "42c492a5b22c98eb220af32e0b74f51b3de7cee6ef11b4c2b941d64dac6d2601",
+    ),
 }
 """The normalisers that ship with faceprint, by (embedder key, method): file name and sha256."""
 

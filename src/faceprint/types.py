@@ -167,6 +167,12 @@ class Verification:
     liveness: Liveness | None = None
     """The presentation-attack check of the probe (``a``), when one was asked for. A probe that is
     not judged live never verifies: ``same`` is False and :attr:`decision` says why."""
+    score_norm: str | None = None
+    """The score normaliser that decided (its key, e.g. ``"s-norm(top_k=100,cohort=2000)"``), else None.
+    With one, ``same`` is ``normalized_score >= threshold`` and ``threshold`` is on the normalised
+    scale (see :mod:`faceprint.scorenorm`); ``similarity`` stays the raw cosine."""
+    normalized_score: float | None = None
+    """The normalised score when ``score_norm`` is set, else None."""
 
     @property
     def decision(self) -> str:
@@ -185,6 +191,12 @@ class Verification:
             "fmr": self.fmr,
             "model": self.model,
             "liveness": None if self.liveness is None else self.liveness.to_dict(),
+            # only with a score normaliser, so that the default output keeps its keys
+            **(
+                {}
+                if self.score_norm is None
+                else {"score_norm": self.score_norm, "normalized_score": round(float(self.normalized_score or 0.0), 6)}
+            ),
         }
 
 
