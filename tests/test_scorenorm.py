@@ -342,3 +342,26 @@ def test_normalised_verification_on_real_faces(data_root: Path) -> None:
             continue
         v = pipe.compare(a, b)
         assert v.same == (float(norm.normalize(a, b)[0]) >= norm.threshold("1e-3"))
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_cli_verify_score_norm(lfw_image) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from faceprint.cli import app
+
+    a, b, c = lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2), lfw_image("Serena_Williams", 1)
+    r = CliRunner().invoke(app, ["verify", str(a), str(b), "--score-norm", "s-norm"])
+    assert r.exit_code == 0, r.output
+    assert "same person" in r.stdout and "normalised score" in r.stdout and "s-norm(top_k=" in r.stdout
+    r = CliRunner().invoke(app, ["verify", str(a), str(c), "--score-norm", "fsn", "--json"])
+    assert r.exit_code == 1, r.output
+    d = json.loads(r.stdout)
+    assert d["decision"] == "no_match" and d["score_norm"].startswith("fsn(") and d["normalized_score"] < d["threshold"]
+    plain = json.loads(CliRunner().invoke(app, ["verify", str(a), str(c), "--json"]).stdout)
+    assert "score_norm" not in plain  # default output keeps its keys
+    r = CliRunner().invoke(app, ["verify", str(a), str(b), "--score-norm", "t-norm"])
+    assert r.exit_code != 0 and "t-norm" in r.output and "s-norm" in r.output

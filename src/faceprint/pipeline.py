@@ -545,7 +545,8 @@ class FacePipeline:
         each image as in :meth:`face` (``"error"``: each must show exactly one). With ``liveness``
         (default: the pipeline's) the probe is checked for a presentation attack; a probe that is
         not judged live never verifies: the result has ``same=False`` and ``decision`` ``"spoof"``
-        or ``"unsure"``. Raises :class:`NoFaceError` when either image has no face.
+        or ``"unsure"``. Raises :class:`NoFaceError` when either image has no face. With the
+        pipeline's ``score_norm`` the normalised score decides (see :meth:`compare`).
         """
         check_selection(select, one_face=True, where="verify")
         self.decision_threshold(fmr)  # fail fast on an unknown operating point, before any work
