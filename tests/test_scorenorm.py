@@ -365,3 +365,41 @@ def test_cli_verify_score_norm(lfw_image) -> None:
     assert "score_norm" not in plain  # default output keeps its keys
     r = CliRunner().invoke(app, ["verify", str(a), str(b), "--score-norm", "t-norm"])
     assert r.exit_code != 0 and "t-norm" in r.output and "s-norm" in r.output
+
+
+def test_identify_normalises_the_top_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceprint.gallery.sqlite import Gallery
+    from faceprint.pipeline import UNKNOWN, FacePipeline
+    from faceprint.types import Face
+    from fakes import make_detection
+
+    rng = np.random.default_rng(7)
+    people = {n: _unit(rng.normal(size=(2, 128))).astype(np.float32) for n in ("ann", "bob", "cid")}
+    probe = _unit(people["ann"][1] + rng.normal(scale=0.02, size=128)).astype(np.float32)
+    stranger = _unit(rng.normal(size=128)).astype(np.float32)
+    image = np.zeros((64, 64, 3), np.uint8)
+    for method in ("s-norm", "fsn"):
+        pipe = FacePipeline(score_norm=method)
+        norm = get_score_normalizer(method, "sface")
+        fp = pipe.embedder.fingerprint  # type: ignore[union-attr]
+        with Gallery(tmp_path / f"{method}.db") as g:
+            for name, t in people.items():
+                g.enroll(name, t, fingerprint=fp)
+            for emb, want in ((probe, "ann"), (stranger, UNKNOWN)):
+                monkeypatch.setattr(pipe, "_faces", lambda *a, e=emb, f=fp, **k: [Face(make_detection(), e, f)])
+                (res,) = pipe.identify(image, g, k=3)
+                assert res.name == want and res.score_norm == norm.key and res.to_dict()["score_norm"] == norm.key
+                assert res.threshold == norm.threshold("1e-3")
+                for m in res.matches:
+                    best = float(norm.normalize(np.repeat(emb[None], 2, 0), people[m.name]).max())
+                    assert m.normalized_score == pytest.approx(best, rel=1e-5, abs=1e-5)
+                    assert m.same == (best >= res.threshold) and m.to_dict()["normalized_score"] is not None
+                scores = [m.normalized_score for m in res.matches]
+                assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+            with pytest.raises(InvalidArgumentError, match="fpir"):
+                pipe.identify(image, g, fpir=1e-2)
+            raw = FacePipeline()
+            monkeypatch.setattr(raw, "_faces", lambda *a, f=fp, **k: [Face(make_detection(), probe, f)])
+            (plain,) = raw.identify(image, g, k=3)
+            assert plain.name == "ann" and plain.score_norm is None and "score_norm" not in plain.to_dict()
+            assert all(m.normalized_score is None and "normalized_score" not in m.to_dict() for m in plain.matches)

@@ -101,6 +101,9 @@ class Identification:
     """The false-positive identification rate the threshold was set for (``identify(..., fpir=)``), else None."""
     gallery_size: int | None = None
     """Templates in the gallery when the FPIR threshold was set (None without ``fpir``)."""
+    score_norm: str | None = None
+    """The score normaliser that ranked the top candidates and decided (its key), else None; ``threshold``
+    is then on the normalised scale and each match carries its ``normalized_score``."""
 
     @property
     def known(self) -> bool:
@@ -126,6 +129,7 @@ class Identification:
             "probabilities": [{"name": n, "probability": round(p, 6)} for n, p in self.probabilities],
             "fpir": self.fpir,
             "gallery_size": self.gallery_size,
+            **({} if self.score_norm is None else {"score_norm": self.score_norm}),
         }
 
 
@@ -211,7 +215,8 @@ class FacePipeline:
         The decision is then the normalised score against the normaliser's own threshold at ``fmr``,
         and the :class:`~faceprint.types.Verification` names it (``score_norm``, ``normalized_score``).
         It narrows the spread of false-match rates between demographic groups at one threshold
-        (numbers in ``faceprint/models/MODEL_CARD_scorenorm.md``). :meth:`identify` is unchanged.
+        (numbers in ``faceprint/models/MODEL_CARD_scorenorm.md``). :meth:`identify` re-scores its raw
+        top-``k`` candidates with it (see there).
 
     A pipeline of registered backends pickles as its :attr:`spec` (another process rebuilds it and
     loads the weights there, on first use or at :meth:`warm_up`); one with a custom backend or
@@ -663,6 +668,13 @@ class FacePipeline:
         ``fmr`` it implies. ``fmr`` and ``fpir`` together raise
         :class:`~faceprint.errors.InvalidArgumentError`; an ``fpir`` the tail cannot support at this
         size raises :class:`~faceprint.errors.UnsupportedOperatingPointError`.
+
+        With the pipeline's ``score_norm`` the raw top-``k`` subjects are re-scored by the normaliser
+        (a subject's score: the best over its templates), re-ranked, and the best is named when its
+        normalised score reaches the normaliser's threshold at ``fmr``; the matches carry
+        ``normalized_score`` and the results ``score_norm``. Only the top ``k`` are normalised, so a
+        subject outside the raw top ``k`` is never considered. It does not combine with ``fpir`` or a
+        ``classifier`` (:class:`~faceprint.errors.InvalidArgumentError`).
         """
         if k < 1:
             raise InvalidArgumentError(f"k must be >= 1, got {k}")
@@ -684,6 +696,15 @@ class FacePipeline:
             fmr_name = f"{fmr_for_fpir(fpir, n):.3g}"
         fpir_name = None if fpir is None else f"{float(fpir):g}"
         fp = self._emb.fingerprint
+        norm = self.score_normalizer
+        norm_thr = thr  # the threshold results report: on the normalised scale with score_norm
+        if norm is not None:
+            if fpir is not None or classifier is not None:
+                raise InvalidArgumentError(
+                    "score_norm decides 1:1 and top-k identification at an FMR; it does not combine with "
+                    f"fpir= or a classifier (score_norm={self.score_norm!r})"
+                )
+            norm_thr = norm.threshold(fmr_name)
         if classifier is not None and getattr(classifier, "fingerprint_", fp) not in (None, fp):
             raise EmbedderMismatchError(
                 f"classifier was trained on {classifier.fingerprint_!r} embeddings, this pipeline makes {fp!r}"
@@ -705,7 +726,7 @@ class FacePipeline:
                         detection=face.detection,
                         matches=(),
                         name=SPOOF if live.verdict == "spoof" else LIVENESS_UNSURE,
-                        threshold=thr,
+                        threshold=norm_thr,
                         fmr=fmr_name,
                         liveness=live,
                         fpir=fpir_name,
@@ -713,10 +734,17 @@ class FacePipeline:
                     )
                 )
                 continue
-            if classifier is None:
-                matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
+            if norm is not None:
+                matches = _normalised_matches(
+                    norm, norm_thr, face.embedding, gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp),
+                    gallery,
+                )
                 name = matches[0].name if matches and matches[0].same else UNKNOWN
                 probs: tuple[tuple[str, float], ...] = ()
+            elif classifier is None:
+                matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
+                name = matches[0].name if matches and matches[0].same else UNKNOWN
+                probs = ()
             else:
                 # The k best subjects by template, then the classifier's candidates outside them
                 # scored from their own templates: the matches a search of the whole gallery gives.
@@ -738,15 +766,41 @@ class FacePipeline:
                     detection=face.detection,
                     matches=tuple(matches),
                     name=name,
-                    threshold=thr,
+                    threshold=norm_thr,
                     fmr=fmr_name,
                     probabilities=probs,
                     liveness=live,
                     fpir=fpir_name,
                     gallery_size=gallery_size,
+                    score_norm=None if norm is None else norm.key,
                 )
             )
         return results
+
+
+def _normalised_matches(
+    norm: ScoreNormalizer, threshold: float, probe: npt.NDArray[np.float32], raw: list[Match], gallery: GalleryBackend
+) -> list[Match]:
+    """The raw top-k candidates re-scored by ``norm`` (a subject's score: the best over its templates), best first."""
+    if not raw:
+        return []
+    batch = gallery.templates_many([m.subject_id if m.subject_id is not None else m.name for m in raw], missing_ok=True)
+    if len(batch) == 0:
+        return []
+    sims = np.clip(batch.embeddings.astype(np.float64) @ probe.astype(np.float64), -1.0, 1.0)
+    scores = norm.combine(sims, norm.side_stats(probe[None])[0], norm.side_stats(batch.embeddings))
+    out = []
+    for m in raw:
+        rows = np.flatnonzero(batch.subject_ids == m.subject_id) if m.subject_id is not None else np.flatnonzero(
+            np.array(batch.names) == m.name
+        )
+        if rows.size == 0:
+            continue
+        best = rows[int(np.argmax(scores[rows]))]
+        score = float(scores[best])
+        out.append(replace(m, same=score >= threshold, threshold=threshold, normalized_score=score))
+    out.sort(key=lambda x: -(x.normalized_score or 0.0))
+    return out
 
 
 @lazy_singleton

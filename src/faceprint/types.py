@@ -138,6 +138,9 @@ class Match:
     distance: float
     same: bool
     threshold: float
+    normalized_score: float | None = None
+    """With a score normaliser (``FacePipeline(score_norm=)``): the subject's normalised score, which
+    ``same`` compares with ``threshold`` (then on the normalised scale); else None."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +150,7 @@ class Match:
             "distance": round(float(self.distance), 6),
             "same": bool(self.same),
             "threshold": round(float(self.threshold), 6),
+            **({} if self.normalized_score is None else {"normalized_score": round(float(self.normalized_score), 6)}),
         }
 
 
