@@ -36,7 +36,14 @@ from .detection import (
     select_faces,
 )
 from .embedding import Embedder, EmbedderSpec, get_embedder
-from .errors import EmbedderMismatchError, FaceprintError, InvalidArgumentError, MultipleFacesError, NoFaceError
+from .errors import (
+    EmbedderMismatchError,
+    FaceprintError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    MultipleFacesError,
+    NoFaceError,
+)
 from .io import ImageInput, describe_source, load_image
 from .runtime import lazy_singleton
 from .scorenorm import SCORE_NORMALIZERS, ScoreNormalizer, get_score_normalizer, shipped_score_normalizer_names
@@ -252,8 +259,6 @@ class FacePipeline:
         if self.score_norm is not None:
             SCORE_NORMALIZERS.factory(self.score_norm)  # UnknownBackendError listing the valid names
             if self.score_norm not in shipped_score_normalizer_names(self._emb.key):
-                from .errors import ModelNotFoundError
-
                 have = ", ".join(shipped_score_normalizer_names(self._emb.key)) or "none"
                 raise ModelNotFoundError(
                     f"no shipped {self.score_norm!r} score normaliser for model {self._emb.key!r} (shipped for it: "
