@@ -36,9 +36,17 @@ from .detection import (
     select_faces,
 )
 from .embedding import Embedder, EmbedderSpec, get_embedder
-from .errors import EmbedderMismatchError, FaceprintError, InvalidArgumentError, MultipleFacesError, NoFaceError
+from .errors import (
+    EmbedderMismatchError,
+    FaceprintError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    MultipleFacesError,
+    NoFaceError,
+)
 from .io import ImageInput, describe_source, load_image
 from .runtime import lazy_singleton
+from .scorenorm import SCORE_NORMALIZERS, ScoreNormalizer, get_score_normalizer, shipped_score_normalizer_names
 from .types import (
     LIVENESS_UNSURE,
     SPOOF,
@@ -100,6 +108,9 @@ class Identification:
     """The false-positive identification rate the threshold was set for (``identify(..., fpir=)``), else None."""
     gallery_size: int | None = None
     """Templates in the gallery when the FPIR threshold was set (None without ``fpir``)."""
+    score_norm: str | None = None
+    """The score normaliser that ranked the top candidates and decided (its key), else None; ``threshold``
+    is then on the normalised scale and each match carries its ``normalized_score``."""
 
     @property
     def known(self) -> bool:
@@ -125,6 +136,7 @@ class Identification:
             "probabilities": [{"name": n, "probability": round(p, 6)} for n, p in self.probabilities],
             "fpir": self.fpir,
             "gallery_size": self.gallery_size,
+            **({} if self.score_norm is None else {"score_norm": self.score_norm}),
         }
 
 
@@ -141,7 +153,7 @@ class PipelineSpec:
         Registered detector and its options, e.g. ``DetectorSpec("retinaface", max_side=640)``.
     embedder : EmbedderSpec or str
         Registered embedder or trained model path, and options, e.g. ``EmbedderSpec("sface", flip=True)``.
-    min_face_size, fmr, max_pixels, liveness
+    min_face_size, fmr, max_pixels, liveness, score_norm
         As in :class:`FacePipeline`. A custom ``passive_checker`` has no spec (the default one is
         rebuilt where the pipeline is).
 
@@ -159,8 +171,11 @@ class PipelineSpec:
     fmr: str = "1e-3"
     max_pixels: int | None = None
     liveness: str = "off"
+    score_norm: str | None = None
 
     def __post_init__(self) -> None:
+        if self.score_norm is not None:
+            SCORE_NORMALIZERS.factory(self.score_norm)  # UnknownBackendError listing the valid names
         if isinstance(self.detector, str):
             object.__setattr__(self, "detector", DetectorSpec(self.detector))
         if isinstance(self.embedder, str):
@@ -200,6 +215,15 @@ class FacePipeline:
     passive_checker
         The single-image PAD model for ``"passive"``; default: the shipped NUAA-trained
         :func:`faceprint.liveness.default_passive_checker`, loaded on first use.
+    score_norm
+        Opt-in score normalisation for :meth:`compare` / :meth:`verify`: None (default: the raw
+        cosine decides), ``"s-norm"`` (AS-norm against a shipped impostor cohort) or ``"fsn"`` (Fair
+        Score Normalization), the normaliser shipped for this embedder (:mod:`faceprint.scorenorm`).
+        The decision is then the normalised score against the normaliser's own threshold at ``fmr``,
+        and the :class:`~faceprint.types.Verification` names it (``score_norm``, ``normalized_score``).
+        It narrows the spread of false-match rates between demographic groups at one threshold
+        (numbers in ``faceprint/models/MODEL_CARD_scorenorm.md``). :meth:`identify` re-scores its raw
+        top-``k`` candidates with it (see there).
 
     A pipeline of registered backends pickles as its :attr:`spec` (another process rebuilds it and
     loads the weights there, on first use or at :meth:`warm_up`); one with a custom backend or
@@ -221,6 +245,7 @@ class FacePipeline:
     max_pixels: int | None = None
     liveness: str = "off"
     passive_checker: Any = None
+    score_norm: str | None = None
     _default_passive: bool = field(default=False, init=False, repr=False, compare=False)
     """True when ``passive_checker`` is the shipped model this pipeline built itself."""
 
@@ -231,6 +256,14 @@ class FacePipeline:
             self.detector = get_detector(self.detector)
         if isinstance(self.embedder, str):
             self.embedder = get_embedder(self.embedder)
+        if self.score_norm is not None:
+            SCORE_NORMALIZERS.factory(self.score_norm)  # UnknownBackendError listing the valid names
+            if self.score_norm not in shipped_score_normalizer_names(self._emb.key):
+                have = ", ".join(shipped_score_normalizer_names(self._emb.key)) or "none"
+                raise ModelNotFoundError(
+                    f"no shipped {self.score_norm!r} score normaliser for model {self._emb.key!r} (shipped for it: "
+                    f"{have}); the shipped ones are fitted for the default embedder 'sface'"
+                )
 
     # -- by value -----------------------------------------------------------------------------
     @classmethod
@@ -244,6 +277,7 @@ class FacePipeline:
             fmr=spec.fmr,
             max_pixels=spec.max_pixels,
             liveness=spec.liveness,
+            score_norm=spec.score_norm,
         )
 
     @property
@@ -268,6 +302,7 @@ class FacePipeline:
             fmr=self.fmr,
             max_pixels=self.max_pixels,
             liveness=self.liveness,
+            score_norm=self.score_norm,
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -463,12 +498,38 @@ class FacePipeline:
             )
         return float(table[fmr])
 
+    @property
+    def score_normalizer(self) -> ScoreNormalizer | None:
+        """The shipped normaliser of ``score_norm`` for this embedder (loaded and sha256-checked once), or None."""
+        if self.score_norm is None:
+            return None
+        return get_score_normalizer(self.score_norm, self._emb.key)
+
+    def decision_threshold(self, fmr: str | None = None) -> float:
+        """The threshold :meth:`compare` decides with: :meth:`threshold`, or the normaliser's on its scale."""
+        norm = self.score_normalizer
+        return self.threshold(fmr) if norm is None else norm.threshold(fmr or self.fmr)
+
     def compare(self, a: npt.ArrayLike, b: npt.ArrayLike, *, fmr: str | None = None) -> Verification:
-        """Verify two embeddings from this pipeline's embedder."""
+        """Verify two embeddings from this pipeline's embedder (normalised scores with ``score_norm``)."""
         va, vb = np.asarray(a, np.float32).reshape(-1), np.asarray(b, np.float32).reshape(-1)
         if va.shape != (self._emb.dim,) or vb.shape != (self._emb.dim,):
             raise InvalidArgumentError(f"expected two {self._emb.dim}-d embeddings, got {va.shape} and {vb.shape}")
         sim = float(np.clip(va @ vb, -1.0, 1.0))
+        norm = self.score_normalizer
+        if norm is not None:
+            thr = norm.threshold(fmr or self.fmr)
+            score = float(norm.normalize(va, vb, [sim])[0])
+            return Verification(
+                similarity=sim,
+                distance=2.0 - 2.0 * sim,
+                same=score >= thr,
+                threshold=thr,
+                fmr=fmr or self.fmr,
+                model=self._emb.fingerprint,
+                score_norm=norm.key,
+                normalized_score=score,
+            )
         thr = self.threshold(fmr)
         return Verification(
             similarity=sim,
@@ -494,10 +555,11 @@ class FacePipeline:
         each image as in :meth:`face` (``"error"``: each must show exactly one). With ``liveness``
         (default: the pipeline's) the probe is checked for a presentation attack; a probe that is
         not judged live never verifies: the result has ``same=False`` and ``decision`` ``"spoof"``
-        or ``"unsure"``. Raises :class:`NoFaceError` when either image has no face.
+        or ``"unsure"``. Raises :class:`NoFaceError` when either image has no face. With the
+        pipeline's ``score_norm`` the normalised score decides (see :meth:`compare`).
         """
         check_selection(select, one_face=True, where="verify")
-        self.threshold(fmr)  # fail fast on an unknown operating point, before any work
+        self.decision_threshold(fmr)  # fail fast on an unknown operating point, before any work
         image_a, face_a = self._face(a, select)
         live = self._liveness(liveness, image_a, face_a.detection)
         result = self.compare(face_a.embedding, self._face(b, select)[1].embedding, fmr=fmr)
@@ -611,6 +673,13 @@ class FacePipeline:
         ``fmr`` it implies. ``fmr`` and ``fpir`` together raise
         :class:`~faceprint.errors.InvalidArgumentError`; an ``fpir`` the tail cannot support at this
         size raises :class:`~faceprint.errors.UnsupportedOperatingPointError`.
+
+        With the pipeline's ``score_norm`` the raw top-``k`` subjects are re-scored by the normaliser
+        (a subject's score: the best over its templates), re-ranked, and the best is named when its
+        normalised score reaches the normaliser's threshold at ``fmr``; the matches carry
+        ``normalized_score`` and the results ``score_norm``. Only the top ``k`` are normalised, so a
+        subject outside the raw top ``k`` is never considered. It does not combine with ``fpir`` or a
+        ``classifier`` (:class:`~faceprint.errors.InvalidArgumentError`).
         """
         if k < 1:
             raise InvalidArgumentError(f"k must be >= 1, got {k}")
@@ -632,6 +701,15 @@ class FacePipeline:
             fmr_name = f"{fmr_for_fpir(fpir, n):.3g}"
         fpir_name = None if fpir is None else f"{float(fpir):g}"
         fp = self._emb.fingerprint
+        norm = self.score_normalizer
+        norm_thr = thr  # the threshold results report: on the normalised scale with score_norm
+        if norm is not None:
+            if fpir is not None or classifier is not None:
+                raise InvalidArgumentError(
+                    "score_norm decides 1:1 and top-k identification at an FMR; it does not combine with "
+                    f"fpir= or a classifier (score_norm={self.score_norm!r})"
+                )
+            norm_thr = norm.threshold(fmr_name)
         if classifier is not None and getattr(classifier, "fingerprint_", fp) not in (None, fp):
             raise EmbedderMismatchError(
                 f"classifier was trained on {classifier.fingerprint_!r} embeddings, this pipeline makes {fp!r}"
@@ -653,7 +731,7 @@ class FacePipeline:
                         detection=face.detection,
                         matches=(),
                         name=SPOOF if live.verdict == "spoof" else LIVENESS_UNSURE,
-                        threshold=thr,
+                        threshold=norm_thr,
                         fmr=fmr_name,
                         liveness=live,
                         fpir=fpir_name,
@@ -661,10 +739,17 @@ class FacePipeline:
                     )
                 )
                 continue
-            if classifier is None:
-                matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
+            if norm is not None:
+                matches = _normalised_matches(
+                    norm, norm_thr, face.embedding, gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp),
+                    gallery,
+                )
                 name = matches[0].name if matches and matches[0].same else UNKNOWN
                 probs: tuple[tuple[str, float], ...] = ()
+            elif classifier is None:
+                matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
+                name = matches[0].name if matches and matches[0].same else UNKNOWN
+                probs = ()
             else:
                 # The k best subjects by template, then the classifier's candidates outside them
                 # scored from their own templates: the matches a search of the whole gallery gives.
@@ -686,15 +771,41 @@ class FacePipeline:
                     detection=face.detection,
                     matches=tuple(matches),
                     name=name,
-                    threshold=thr,
+                    threshold=norm_thr,
                     fmr=fmr_name,
                     probabilities=probs,
                     liveness=live,
                     fpir=fpir_name,
                     gallery_size=gallery_size,
+                    score_norm=None if norm is None else norm.key,
                 )
             )
         return results
+
+
+def _normalised_matches(
+    norm: ScoreNormalizer, threshold: float, probe: npt.NDArray[np.float32], raw: list[Match], gallery: GalleryBackend
+) -> list[Match]:
+    """The raw top-k candidates re-scored by ``norm`` (a subject's score: the best over its templates), best first."""
+    if not raw:
+        return []
+    batch = gallery.templates_many([m.subject_id if m.subject_id is not None else m.name for m in raw], missing_ok=True)
+    if len(batch) == 0:
+        return []
+    sims = np.clip(batch.embeddings.astype(np.float64) @ probe.astype(np.float64), -1.0, 1.0)
+    scores = norm.combine(sims, norm.side_stats(probe[None])[0], norm.side_stats(batch.embeddings))
+    out = []
+    for m in raw:
+        rows = np.flatnonzero(batch.subject_ids == m.subject_id) if m.subject_id is not None else np.flatnonzero(
+            np.array(batch.names) == m.name
+        )
+        if rows.size == 0:
+            continue
+        best = rows[int(np.argmax(scores[rows]))]
+        score = float(scores[best])
+        out.append(replace(m, same=score >= threshold, threshold=threshold, normalized_score=score))
+    out.sort(key=lambda x: -(x.normalized_score or 0.0))
+    return out
 
 
 @lazy_singleton

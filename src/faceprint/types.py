@@ -138,6 +138,9 @@ class Match:
     distance: float
     same: bool
     threshold: float
+    normalized_score: float | None = None
+    """With a score normaliser (``FacePipeline(score_norm=)``): the subject's normalised score, which
+    ``same`` compares with ``threshold`` (then on the normalised scale); else None."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +150,7 @@ class Match:
             "distance": round(float(self.distance), 6),
             "same": bool(self.same),
             "threshold": round(float(self.threshold), 6),
+            **({} if self.normalized_score is None else {"normalized_score": round(float(self.normalized_score), 6)}),
         }
 
 
@@ -167,6 +171,12 @@ class Verification:
     liveness: Liveness | None = None
     """The presentation-attack check of the probe (``a``), when one was asked for. A probe that is
     not judged live never verifies: ``same`` is False and :attr:`decision` says why."""
+    score_norm: str | None = None
+    """The score normaliser that decided (its key, e.g. ``"s-norm(top_k=100,cohort=2000)"``), else None.
+    With one, ``same`` is ``normalized_score >= threshold`` and ``threshold`` is on the normalised
+    scale (see :mod:`faceprint.scorenorm`); ``similarity`` stays the raw cosine."""
+    normalized_score: float | None = None
+    """The normalised score when ``score_norm`` is set, else None."""
 
     @property
     def decision(self) -> str:
@@ -185,6 +195,12 @@ class Verification:
             "fmr": self.fmr,
             "model": self.model,
             "liveness": None if self.liveness is None else self.liveness.to_dict(),
+            # only with a score normaliser, so that the default output keeps its keys
+            **(
+                {}
+                if self.score_norm is None
+                else {"score_norm": self.score_norm, "normalized_score": round(float(self.normalized_score or 0.0), 6)}
+            ),
         }
 
 

@@ -133,12 +133,21 @@ def verify(
     time_limit: TimeLimitOpt = 10.0,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
+    score_norm: Annotated[
+        str | None,
+        typer.Option("--score-norm", help="Opt-in score normalisation (s-norm or fsn; sface only): decide on the "
+                     "normalised score at its own threshold. Default: the raw cosine."),
+    ] = None,
 ) -> None:
     """1:1 verification: exit 0 if the same person, 1 if not, 3 if the probe (IMAGE_A) is not judged live."""
 
     def body() -> int:
         one = _one_face(select)
         pipe = _pipeline(model, flip, threads=threads)
+        if score_norm is not None:
+            from dataclasses import replace
+
+            pipe = replace(pipe, score_norm=score_norm)
         live = _liveness_option(liveness, challenge_video, challenge, time_limit)
         res = pipe.verify(image_a, image_b, select=one, fmr=fmr, liveness=live)
         if as_json:
@@ -151,11 +160,19 @@ def verify(
                 "unsure": "[bold yellow]liveness unsure: not verified[/]",
             }[res.decision]
             tail = f", {_liveness_text(res.liveness)}" if res.liveness is not None else ""
-            out.print(
-                f"{verdict}  similarity {res.similarity:.4f}  (threshold {res.threshold:.4f} at FMR {res.fmr}, "
-                f"model {res.model}{tail})",
-                highlight=False,
-            )
+            if res.score_norm is None:
+                out.print(
+                    f"{verdict}  similarity {res.similarity:.4f}  (threshold {res.threshold:.4f} at FMR {res.fmr}, "
+                    f"model {res.model}{tail})",
+                    highlight=False,
+                )
+            else:
+                out.print(
+                    f"{verdict}  normalised score {res.normalized_score:.4f}  similarity {res.similarity:.4f}  "
+                    f"(threshold {res.threshold:.4f} at FMR {res.fmr} on the normalised score, "
+                    f"{escape(res.score_norm)}, model {res.model}{tail})",
+                    highlight=False,
+                )
         return {"match": 0, "no_match": 1}.get(res.decision, EXIT_SPOOF)
 
     _run(body)
