@@ -302,46 +302,63 @@ def _view2_accuracy(embeddings: dict[str, np.ndarray], pairs: list, images: Path
     return out
 
 
-@pytest.mark.data
-def test_s_norm_keeps_lfw_view2_accuracy_within_0_1_pt(data_root: Path) -> None:
-    """Whole view 2 (6,000 pairs) from the bench embedding cache (bench/lfw_embeddings.py; skipped without it)."""
-    from faceprint.datasets import lfw_pairs
+@pytest.fixture(scope="module")
+def view2_embeddings(data_root: Path) -> dict[str, np.ndarray]:
+    """SFace embeddings (YuNet central face) of every LFW view 2 image, keyed by path under lfw-deepfunneled.
 
-    if not LFW_CACHE.is_file():
-        pytest.skip(f"{LFW_CACHE} not built (python bench/lfw_embeddings.py)")
-    z = np.load(LFW_CACHE, allow_pickle=False)
-    emb = {str(p): e for p, e in zip(z["paths"], z["sface"]) if not np.isnan(e[0])}
-    acc = _view2_accuracy(emb, lfw_pairs(data_root), data_root / "lfw" / "lfw-deepfunneled")
-    assert acc["s-norm"] >= acc["raw"] - 0.001, acc
-    assert acc["fsn"] >= acc["raw"] - 0.002, acc  # FSN costs 0.16 pt (bench/results/score_norm.json)
+    From the bench cache when it is built (``bench/lfw_embeddings.py``, same detector, selection and
+    model), else through the public API: 7,701 images, about 3 minutes on 2 cores.
+    """
+    from faceprint.datasets import lfw_pairs
+    from faceprint.pipeline import FacePipeline
+
+    images = data_root / "lfw" / "lfw-deepfunneled"
+    paths = sorted({x for p in lfw_pairs(data_root) for x in (p.path_a, p.path_b)})
+    if LFW_CACHE.is_file():
+        z = np.load(LFW_CACHE, allow_pickle=False)
+        return {str(p): e for p, e in zip(z["paths"], z["sface"]) if not np.isnan(e[0])}
+    embs, _ = FacePipeline().embed_many(paths, select="central")
+    return {str(p.relative_to(images)): e for p, e in zip(paths, embs) if not np.isnan(e[0])}
 
 
 @pytest.mark.real
 @pytest.mark.data
-def test_normalised_verification_on_real_faces(data_root: Path) -> None:
-    """A fixed subset of view 2 (the first 30 genuine and 30 impostor pairs of each fold, 600 pairs, ~900
-    images) embedded through the public API: the pipeline's normalised decisions are the normaliser's,
-    and accuracy on the subset stays within 0.5 pt (3 pairs) of raw."""
+def test_s_norm_keeps_lfw_view2_accuracy_within_0_1_pt(data_root: Path, view2_embeddings) -> None:
+    """Whole view 2 (6,000 pairs, 10 folds): the shipped s-norm within 0.1 pt of raw accuracy (issue 14's bar),
+    FSN within 0.2 pt (it costs 0.16 pt: bench/results/score_norm.json)."""
+    from faceprint.datasets import lfw_pairs
+
+    acc = _view2_accuracy(view2_embeddings, lfw_pairs(data_root), data_root / "lfw" / "lfw-deepfunneled")
+    assert acc["raw"] > 0.99, acc
+    assert acc["s-norm"] >= acc["raw"] - 0.001, acc
+    assert acc["fsn"] >= acc["raw"] - 0.002, acc
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_normalised_verification_on_real_faces(data_root: Path, view2_embeddings) -> None:
+    """The pipeline's normalised decisions on real view 2 pairs are the normaliser's at its threshold."""
     from faceprint.datasets import lfw_pairs
     from faceprint.pipeline import FacePipeline
 
     pairs = lfw_pairs(data_root)
     subset = [p for f in range(10) for same in (True, False) for p in [q for q in pairs if q.fold == f
-                                                                       and q.same == same][:30]]
+                                                                       and q.same == same][:3]]
     images = data_root / "lfw" / "lfw-deepfunneled"
-    paths = sorted({x for p in subset for x in (p.path_a, p.path_b)})
     pipe = FacePipeline(score_norm="s-norm")
-    embs, _ = pipe.embed_many(paths, select="central")
-    emb = {str(p.relative_to(images)): e for p, e in zip(paths, embs) if not np.isnan(e[0])}
-    acc = _view2_accuracy(emb, subset, images)
-    assert acc["s-norm"] >= acc["raw"] - 0.005 and acc["fsn"] >= acc["raw"] - 0.005, acc
     norm = get_score_normalizer("s-norm", "sface")
-    for p in subset[:10] + subset[-10:]:
-        a, b = emb.get(str(p.path_a.relative_to(images))), emb.get(str(p.path_b.relative_to(images)))
+    checked = 0
+    for p in subset:
+        a, b = view2_embeddings.get(str(p.path_a.relative_to(images))), view2_embeddings.get(
+            str(p.path_b.relative_to(images))
+        )
         if a is None or b is None:
             continue
         v = pipe.compare(a, b)
         assert v.same == (float(norm.normalize(a, b)[0]) >= norm.threshold("1e-3"))
+        assert v.score_norm and v.normalized_score == pytest.approx(float(norm.normalize(a, b)[0]), abs=1e-4)
+        checked += 1
+    assert checked >= 50
 
 
 @pytest.mark.real
