@@ -24,15 +24,14 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .detection import LARGEST, OneFace, resolve_one_face
-from .errors import EnrollmentRejectedError, InvalidArgumentError, InvalidImageError
-from .io import ImageInput, describe_source
+from .errors import EnrollmentRejectedError, InvalidArgumentError
+from .io import ImageInput, describe_source, read_image_bytes
 from .types import Liveness, LivenessOption, LivenessRejection
 
 if TYPE_CHECKING:
@@ -230,24 +229,14 @@ def _sha256(data: bytes) -> str:
 def _read(source: ImageInput) -> tuple[ImageInput, str | None]:
     """``(what to decode, sha256 of the encoded bytes)``: each file is read once, so the hash is of
     the very bytes that are decoded. Digest None for arrays and PIL images (hash the pixels).
-    Sources that cannot be read go to the decoder unchanged, which raises its usual error."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            return source, None  # load_image says "no such file" / "is a directory"
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return source, None  # load_image says "cannot read: ..."
-        return _NamedBytes(data, str(path)), _sha256(data)
+    Files are read as :func:`faceprint.io.read_image_bytes` reads them (regular files only, at
+    most ``FACEPRINT_MAX_FILE_BYTES``), with its errors."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return source, _sha256(bytes(source))
-    if isinstance(source, np.ndarray) or not hasattr(source, "read"):
-        return source, None
-    data = source.read()
-    if not isinstance(data, (bytes, bytearray)):
-        raise InvalidImageError("file object must be opened in binary mode")  # as load_image says
-    return _NamedBytes(bytes(data), str(getattr(source, "name", "file object"))), _sha256(bytes(data))
+    if isinstance(source, (str, os.PathLike)) or (not isinstance(source, np.ndarray) and hasattr(source, "read")):
+        data, what = read_image_bytes(source)
+        return _NamedBytes(data, what), _sha256(data)
+    return source, None
 
 
 def _as_list(sources: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
