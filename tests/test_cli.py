@@ -7,6 +7,7 @@ Contract: results on stdout (a table, or JSON with ``--json``), diagnostics on s
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -589,6 +590,48 @@ def test_gallery_remove(bush_gallery: Path) -> None:
     out = ok(invoke("gallery", "remove", "George W Bush", "--gallery", bush_gallery)).stdout
     assert "2 template(s)" in out
     assert subjects(bush_gallery) == []
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_all_digit_name_is_a_name_before_an_id(gallery: Path, lfw_image: LfwImage) -> None:
+    # `gallery remove 2024` took "2024" for an id and failed, although a subject has that name
+    ok(invoke("enroll", "2024", lfw_image("George_W_Bush", 1), "--gallery", gallery))
+    ok(invoke("enroll", "Ann", lfw_image("Colin_Powell", 1), "--gallery", gallery))
+    ids = {s["name"]: s["id"] for s in subjects(gallery)}
+    assert ids == {"2024": 1, "Ann": 2}
+    ok(invoke("gallery", "rename", "2024", "1", "--gallery", gallery))  # by name: now named "1"
+    assert {s["name"]: s["id"] for s in subjects(gallery)} == {"1": 1, "Ann": 2}
+    ok(invoke("gallery", "remove", "2", "--gallery", gallery))  # nobody is named "2": the id
+    assert [s["name"] for s in subjects(gallery)] == ["1"]
+    ok(invoke("gallery", "remove", "1", "--gallery", gallery))  # name "1" and id 1: the same subject
+    assert subjects(gallery) == []
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_non_utf8_file_names_and_names(gallery: Path, lfw_image: LfwImage, tmp_path: Path) -> None:
+    # A file name that is not UTF-8 (Python carries its bytes as lone surrogates) made enroll raise
+    # a bare UnicodeEncodeError from SQLite; the source is now stored and shown with \xe9 escapes.
+    photo = tmp_path / os.fsdecode(b"caf\xe9.jpg")
+    photo.write_bytes(lfw_image("George_W_Bush", 1).read_bytes())
+    assert "caf\\xe9.jpg" in ok(invoke("detect", photo)).stdout
+    ok(invoke("enroll", "Cafe", photo, "--gallery", gallery))
+    with Gallery(gallery) as g:
+        assert g.get("Cafe").n_templates == 1
+    assert "Cafe" in ok(invoke("identify", photo, "--gallery", gallery)).stdout
+    line = user_error(invoke("enroll", os.fsdecode(b"Jos\xe9"), photo, "--gallery", gallery), "not valid UTF-8")
+    assert "\\udce9" in line
+    assert [s["name"] for s in subjects(gallery)] == ["Cafe"]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_newlines_in_names_and_paths_give_one_line_errors(gallery: Path, lfw_image: LfwImage) -> None:
+    user_error(invoke("enroll", "Ann\nLee", lfw_image("George_W_Bush", 1), "--gallery", gallery), "control character")
+    assert not gallery.exists() or subjects(gallery) == []
+    user_error(invoke("detect", "no\nsuch.jpg"), "no\\nsuch.jpg", "no such file")
+    user_error(invoke("verify", "a\r\nb.jpg", lfw_image("George_W_Bush", 1)), "a\\r\\nb.jpg")
 
 
 @pytest.mark.real

@@ -68,8 +68,20 @@ def max_file_bytes() -> int:
 
 
 def describe_source(source: object) -> str:
+    """How messages and gallery sources name ``source``: a path as text, where the bytes of a
+    non-UTF-8 file name show as ``\\xe9`` escapes (never lone surrogates, which no UTF-8 output
+    or database accepts); an array by dtype and shape; bytes by their length.
+
+    Examples
+    --------
+    >>> describe_source(os.fsdecode(b"caf\\xe9.jpg"))
+    'caf\\\\xe9.jpg'
+    """
     if isinstance(source, (str, os.PathLike)):
-        return str(source)
+        text = os.fspath(source)
+        if isinstance(text, bytes):
+            text = os.fsdecode(text)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if isinstance(source, np.ndarray):
         return f"array {source.dtype} {source.shape}"
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -137,7 +149,8 @@ def read_image_bytes(source: ImageInput, *, max_bytes: int | None = None) -> tup
     """
     cap = _resolve_byte_limit(max_bytes)
     if isinstance(source, (str, os.PathLike)):
-        return _read_path(Path(source), cap), str(source)
+        what = describe_source(source)
+        return _read_path(Path(os.fsdecode(source)), cap, what), what
     if isinstance(source, (bytes, bytearray, memoryview)):
         what = describe_source(source)
         if len(source) > cap:
@@ -178,7 +191,7 @@ def _file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _check_regular(path: Path, mode: int) -> None:
+def _check_regular(path: str, mode: int) -> None:
     if stat.S_ISDIR(mode):
         raise InvalidImageError(f"{path}: is a directory, not an image")
     if not stat.S_ISREG(mode):
@@ -188,29 +201,29 @@ def _check_regular(path: Path, mode: int) -> None:
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
-def _read_path(path: Path, cap: int) -> bytes:
+def _read_path(path: Path, cap: int, what: str) -> bytes:
     try:
         before = os.stat(path)  # follows symlinks: the file that would be read
     except (FileNotFoundError, NotADirectoryError):
-        raise InvalidImageError(f"{path}: no such file") from None
+        raise InvalidImageError(f"{what}: no such file") from None
     except (OSError, ValueError) as err:  # ValueError: an embedded NUL byte
-        raise InvalidImageError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from err
-    _check_regular(path, before.st_mode)
+        raise InvalidImageError(f"{what}: cannot read: {getattr(err, 'strerror', None) or err}") from err
+    _check_regular(what, before.st_mode)
     if before.st_size > cap:
-        raise _too_many_bytes(str(path), before.st_size, cap)
+        raise _too_many_bytes(what, before.st_size, cap)
     try:
         # non-blocking, so a FIFO swapped in after the stat cannot hang the open; checked again below
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as err:
-        raise InvalidImageError(f"{path}: cannot read: {err.strerror or err}") from err
+        raise InvalidImageError(f"{what}: cannot read: {err.strerror or err}") from err
     with os.fdopen(fd, "rb") as fh:
-        _check_regular(path, os.fstat(fd).st_mode)
+        _check_regular(what, os.fstat(fd).st_mode)
         try:
             data = fh.read(cap + 1)
         except OSError as err:
-            raise InvalidImageError(f"{path}: cannot read: {err.strerror or err}") from err
+            raise InvalidImageError(f"{what}: cannot read: {err.strerror or err}") from err
     if len(data) > cap:  # the file grew after the stat
-        raise _too_many_bytes(str(path), None, cap)
+        raise _too_many_bytes(what, None, cap)
     return data
 
 

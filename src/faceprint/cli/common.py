@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,8 +65,20 @@ class _Exit(Exception):
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True)
     raise _Exit(code)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line and printable on any UTF-8 output: control characters (a newline in a
+    name or a path) as escapes, and the bytes of a non-UTF-8 file name as ``\\xe9``."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def shown(text: object) -> str:
+    """User text (a name, a path) for a Rich markup string: literal, on one line, printable."""
+    return escape(_one_line(str(text)))
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from .common import (
     _run,
     _set_threads,
     out,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def detect(
         if as_json:
             _print_json({"image": str(image), "faces": [d.to_dict() for d in dets]})
         else:
-            table = Table(title=f"{len(dets)} face(s) in {escape(image.name)}")
+            table = Table(title=f"{len(dets)} face(s) in {shown(image.name)}")
             for col in ("#", "box (x1, y1, x2, y2)", "score", "size"):
                 table.add_column(col)
             for i, d in enumerate(dets):
@@ -200,7 +201,7 @@ def enroll(
             else:
                 for src, lv in zip(rejection.sources, rejection.liveness):
                     colour = "green" if lv.live else "red"
-                    out.print(f"  [{colour}]{lv.verdict}[/] {escape(src)}  ({_liveness_text(lv)})", highlight=False)
+                    out.print(f"  [{colour}]{lv.verdict}[/] {shown(src)}  ({_liveness_text(lv)})", highlight=False)
                 out.print(f"[bold red]not enrolled:[/] {rejection.decision} (nothing was written)", highlight=False)
             return EXIT_SPOOF
         with _open_gallery(gallery, create=True) as g:
@@ -274,7 +275,7 @@ def identify(
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
         else:
-            title = f"{len(results)} face(s) in {image.name}"
+            title = f"{len(results)} face(s) in {shown(image.name)}"
             if fpir is not None and results:
                 r0 = results[0]
                 title += f" (FPIR {r0.fpir} at {r0.gallery_size} templates: threshold {r0.threshold:.3f})"
