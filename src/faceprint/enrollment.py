@@ -23,7 +23,7 @@ import hashlib
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -38,7 +38,20 @@ if TYPE_CHECKING:
     from .gallery import Subject
     from .pipeline import FacePipeline
 
-__all__ = ["PreparedEnrollment", "EnrollmentTarget", "prepare_enrollment", "commit", "content_sha256"]
+__all__ = [
+    "PreparedEnrollment",
+    "EnrollmentTarget",
+    "Duplicate",
+    "prepare_enrollment",
+    "drop_duplicates",
+    "commit",
+    "content_sha256",
+]
+
+SAME_PHOTO_SIMILARITY = 0.9999
+"""Cosine similarity at or above which a new template is the same photo as a stored one: the same
+pixels give the same embedding (up to float noise); two different photos of one person score
+0.5-0.95, a re-encoded copy about 0.99."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +102,31 @@ class PreparedEnrollment:
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A photo :func:`drop_duplicates` left out: its label, and what it duplicates.
+
+    Attributes
+    ----------
+    source : str
+        The photo left out.
+    same_as : str
+        The earlier photo of the same enrollment with the same bytes, or ``"a stored template"``
+        when the subject already holds its template.
+    """
+
+    source: str
+    same_as: str
+
+
+class DuplicateSource(Protocol):
+    """What :func:`drop_duplicates` reads: whether the subject exists, and its stored templates."""
+
+    def __contains__(self, name_or_id: object) -> bool: ...
+
+    def templates(self, name_or_id: str | int) -> npt.NDArray[np.float32]: ...
 
 
 class EnrollmentTarget(Protocol):
@@ -200,6 +238,51 @@ def commit(
         sources=list(prepared.sources),
         metadata=metadata,
     )
+
+
+def drop_duplicates(
+    prepared: PreparedEnrollment, gallery: DuplicateSource | None = None
+) -> tuple[PreparedEnrollment, tuple[Duplicate, ...]]:
+    """``prepared`` without the photos it already has: the same file given twice (same
+    :attr:`~PreparedEnrollment.content_sha256`), and, with ``gallery``, a photo whose template the
+    subject already holds (similarity >= :data:`SAME_PHOTO_SIMILARITY`: the same picture enrolled
+    before). Returns the rest (possibly no photos) and what was left out, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = PreparedEnrollment("ann", np.eye(2, dtype=np.float32)[[0, 0]], "m", ("a.jpg", "b.jpg"), ("ab", "ab"))
+    >>> rest, left_out = drop_duplicates(p)
+    >>> len(rest), left_out
+    (1, (Duplicate(source='b.jpg', same_as='a.jpg'),))
+    """
+    stored = np.empty((0, prepared.embeddings.shape[1]), np.float32)
+    if gallery is not None and prepared.name.strip() in gallery:
+        stored = np.asarray(gallery.templates(prepared.name.strip()), np.float32)
+    first_of: dict[str, str] = {}
+    keep: list[int] = []
+    left_out: list[Duplicate] = []
+    for i, (source, digest) in enumerate(zip(prepared.sources, prepared.content_sha256, strict=True)):
+        if digest in first_of:
+            left_out.append(Duplicate(source, first_of[digest]))
+            continue
+        first_of[digest] = source
+        if stored.shape[0] and stored.shape[1] == prepared.embeddings.shape[1]:
+            if float(np.max(stored @ prepared.embeddings[i])) >= SAME_PHOTO_SIMILARITY:
+                left_out.append(Duplicate(source, "a stored template"))
+                continue
+        keep.append(i)
+    if not left_out:
+        return prepared, ()
+    per_photo = len(prepared.liveness) == len(prepared)
+    rest = replace(
+        prepared,
+        embeddings=prepared.embeddings[keep],
+        sources=tuple(prepared.sources[i] for i in keep),
+        content_sha256=tuple(prepared.content_sha256[i] for i in keep),
+        liveness=tuple(prepared.liveness[i] for i in keep) if per_photo else prepared.liveness,
+    )
+    return rest, tuple(left_out)
 
 
 def content_sha256(source: ImageInput) -> str:

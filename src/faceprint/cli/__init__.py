@@ -15,42 +15,43 @@ import sys
 import typer
 
 from . import dataset, evaluate, gallery, liveness, models, recognize, train
-from .common import err
+from .common import Command, Group, err
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="faceprint",
+    cls=Group,
     help="Offline face recognition: detect, verify, enroll, identify, evaluate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True)
-evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True)
-dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True)
+gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True, cls=Group)
+evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True, cls=Group)
+dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True, cls=Group)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(dataset_app, name="dataset")
 # `faceprint train`: the command module imports torch only when the command runs
-app.command("train")(train.train)
-app.command()(recognize.detect)
-app.command()(recognize.verify)
-app.command()(recognize.enroll)
-app.command()(recognize.identify)
-gallery_app.command("list")(gallery.gallery_list)
-gallery_app.command("remove")(gallery.gallery_remove)
-gallery_app.command("rename")(gallery.gallery_rename)
-evaluate_app.command("lfw")(evaluate.evaluate_lfw)
-evaluate_app.command("bias")(evaluate.evaluate_bias_cmd)
-evaluate_app.command("identification")(evaluate.evaluate_identification_cmd)
-evaluate_app.command("liveness")(evaluate.evaluate_liveness_cmd)
-app.command()(recognize.cluster)
-dataset_app.command("stats")(dataset.dataset_stats_cmd)
-app.command()(liveness.liveness)
-app.command("challenge")(liveness.new_challenge)
-app.command()(models.models)
-app.command()(recognize.demo)
+app.command("train", cls=Command)(train.train)
+app.command(cls=Command)(recognize.detect)
+app.command(cls=Command)(recognize.verify)
+app.command(cls=Command)(recognize.enroll)
+app.command(cls=Command)(recognize.identify)
+gallery_app.command("list", cls=Command)(gallery.gallery_list)
+gallery_app.command("remove", cls=Command)(gallery.gallery_remove)
+gallery_app.command("rename", cls=Command)(gallery.gallery_rename)
+evaluate_app.command("lfw", cls=Command)(evaluate.evaluate_lfw)
+evaluate_app.command("bias", cls=Command)(evaluate.evaluate_bias_cmd)
+evaluate_app.command("identification", cls=Command)(evaluate.evaluate_identification_cmd)
+evaluate_app.command("liveness", cls=Command)(evaluate.evaluate_liveness_cmd)
+app.command(cls=Command)(recognize.cluster)
+dataset_app.command("stats", cls=Command)(dataset.dataset_stats_cmd)
+app.command(cls=Command)(liveness.liveness)
+app.command("challenge", cls=Command)(liveness.new_challenge)
+app.command(cls=Command)(models.models)
+app.command(cls=Command)(recognize.demo)
 
 
 def main() -> None:

@@ -32,6 +32,8 @@ from .common import (
     _progress,
     _run,
     _set_threads,
+    err,
+    fmr_text,
     out,
     shown,
 )
@@ -88,6 +90,9 @@ def detect(
         if as_json:
             _print_json({"image": str(image), "faces": [d.to_dict() for d in dets]})
         else:
+            if not dets:
+                out.print(f"0 face(s) in {shown(image.name)}: no face found", highlight=False)
+                return 1
             table = Table(title=f"{len(dets)} face(s) in {shown(image.name)}")
             for col in ("#", "box (x1, y1, x2, y2)", "score", "size"):
                 table.add_column(col)
@@ -185,7 +190,7 @@ def enroll(
     """Enroll a person from one or more photos (all photos or none are stored); exit 3 if a photo is not live."""
 
     def body() -> int:
-        from ..enrollment import commit, prepare_enrollment
+        from ..enrollment import commit, drop_duplicates, prepare_enrollment
 
         if strict and select not in (None, "error"):
             _fail(f"--strict is the old name of --select error; it contradicts --select {select}")
@@ -205,11 +210,18 @@ def enroll(
                 out.print(f"[bold red]not enrolled:[/] {rejection.decision} (nothing was written)", highlight=False)
             return EXIT_SPOOF
         with _open_gallery(gallery, create=True) as g:
-            subject = commit(prepared, g)
+            prepared, left_out = drop_duplicates(prepared, g)
+            for dup in left_out:
+                err.print(
+                    f"[yellow]skipped:[/] {shown(dup.source)} is the same photo as {shown(dup.same_as)}",
+                    highlight=False,
+                )
+            subject = commit(prepared, g) if len(prepared) else g.get(prepared.name.strip())
         if as_json:
             _print_json({"id": subject.id, "name": subject.name, "templates": subject.n_templates})
         else:
-            out.print(f"enrolled [bold]{escape(subject.name)}[/] (id {subject.id}): {subject.n_templates} template(s)")
+            done = "enrolled" if len(prepared) else "nothing added, already enrolled:"
+            out.print(f"{done} [bold]{escape(subject.name)}[/] (id {subject.id}): {subject.n_templates} template(s)")
         return 0
 
     _run(body)
@@ -230,7 +242,9 @@ def identify(
     ] = "all",
     fmr: Annotated[
         str | None,
-        typer.Option("--fmr", help="1:1 operating point: 1e-2, 1e-3 (default), 1e-4 or best_accuracy."),
+        typer.Option(
+            "--fmr", help="1:1 operating point: 1e-2, 1e-3 (default), 1e-4 or best_accuracy.", callback=fmr_text
+        ),
     ] = None,
     fpir: Annotated[
         float | None,
@@ -274,6 +288,8 @@ def identify(
             )
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
+        elif not results:
+            out.print(f"0 face(s) in {shown(image.name)}: no face found", highlight=False)
         else:
             title = f"{len(results)} face(s) in {shown(image.name)}"
             if fpir is not None and results:
