@@ -624,6 +624,7 @@ def test_non_utf8_file_names_and_names(gallery: Path, lfw_image: LfwImage, tmp_p
     assert "Cafe" in ok(invoke("identify", photo, "--gallery", gallery)).stdout
     line = user_error(invoke("enroll", os.fsdecode(b"Jos\xe9"), photo, "--gallery", gallery), "not valid UTF-8")
     assert "\\udce9" in line
+    user_error(invoke("gallery", "remove", os.fsdecode(b"Jos\xe9"), "--gallery", gallery), "no subject named")
     assert [s["name"] for s in subjects(gallery)] == ["Cafe"]
 
 

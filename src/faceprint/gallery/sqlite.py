@@ -76,6 +76,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _storable(text: str) -> bool:
+    """Whether SQLite can hold ``text`` (UTF-8: no lone surrogates, which a non-UTF-8 argument carries)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), _SQL_CHUNK):
         yield values[start : start + _SQL_CHUNK]
@@ -285,7 +294,10 @@ class Gallery(BaseGallery):
     def _subject_row(self, conn: sqlite3.Connection, name_or_id: str | int) -> tuple[Any, ...]:
         name_or_id = validate_name_or_id(name_or_id)
         columns = "id, name, created_at, metadata"
-        if isinstance(name_or_id, str):
+        if isinstance(name_or_id, str) and not _storable(name_or_id):
+            row = None  # a lone surrogate (a non-UTF-8 argument): no stored name holds one
+            what = f"named {name_or_id!r}"
+        elif isinstance(name_or_id, str):
             row = conn.execute(
                 f"SELECT {columns} FROM subjects WHERE name = ?", (name_or_id.strip(),)
             ).fetchone()
@@ -355,7 +367,7 @@ class Gallery(BaseGallery):
         return self._decode(blobs, dim)
 
     def _resolve(self, names_or_ids: Sequence[str | int], *, missing_ok: bool) -> list[int]:
-        names = list(dict.fromkeys(x.strip() for x in names_or_ids if isinstance(x, str)))
+        names = list(dict.fromkeys(x.strip() for x in names_or_ids if isinstance(x, str) and _storable(x)))
         numbers = list(dict.fromkeys(int(x) for x in names_or_ids if not isinstance(x, str)))
         by_name: dict[str, int] = {}
         known_ids: set[int] = set()
