@@ -587,3 +587,21 @@ def test_large_rgba_png_decodes_within_a_memory_bound(tmp_path: Path, alpha: int
     assert result["shape"] == [7000, 7000, 3]
     assert result["pixel"] == pixel  # over white: 200 * 128/255 + 255 * 127/255 = 227.4
     assert result["extra_mb"] < 600, result  # measured: ~350 MB (before: ~3,000)
+
+
+# -- damaged files say nothing on stderr (issue 16, item 5) ----------------------------------------
+def test_damaged_tiff_is_one_clean_error_and_silent(capfd: pytest.CaptureFixture[str]) -> None:
+    # libtiff printed "JPEGLib: Not a JPEG file: starts with 0x00 0x00." on stderr, and Pillow a
+    # "Corrupt EXIF data" UserWarning, besides the error itself
+    rng = np.random.default_rng(5)
+    photo = PILImage.fromarray(rng.integers(0, 256, size=(250, 250, 3), dtype=np.uint8))
+    tiff = encode(photo, "TIFF", compression="jpeg")
+    damaged = bytearray(tiff)
+    damaged[300 : len(tiff) // 2] = bytes(len(tiff) // 2 - 300)  # strip data zeroed, header and IFD intact
+    truncated = tiff[: len(tiff) // 2]  # the IFD (written last) cut off
+    for data in (bytes(damaged), truncated):
+        with pytest.raises(InvalidImageError) as excinfo:
+            load_image(data)
+        check_error(excinfo, "bytes")
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""

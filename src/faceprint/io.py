@@ -269,13 +269,42 @@ def _pillow_limit(limit: int) -> Iterator[None]:
             PILImage.MAX_IMAGE_PIXELS = saved
 
 
+_libtiff_quiet = False
+
+
+def _quiet_libtiff() -> None:
+    """Stop libtiff printing its errors on stderr (``JPEGLib: Not a JPEG file ...`` for a damaged
+    TIFF): Pillow silences libtiff's warnings but not its errors, and a damaged file is reported
+    once, as our :class:`InvalidImageError`. Best effort: a libtiff that cannot be found is left as is."""
+    global _libtiff_quiet
+    if _libtiff_quiet:
+        return
+    _libtiff_quiet = True
+    import ctypes
+    import ctypes.util
+
+    bundled = sorted((Path(PILImage.__file__).parent.parent / "pillow.libs").glob("libtiff*.so*"))
+    candidates = [str(p) for p in bundled] + [name for name in [ctypes.util.find_library("tiff")] if name]
+    for candidate in candidates:
+        try:
+            libtiff = ctypes.CDLL(candidate)
+            libtiff.TIFFSetErrorHandler.restype = ctypes.c_void_p
+            libtiff.TIFFSetErrorHandler.argtypes = [ctypes.c_void_p]
+            libtiff.TIFFSetErrorHandler(None)
+        except (OSError, AttributeError):
+            continue
+
+
 def _decode(data: bytes, limit: int, what: str) -> Image:
     if not data:
         raise InvalidImageError(f"{what}: empty file")
     try:
+        _quiet_libtiff()
         with warnings.catch_warnings(), _pillow_limit(limit):
-            # Our own limit replaces Pillow's bomb guard (checked from the header, before any decoding).
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            # Our own limit replaces Pillow's bomb guard (checked from the header, before any decoding);
+            # Pillow's warnings about a damaged file ("Corrupt EXIF data" ...) are not for the user:
+            # the file decodes, or the error below says what is wrong.
+            warnings.simplefilter("ignore")
             pil = PILImage.open(io.BytesIO(data))
             _check_size(pil.width, pil.height, limit, what)
             pil.load()
