@@ -682,3 +682,80 @@ def test_rebuilds_and_searches_while_another_process_churns(db: Path, writer: Wr
             assert all(m.name for m in hits)
             rounds += 1
     assert rounds > 10
+
+
+# -- durability: many writers at once, kill -9 mid-enrollment (issue 16) --------------------------
+_ENROLLER = r"""
+import sys
+import numpy as np
+from faceprint.gallery import Gallery
+path, prefix, count, templates, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+g = Gallery(path)
+rng = np.random.default_rng(sum(prefix.encode()))
+for i in range(count):
+    x = rng.standard_normal((templates, dim))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    g.enroll(f"{prefix}-{i}", x, fingerprint=sys.argv[6])
+    print("ack", f"{prefix}-{i}", flush=True)
+"""
+
+
+def _integrity(path: Path) -> tuple[str, dict[str, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        counts = dict(
+            conn.execute(
+                "SELECT s.name, COUNT(t.id) FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    return check, counts
+
+
+def test_sixteen_processes_enrolling_at_once(db: Path) -> None:
+    Gallery(db).close()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ENROLLER, str(db), f"w{k}", "8", "2", str(DIM), FP],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(16)
+    ]
+    acked = set()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        acked |= {line.split()[1] for line in out.splitlines()}
+    check, counts = _integrity(db)
+    assert check == "ok"
+    assert len(acked) == 128 and set(counts) == acked  # nothing lost, nothing extra
+    assert set(counts.values()) == {2}  # every subject whole
+
+
+def test_kill_9_during_bulk_enrollment_loses_no_acknowledged_subject(db: Path) -> None:
+    Gallery(db).close()
+    acked: set[str] = set()
+    for round_ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _ENROLLER, str(db), f"r{round_}", "1000", "64", str(DIM), FP],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for _ in range(3 + 2 * round_):  # a different moment each round, mid-stream
+            acked.add(proc.stdout.readline().split()[1])
+        proc.kill()  # SIGKILL: no cleanup, possibly inside a transaction
+        rest = proc.stdout.read()
+        proc.wait(timeout=30)
+        acked |= {line.split()[1] for line in rest.splitlines() if line.startswith("ack")}
+        check, counts = _integrity(db)
+        assert check == "ok"
+        assert acked <= set(counts)  # every acknowledged enrollment is there
+        assert set(counts.values()) == {64}  # and no subject is half-written
+        with Gallery(db) as g:  # and the file opens and searches
+            assert len(g) == len(counts)
+            assert g.search(np.eye(DIM, dtype=np.float32)[0], k=1, threshold=-1.0, fingerprint=FP)
