@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 from PIL import ImageFile
 
@@ -605,3 +607,71 @@ def test_damaged_tiff_is_one_clean_error_and_silent(capfd: pytest.CaptureFixture
         check_error(excinfo, "bytes")
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+# -- property-based and fuzzed inputs (issue 16) --------------------------------------------------
+_SMALL = PILImage.fromarray(np.random.default_rng(3).integers(0, 256, size=(12, 16, 3), dtype=np.uint8))
+_SEEDS = {fmt: encode(_SMALL, fmt) for fmt in ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP")}
+
+
+def _clean(source: object) -> np.ndarray | None:
+    """load_image's only two outcomes: an RGB uint8 image, or InvalidImageError (None)."""
+    try:
+        img = load_image(source, max_pixels=1_000_000)  # type: ignore[arg-type]
+    except InvalidImageError:
+        return None
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and img.flags["C_CONTIGUOUS"]
+    return img
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_any_bytes_give_an_image_or_invalid_image_error(data: bytes) -> None:
+    _clean(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(_SEEDS)),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, 10**6),
+)
+def test_damaged_real_images_give_an_image_or_invalid_image_error(
+    fmt: str, edits: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(_SEEDS[fmt])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    img = _clean(bytes(data[: max(1, len(data) - cut % len(data))]))
+    if img is not None:
+        assert img.shape[0] * img.shape[1] <= 1_000_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.sampled_from([None, 1, 3, 4]),
+    st.sampled_from([np.uint8, np.uint16, np.float32, np.bool_]),
+)
+def test_arrays_of_any_supported_shape_and_dtype(h: int, w: int, c: int | None, dtype: type) -> None:
+    shape = (h, w) if c is None else (h, w, c)
+    rng = np.random.default_rng(h * 41 + w)
+    arr = rng.random(shape) if dtype is np.float32 else rng.integers(0, 2 if dtype is np.bool_ else 256, shape)
+    img = _clean(np.asarray(arr).astype(dtype))
+    assert img is not None and img.shape == (h, w, 3)
+
+
+def test_bounded_atheris_run(tmp_path: Path) -> None:
+    pytest.importorskip("atheris", reason="atheris is optional: pip install '.[fuzz]'")
+    seeds = tmp_path / "seeds"  # libFuzzer adds what it finds to this folder: a copy, never the repo
+    seeds.mkdir()
+    for fmt, data in _SEEDS.items():
+        (seeds / f"seed.{fmt.lower()}").write_bytes(data)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("fuzz_load_image.py")), "-runs=20000", "-seed=1",
+         "-rss_limit_mb=3000", "-max_len=65536", "-timeout=20", str(seeds)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done 20000 runs" in proc.stderr
