@@ -675,3 +675,19 @@ def test_bounded_atheris_run(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done 20000 runs" in proc.stderr
+
+
+def test_raw_streams_that_return_short_reads_are_read_to_the_end(png_file: Path, rgb_array: np.ndarray) -> None:
+    class Dribble(io.RawIOBase):  # a pipe or socket: a few bytes per read
+        def __init__(self, data: bytes) -> None:
+            self.data, self.pos = data, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            part = self.data[self.pos : self.pos + min(size, 7)]
+            self.pos += len(part)
+            return part
+
+    np.testing.assert_array_equal(load_image(Dribble(png_file.read_bytes())), rgb_array)  # type: ignore[arg-type]

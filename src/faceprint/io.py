@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Union, cast
 
 import numpy as np
 from PIL import Image as PILImage
@@ -157,18 +157,32 @@ def read_image_bytes(source: ImageInput, *, max_bytes: int | None = None) -> tup
             raise _too_many_bytes(what, len(source), cap)
         return bytes(source), what
     if hasattr(source, "read"):
-        what = str(getattr(source, "name", "file object"))
-        data = source.read(cap + 1)
-        if data is None:
-            raise InvalidImageError(f"{what}: no data ready (a non-blocking stream)")
-        if not isinstance(data, (bytes, bytearray)):
-            raise InvalidImageError("file object must be opened in binary mode")
+        what = describe_source(str(getattr(source, "name", "file object")))
+        data = _read_stream(cast(IO[bytes], source), cap + 1, what)
         if len(data) > cap:
             raise _too_many_bytes(what, None, cap)
-        return bytes(data), what
+        return data, what
     raise InvalidImageError(
         f"expected a path, bytes, file object, PIL image or numpy array, got {type(source).__name__}"
     )
+
+
+def _read_stream(stream: IO[bytes], limit: int, what: str) -> bytes:
+    """Up to ``limit`` bytes of ``stream``, in as many reads as a raw stream needs (it may return
+    fewer bytes than asked before its end)."""
+    parts: list[bytes] = []
+    total = 0
+    while total < limit:
+        part = stream.read(min(limit - total, 1 << 22))
+        if part is None:
+            raise InvalidImageError(f"{what}: no data ready (a non-blocking stream)")
+        if not isinstance(part, (bytes, bytearray, memoryview)):
+            raise InvalidImageError("file object must be opened in binary mode")
+        if not part:
+            break
+        parts.append(bytes(part))
+        total += len(part)
+    return b"".join(parts)
 
 
 def _too_many_bytes(what: str, size: int | None, cap: int) -> ImageTooLargeError:
