@@ -157,6 +157,17 @@ class Settings(BaseSettings):
             raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be positive, got {value}")
         return value
 
+    @field_validator("gallery", "data", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, raw: object) -> object:
+        return None if raw == "" else raw
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_flag(cls, raw: object) -> object:
+        # exactly "1" turns it on, as before; "true", "yes", "0" ... all leave it off
+        return raw == "1" if isinstance(raw, str) else raw
+
     @field_validator("max_file_bytes", mode="before")
     @classmethod
     def _check_max_file_bytes(cls, raw: object) -> int:
@@ -170,17 +181,6 @@ class Settings(BaseSettings):
         if raw <= 0:
             raise InvalidImageError(f"FACEPRINT_MAX_FILE_BYTES must be positive, got {raw}")
         return raw
-
-    @field_validator("gallery", "data", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, raw: object) -> object:
-        return None if raw == "" else raw
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress_flag(cls, raw: object) -> object:
-        # exactly "1" turns it on, as before; "true", "yes", "0" ... all leave it off
-        return raw == "1" if isinstance(raw, str) else raw
 
     def gallery_path(self) -> Path:
         """The default gallery database: ``gallery``, else ``$XDG_DATA_HOME/faceprint/gallery.db``.
