@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 from . import dataset, evaluate, gallery, liveness, models, recognize, train
 from .common import Command, Group, err
@@ -34,24 +35,30 @@ app.add_typer(gallery_app, name="gallery")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(dataset_app, name="dataset")
 # `faceprint train`: the command module imports torch only when the command runs
-app.command("train", cls=Command)(train.train)
-app.command(cls=Command)(recognize.detect)
-app.command(cls=Command)(recognize.verify)
-app.command(cls=Command)(recognize.enroll)
-app.command(cls=Command)(recognize.identify)
-gallery_app.command("list", cls=Command)(gallery.gallery_list)
-gallery_app.command("remove", cls=Command)(gallery.gallery_remove)
-gallery_app.command("rename", cls=Command)(gallery.gallery_rename)
-evaluate_app.command("lfw", cls=Command)(evaluate.evaluate_lfw)
-evaluate_app.command("bias", cls=Command)(evaluate.evaluate_bias_cmd)
-evaluate_app.command("identification", cls=Command)(evaluate.evaluate_identification_cmd)
-evaluate_app.command("liveness", cls=Command)(evaluate.evaluate_liveness_cmd)
-app.command(cls=Command)(recognize.cluster)
-dataset_app.command("stats", cls=Command)(dataset.dataset_stats_cmd)
-app.command(cls=Command)(liveness.liveness)
-app.command("challenge", cls=Command)(liveness.new_challenge)
-app.command(cls=Command)(models.models)
-app.command(cls=Command)(recognize.demo)
+app.command("train")(train.train)
+app.command()(recognize.detect)
+app.command()(recognize.verify)
+app.command()(recognize.enroll)
+app.command()(recognize.identify)
+gallery_app.command("list")(gallery.gallery_list)
+gallery_app.command("remove")(gallery.gallery_remove)
+gallery_app.command("rename")(gallery.gallery_rename)
+evaluate_app.command("lfw")(evaluate.evaluate_lfw)
+evaluate_app.command("bias")(evaluate.evaluate_bias_cmd)
+evaluate_app.command("identification")(evaluate.evaluate_identification_cmd)
+evaluate_app.command("liveness")(evaluate.evaluate_liveness_cmd)
+app.command()(recognize.cluster)
+dataset_app.command("stats")(dataset.dataset_stats_cmd)
+app.command()(liveness.liveness)
+app.command("challenge")(liveness.new_challenge)
+app.command()(models.models)
+app.command()(recognize.demo)
+
+# every command, registered above or later: flags show no <bool> in --help (common.Command)
+for _typer in (app, gallery_app, evaluate_app, dataset_app):
+    for _info in _typer.registered_commands:
+        if _info.cls in (None, TyperCommand):  # Typer's default: ours instead
+            _info.cls = Command
 
 
 def main() -> None:
