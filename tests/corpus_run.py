@@ -7,7 +7,8 @@ through ``load_image``, ``FacePipeline.detect``, ``verify`` (against FACE.jpg), 
 in-memory gallery) and the CLI's ``detect`` (Typer's CliRunner), each step under a 30 s alarm. An
 outcome is ``"ok"`` (with the number of faces), ``"error:<FaceprintError subclass>"``, or what must
 never happen: ``"crash:<exception>"``, ``"hang"`` or ``"memory"``. The CLI outcome is
-``"exit:<code>"``, with ``"crash:..."`` for a traceback and ``"lines:<n>"`` for an exit 2 whose
+``"exit:<code>"``, with ``"crash:..."`` for a traceback, ``"unnamed"`` for a table that does not show
+the file name literally and ``"lines:<n>"`` for an exit 2 whose
 message is not exactly one line.
 """
 
@@ -67,6 +68,7 @@ def main() -> None:
     from typer.testing import CliRunner
 
     from faceprint.cli import app
+    from faceprint.cli.common import _one_line
 
     runner = CliRunner()
     items = make_corpus(face_path, out)
@@ -98,6 +100,8 @@ def main() -> None:
                     return f"lines:{len(lines)}"
             if "Traceback" in result.output:
                 return "crash:traceback"
+            if result.exit_code == 0 and _one_line(p.name) not in result.stdout:
+                return "unnamed"  # the title must show the file name literally, on one line
             return f"exit:{result.exit_code}"
 
         cli_result, took = outcome(cli)

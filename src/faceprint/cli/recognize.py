@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .common import (
     EXIT_SPOOF,
@@ -93,7 +94,7 @@ def detect(
             if not dets:
                 out.print(f"0 face(s) in {shown(image.name)}: no face found", highlight=False)
                 return 1
-            table = Table(title=f"{len(dets)} face(s) in {shown(image.name)}")
+            table = _titled_table(f"{len(dets)} face(s) in {shown(image.name)}")
             for col in ("#", "box (x1, y1, x2, y2)", "score", "size"):
                 table.add_column(col)
             for i, d in enumerate(dets):
@@ -103,6 +104,11 @@ def detect(
         return 0 if dets else 1
 
     _run(body)
+
+
+def _titled_table(title: str) -> Table:
+    """A table at least as wide as its title, so a long file name in the title is not wrapped."""
+    return Table(title=title, min_width=len(Text.from_markup(title).plain) + 2)
 
 
 def _draw(img: Any, dets: list[Any], path: Path) -> None:
@@ -295,7 +301,7 @@ def identify(
             if fpir is not None and results:
                 r0 = results[0]
                 title += f" (FPIR {r0.fpir} at {r0.gallery_size} templates: threshold {r0.threshold:.3f})"
-            table = Table(title=title)
+            table = _titled_table(title)
             for col in ("face", "identity", "similarity", "candidates"):
                 table.add_column(col)
             for i, r in enumerate(results):
