@@ -7,8 +7,11 @@ Contract: results on stdout (a table, or JSON with ``--json``), diagnostics on s
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -593,6 +596,49 @@ def test_gallery_remove(bush_gallery: Path) -> None:
 
 @pytest.mark.real
 @pytest.mark.data
+def test_all_digit_name_is_a_name_before_an_id(gallery: Path, lfw_image: LfwImage) -> None:
+    # `gallery remove 2024` took "2024" for an id and failed, although a subject has that name
+    ok(invoke("enroll", "2024", lfw_image("George_W_Bush", 1), "--gallery", gallery))
+    ok(invoke("enroll", "Ann", lfw_image("Colin_Powell", 1), "--gallery", gallery))
+    ids = {s["name"]: s["id"] for s in subjects(gallery)}
+    assert ids == {"2024": 1, "Ann": 2}
+    ok(invoke("gallery", "rename", "2024", "1", "--gallery", gallery))  # by name: now named "1"
+    assert {s["name"]: s["id"] for s in subjects(gallery)} == {"1": 1, "Ann": 2}
+    ok(invoke("gallery", "remove", "2", "--gallery", gallery))  # nobody is named "2": the id
+    assert [s["name"] for s in subjects(gallery)] == ["1"]
+    ok(invoke("gallery", "remove", "1", "--gallery", gallery))  # name "1" and id 1: the same subject
+    assert subjects(gallery) == []
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_non_utf8_file_names_and_names(gallery: Path, lfw_image: LfwImage, tmp_path: Path) -> None:
+    # A file name that is not UTF-8 (Python carries its bytes as lone surrogates) made enroll raise
+    # a bare UnicodeEncodeError from SQLite; the source is now stored and shown with \xe9 escapes.
+    photo = tmp_path / os.fsdecode(b"caf\xe9.jpg")
+    photo.write_bytes(lfw_image("George_W_Bush", 1).read_bytes())
+    assert "caf\\xe9.jpg" in ok(invoke("detect", photo)).stdout
+    ok(invoke("enroll", "Cafe", photo, "--gallery", gallery))
+    with Gallery(gallery) as g:
+        assert g.get("Cafe").n_templates == 1
+    assert "Cafe" in ok(invoke("identify", photo, "--gallery", gallery)).stdout
+    line = user_error(invoke("enroll", os.fsdecode(b"Jos\xe9"), photo, "--gallery", gallery), "not valid UTF-8")
+    assert "\\udce9" in line
+    user_error(invoke("gallery", "remove", os.fsdecode(b"Jos\xe9"), "--gallery", gallery), "no subject named")
+    assert [s["name"] for s in subjects(gallery)] == ["Cafe"]
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_newlines_in_names_and_paths_give_one_line_errors(gallery: Path, lfw_image: LfwImage) -> None:
+    user_error(invoke("enroll", "Ann\nLee", lfw_image("George_W_Bush", 1), "--gallery", gallery), "control character")
+    assert not gallery.exists() or subjects(gallery) == []
+    user_error(invoke("detect", "no\nsuch.jpg"), "no\\nsuch.jpg", "no such file")
+    user_error(invoke("verify", "a\r\nb.jpg", lfw_image("George_W_Bush", 1)), "a\\r\\nb.jpg")
+
+
+@pytest.mark.real
+@pytest.mark.data
 def test_gallery_unknown_subject(bush_gallery: Path) -> None:
     user_error(invoke("gallery", "remove", "Nobody", "--gallery", bush_gallery), "Nobody")
     user_error(invoke("gallery", "rename", "Nobody", "Somebody", "--gallery", bush_gallery), "Nobody")
@@ -716,3 +762,101 @@ def test_dataset_stats_lfw_counts(data_root: Path) -> None:
 
 def test_dataset_stats_bad_layout(tmp_path: Path) -> None:
     user_error(invoke("dataset", "stats", tmp_path, "--layout", "pyramid"), "layout")
+
+
+# -- smaller bugs a user meets (issue 16, item 5) ------------------------------------------------
+def _all_commands() -> list[list[str]]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    found: list[list[str]] = [[]]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(command, "commands", None)
+        found.append([name])
+        found.extend([name, sub] for sub in (subs or {}))
+    return found
+
+
+def test_help_shows_no_bool_metavar_for_flags() -> None:
+    # Typer printed `--json <bool>`, `--flip --no-flip <bool>` and `--help <bool>` as if flags took a value
+    commands = _all_commands()
+    assert ["evaluate", "lfw"] in commands and ["verify"] in commands
+    for command in commands:
+        text = ok(invoke(*command, "--help")).stdout
+        assert "<bool>" not in text, command
+    assert "<path>" in ok(invoke("verify", "--help")).stdout  # value types stay
+
+
+@pytest.mark.real
+@pytest.mark.data
+@pytest.mark.parametrize("spelling", ["0.001", "1E-3", "1e-03", ".001"])
+def test_fmr_spellings_of_one_operating_point(lfw_image: LfwImage, spelling: str) -> None:
+    a, b = lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2)
+    want = as_json(ok(invoke("verify", a, b, "--fmr", "1e-3", "--json")))
+    got = as_json(ok(invoke("verify", a, b, "--fmr", spelling, "--json")))
+    assert got == want
+    assert got["fmr"] == "1e-3"
+    user_error(invoke("verify", a, b, "--fmr", "0.0005"), "0.0005", "1e-3")  # not calibrated: refused, listed
+
+
+def test_fmr_text() -> None:
+    from faceprint.cli.common import fmr_text
+
+    assert [fmr_text(v) for v in ("0.01", "1e-4", "0.0001", "best_accuracy", "2e-3", "0", "1", "nan", None)] == [
+        "1e-2", "1e-4", "1e-4", "best_accuracy", "2e-3", "0", "1", "nan", None
+    ]
+
+
+def test_evaluate_lfw_folds_below_two_is_refused_before_any_work(tmp_path: Path) -> None:
+    # the help said "only the first N folds" and 1 was refused late, by the library; the help now says
+    # N >= 2 and the CLI refuses it at once (no data set or model is needed to say so)
+    assert "N >= 2" in " ".join(ok(invoke("evaluate", "lfw", "--help")).stdout.replace("│", " ").split())
+    user_error(invoke("evaluate", "lfw", "--folds", "1", "--data", tmp_path / "none"), "--folds must be >= 2")
+
+
+@pytest.mark.real
+def test_no_face_prints_a_sentence_not_an_empty_table(blank_png: Path, gallery: Path, lfw_image: LfwImage) -> None:
+    result = ok(invoke("detect", blank_png), code=1)
+    assert result.stdout.strip() == f"0 face(s) in {blank_png.name}: no face found"
+    ok(invoke("enroll", "Ann", lfw_image("George_W_Bush", 1), "--gallery", gallery))
+    result = ok(invoke("identify", blank_png, "--gallery", gallery), code=1)
+    assert result.stdout.strip() == f"0 face(s) in {blank_png.name}: no face found"
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_tables_do_not_wrap_when_piped(gallery: Path, lfw_image: LfwImage) -> None:
+    long_name = "Maria " + "de los Santos " * 8 + "Lee"  # 120 characters: wrapped at 80 columns before
+    ok(invoke("enroll", long_name, lfw_image("George_W_Bush", 1), "--gallery", gallery))
+    listed = ok(invoke("gallery", "list", "--gallery", gallery)).stdout
+    assert any(long_name in line for line in listed.splitlines())
+    for columns in (None, "60"):  # through a real pipe; an explicit COLUMNS still wins
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | ({"COLUMNS": columns} if columns else {})
+        piped = subprocess.run(
+            [sys.executable, "-m", "faceprint.cli", "gallery", "list", "--gallery", str(gallery)],
+            capture_output=True, text=True, env=env, timeout=120, check=True,
+        ).stdout
+        assert any(long_name in line for line in piped.splitlines()) == (columns is None)
+        assert columns is None or max(len(line) for line in piped.splitlines()) <= 60
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_same_photo_twice_is_enrolled_once_and_said_so(gallery: Path, lfw_image: LfwImage, tmp_path: Path) -> None:
+    photo, other = lfw_image("George_W_Bush", 1), lfw_image("George_W_Bush", 2)
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(photo.read_bytes())  # same bytes, another name
+    result = ok(invoke("enroll", "GWB", photo, photo, copy, other, "--gallery", gallery))
+    assert "2 template(s)" in result.stdout
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert skipped == [
+        f"skipped: {photo} is the same photo as {photo}",
+        f"skipped: {copy} is the same photo as {photo}",
+    ]
+    again = ok(invoke("enroll", "GWB", copy, "--gallery", gallery))  # enrolled before, in another run
+    assert "nothing added" in again.stdout and "2 template(s)" in again.stdout
+    assert f"skipped: {copy} is the same photo as a stored template" in again.stderr
+    assert [s["templates"] for s in subjects(gallery)] == [2]
+    assert as_json(ok(invoke("enroll", "GWB", photo, "--gallery", gallery, "--json"))) == {
+        "id": 1, "name": "GWB", "templates": 2
+    }

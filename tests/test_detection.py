@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceprint.detection import DETECTORS, Detector, check_image, get_detector, select_faces
-from faceprint.errors import InvalidImageError
+from faceprint.errors import InvalidArgumentError, InvalidImageError
 from faceprint.io import load_image
 from faceprint.types import Detection
 
@@ -256,3 +256,77 @@ def test_detection_rate_on_lfw(detector: Detector, first_200_a: list[Path]) -> N
             missed.append(path.name)
     rate = 1 - len(missed) / len(first_200_a)
     assert rate >= 0.99, f"{detector.name}: detection rate {rate:.3f}, missed {missed}"
+
+
+# -- large faces: a second, coarse pass (issue 16, item 3) ----------------------------------------
+def close_up(image: np.ndarray, crop_w: int = 140, out_w: int = 1024) -> np.ndarray:
+    """The central crop_w x crop_w*3/4 of an LFW photo upscaled to out_w x out_w*3/4: the face
+    fills the frame, ~750 px wide at 1024x768 (bench/detection_scale.py, lfw_closeup_1024x768)."""
+    import cv2
+
+    ch = crop_w * 3 // 4
+    y0, x0 = (image.shape[0] - ch) // 2, (image.shape[1] - crop_w) // 2
+    crop = image[y0 : y0 + ch, x0 : x0 + crop_w]
+    return np.ascontiguousarray(cv2.resize(crop, (out_w, out_w * 3 // 4), interpolation=cv2.INTER_CUBIC))
+
+
+LARGE_FACE_MISSES = [("Aaron_Peirsol", 3), ("Hans-Christian_Schmid", 1), ("Laura_Bush", 13)]
+"""LFW photos whose 1024x768 close-up YuNet misses at native size (found with the coarse pass)."""
+
+
+@pytest.mark.real
+@pytest.mark.data
+@pytest.mark.parametrize(("name", "i"), LARGE_FACE_MISSES)
+def test_yunet_finds_a_face_that_fills_a_1024x768_frame(
+    lfw_image: Callable[[str, int], Path], name: str, i: int
+) -> None:
+    import cv2
+
+    from faceprint.detection import YuNetDetector
+
+    image = close_up(load_image(lfw_image(name, i)))
+    assert YuNetDetector(coarse_side=None).detect(image) == []  # the bug: one pass at native size
+    (face,) = get_detector("yunet").detect(image)  # default: a second pass at 640 px
+    assert face.score > 0.6
+    # mapped back to the original pixels: the 640 px detection, scaled by 1024 / 640
+    small = cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA)
+    (ref,) = YuNetDetector(coarse_side=None).detect(small)
+    np.testing.assert_allclose(face.box, np.array(ref.box) * 1.6, atol=2.0)
+    np.testing.assert_allclose(face.landmarks, ref.landmarks * 1.6, atol=2.0)
+    x1, y1, x2, y2 = face.box
+    assert x2 - x1 > 500  # the face that fills the frame, not a small false hit
+    assert np.all((face.landmarks >= [x1, y1]) & (face.landmarks <= [x2, y2]))
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_coarse_pass_runs_only_on_larger_images_and_merges(
+    lfw_image: Callable[[str, int], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceprint.detection import YuNetDetector
+
+    yn = YuNetDetector()
+    sides: list[int] = []
+    original = YuNetDetector._detect_at
+
+    def spy(self: YuNetDetector, image: np.ndarray, max_side: int) -> list[Detection]:
+        sides.append(max_side)
+        return original(self, image, max_side)
+
+    monkeypatch.setattr(YuNetDetector, "_detect_at", spy)
+    photo = load_image(lfw_image("Aaron_Peirsol", 1))
+    assert len(yn.detect(photo)) == 1 and sides == [1280]  # 250 px: one pass, no extra cost
+    sides.clear()
+    portrait = close_up(photo, crop_w=200)  # face ~500 px: found by both passes, returned once
+    assert len(yn.detect(portrait)) == 1 and sides == [1280, 640]
+    sides.clear()
+    assert len(YuNetDetector(coarse_side=None).detect(portrait)) == 1 and sides == [1280]
+
+
+def test_coarse_side_is_checked() -> None:
+    from faceprint.detection import DetectorSpec, YuNetDetector
+
+    with pytest.raises(InvalidArgumentError, match="coarse_side"):
+        YuNetDetector(coarse_side=8)
+    assert YuNetDetector(coarse_side=None).detector_spec == DetectorSpec("yunet", coarse_side=None)
+    assert YuNetDetector().detector_spec == DetectorSpec("yunet")

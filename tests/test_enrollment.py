@@ -239,3 +239,28 @@ def test_prepared_enrollment_pickles(pipe: FacePipeline, red_png: Path) -> None:
         assert not back.embeddings.flags.writeable
         for f in ("name", "fingerprint", "sources", "content_sha256", "liveness", "rejection"):
             assert getattr(back, f) == getattr(prepared, f)
+
+
+# -- duplicates (issue 16, item 5) ----------------------------------------------------------------
+def test_drop_duplicates_by_content_and_against_stored_templates(tmp_path: Path) -> None:
+    from faceprint.enrollment import Duplicate, drop_duplicates
+
+    e = np.eye(4, dtype=np.float32)
+    near = (e[2] + 1e-3 * e[3]) / np.linalg.norm(e[2] + 1e-3 * e[3])  # the same photo, float noise apart
+    other = (e[2] + 0.2 * e[3]) / np.linalg.norm(e[2] + 0.2 * e[3])  # another photo of the person: 0.98
+    prepared = PreparedEnrollment(
+        "Ann", np.stack([e[0], e[0], near, other]), "fp", ("a.jpg", "b.jpg", "c.jpg", "d.jpg"), ("h1", "h1", "h2", "h3")
+    )
+    rest, left_out = drop_duplicates(prepared)
+    assert left_out == (Duplicate("b.jpg", "a.jpg"),)
+    assert rest.sources == ("a.jpg", "c.jpg", "d.jpg") and rest.content_sha256 == ("h1", "h2", "h3")
+    np.testing.assert_array_equal(rest.embeddings, prepared.embeddings[[0, 2, 3]])
+    with Gallery(tmp_path / "g.db") as g:
+        assert drop_duplicates(prepared, g)[1] == left_out  # Ann is not enrolled yet
+        g.enroll("Ann", e[2], fingerprint="fp")
+        rest, left_out = drop_duplicates(prepared, g)
+        assert left_out == (Duplicate("b.jpg", "a.jpg"), Duplicate("c.jpg", "a stored template"))
+        assert rest.sources == ("a.jpg", "d.jpg")
+        assert commit(rest, g).n_templates == 3
+    unchanged, none = drop_duplicates(rest)
+    assert unchanged is rest and none == ()

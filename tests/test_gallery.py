@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -545,3 +548,214 @@ def test_concurrent_reads(populated: tuple[Gallery, dict[str, np.ndarray]], db: 
     for t in threads:
         t.join(timeout=30)
     assert not errors, errors
+
+
+# -- a long-lived Gallery and another process (issue 16, item 4) ---------------------------------
+_WRITER = r"""
+import sys
+import numpy as np
+from faceprint.gallery import Gallery
+g = Gallery(sys.argv[1])
+for line in sys.stdin:
+    op, name, *rest = line.split()
+    if op == "enroll":
+        x = np.random.default_rng(int(rest[0])).standard_normal((2, int(rest[1])))
+        s = g.enroll(name, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), fingerprint=sys.argv[2])
+        print("ok", s.id, flush=True)
+    elif op == "remove":
+        g.remove(name)
+        print("ok", flush=True)
+    elif op == "churn":  # enroll / remove until the parent closes stdin's other end, counting commits
+        i = 0
+        while True:
+            g.enroll(f"c{i}", np.eye(int(rest[0]), dtype=np.float32)[[i % int(rest[0])] * 3], fingerprint=sys.argv[2])
+            if i >= 3:
+                g.remove(f"c{i - 3}")
+            i += 1
+            if i == 20:
+                print("started", flush=True)
+"""
+
+
+class WriterProcess:
+    """Another process with its own Gallery on the same file, doing one write per request."""
+
+    def __init__(self, path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), FP],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer.startswith(("ok", "started")), f"writer said {answer!r} to {line!r}"
+        return answer
+
+    def enroll(self, name: str, seed: int) -> np.ndarray:
+        self.ask(f"enroll {name} {seed} {DIM}")
+        x = np.random.default_rng(seed).standard_normal((2, DIM))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def writer(db: Path):
+    Gallery(db).close()  # the schema exists before either side opens it
+    w = WriterProcess(db)
+    yield w
+    w.close()
+
+
+def test_long_lived_reader_sees_every_commit_of_another_process(db: Path, writer: WriterProcess) -> None:
+    # The reader's index is built once; every later commit by the other process must show in its
+    # next search, and a removed subject must never come back (before: 99 % of enrollments unseen,
+    # deleted subjects returned).
+    with Gallery(db) as reader:
+        alive: dict[str, np.ndarray] = {}
+        for i in range(12):
+            name = f"p{i}"
+            alive[name] = writer.enroll(name, seed=100 + i)
+            top = reader.search(alive[name][0], k=1, threshold=0.9, fingerprint=FP)
+            assert [m.name for m in top] == [name]  # the enrollment just acknowledged
+            if i % 3 == 2:
+                gone = f"p{i - 1}"
+                writer.ask(f"remove {gone}")
+                probe = alive.pop(gone)
+                hits = reader.search_many(probe, k=50, threshold=-1.0, fingerprint=FP)
+                assert all(m.name != gone for row in hits for m in row)  # never a deleted subject
+                assert {m.name for m in hits[0]} == set(alive)
+                assert gone not in reader and len(reader) == len(alive)
+
+
+class _CommitBetween:
+    """A connection proxy that lets another process commit right before the templates are read."""
+
+    def __init__(self, conn: sqlite3.Connection, writer: WriterProcess) -> None:
+        self._conn, self._writer, self.commits = conn, writer, 0
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("SELECT id, subject_id, embedding FROM templates"):
+            self._writer.enroll(f"between{self.commits}", seed=900 + self.commits)
+            self.commits += 1
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_rebuild_index_reads_one_snapshot(db: Path, writer: WriterProcess) -> None:
+    # rebuild_index read subjects and templates in two queries: a subject committed in between had
+    # templates but no name, and search raised KeyError. Here the other process commits exactly there.
+    first = writer.enroll("ann", seed=1)
+    with Gallery(db) as reader:
+        proxy = _CommitBetween(reader._conn, writer)  # type: ignore[arg-type]
+        reader._conn = proxy  # type: ignore[assignment]
+        assert reader.rebuild_index() == 2  # the snapshot: ann only, not the subject committed meanwhile
+        assert proxy.commits == 1
+        late = writer.enroll("bob", seed=2)
+        for probe, name in ((first[0], "ann"), (late[0], "bob")):
+            assert reader.search(probe, k=1, threshold=0.9, fingerprint=FP)[0].name == name
+        # the search above saw the other commits and rebuilt (inside that rebuild a third commit
+        # landed); a search now sees every subject, none without its name
+        names = {m.name for m in reader.search(first[0], k=50, threshold=-1.0, fingerprint=FP)}
+        assert names == {"ann", "bob", "between0", "between1"} | ({"between2"} if proxy.commits > 2 else set())
+        reader._conn = proxy._conn
+
+
+def test_rebuilds_and_searches_while_another_process_churns(db: Path, writer: WriterProcess) -> None:
+    writer.enroll("anchor", seed=5)
+    writer.ask(f"churn x {DIM}")  # returns once the other process has made 20 commits; it keeps going
+    deadline = time.monotonic() + 2.0
+    rounds = 0
+    with Gallery(db) as reader:
+        while time.monotonic() < deadline:
+            reader.rebuild_index()
+            hits = reader.search(np.eye(DIM, dtype=np.float32)[rounds % DIM], k=10, threshold=-1.0, fingerprint=FP)
+            assert all(m.name for m in hits)
+            rounds += 1
+    assert rounds > 10
+
+
+# -- durability: many writers at once, kill -9 mid-enrollment (issue 16) --------------------------
+_ENROLLER = r"""
+import sys
+import numpy as np
+from faceprint.gallery import Gallery
+path, prefix, count, templates, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+g = Gallery(path)
+rng = np.random.default_rng(sum(prefix.encode()))
+for i in range(count):
+    x = rng.standard_normal((templates, dim))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    g.enroll(f"{prefix}-{i}", x, fingerprint=sys.argv[6])
+    print("ack", f"{prefix}-{i}", flush=True)
+"""
+
+
+def _integrity(path: Path) -> tuple[str, dict[str, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        counts = dict(
+            conn.execute(
+                "SELECT s.name, COUNT(t.id) FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    return check, counts
+
+
+def test_sixteen_processes_enrolling_at_once(db: Path) -> None:
+    Gallery(db).close()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ENROLLER, str(db), f"w{k}", "8", "2", str(DIM), FP],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(16)
+    ]
+    acked = set()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        acked |= {line.split()[1] for line in out.splitlines()}
+    check, counts = _integrity(db)
+    assert check == "ok"
+    assert len(acked) == 128 and set(counts) == acked  # nothing lost, nothing extra
+    assert set(counts.values()) == {2}  # every subject whole
+
+
+def test_kill_9_during_bulk_enrollment_loses_no_acknowledged_subject(db: Path) -> None:
+    Gallery(db).close()
+    acked: set[str] = set()
+    for round_ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _ENROLLER, str(db), f"r{round_}", "1000", "64", str(DIM), FP],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for _ in range(3 + 2 * round_):  # a different moment each round, mid-stream
+            acked.add(proc.stdout.readline().split()[1])
+        proc.kill()  # SIGKILL: no cleanup, possibly inside a transaction
+        rest = proc.stdout.read()
+        proc.wait(timeout=30)
+        acked |= {line.split()[1] for line in rest.splitlines() if line.startswith("ack")}
+        check, counts = _integrity(db)
+        assert check == "ok"
+        assert acked <= set(counts)  # every acknowledged enrollment is there
+        assert set(counts.values()) == {64}  # and no subject is half-written
+        with Gallery(db) as g:  # and the file opens and searches
+            assert len(g) == len(counts)
+            assert g.search(np.eye(DIM, dtype=np.float32)[0], k=1, threshold=-1.0, fingerprint=FP)

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 from PIL import ImageFile
 
 from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidImageError
-from faceprint.io import DEFAULT_MAX_PIXELS, load_image, max_pixels
+from faceprint.io import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_PIXELS,
+    load_image,
+    max_file_bytes,
+    max_pixels,
+    read_image_bytes,
+)
 
 
 def encode(img: PILImage.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
@@ -427,3 +441,253 @@ def test_errors_are_value_errors() -> None:
     assert issubclass(InvalidImageError, FaceprintError)
     assert issubclass(InvalidImageError, ValueError)
     assert issubclass(ImageTooLargeError, InvalidImageError)
+
+
+# -- files that are not regular files (issue 16, item 2) -----------------------------------------
+_NON_REGULAR_PROBE = r"""
+import json, sys
+from faceprint.errors import InvalidImageError
+from faceprint.io import load_image
+out = {}
+for path in sys.argv[1:]:
+    try:
+        load_image(path)
+        out[path] = "loaded"
+    except InvalidImageError as err:
+        out[path] = str(err)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero (POSIX)")
+def test_devices_fifos_and_symlinks_to_them_are_refused_without_reading(tmp_path: Path) -> None:
+    # Before: a symlink to /dev/zero was read until memory ran out, a FIFO hung forever. In a
+    # subprocess with a time and address-space limit, so a regression fails instead of hanging.
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    links = {"zero.jpg": "/dev/zero", "urandom.png": "/dev/urandom", "fifo_link.jpg": str(fifo)}
+    for name, target in links.items():
+        (tmp_path / name).symlink_to(target)
+    paths = [str(tmp_path / name) for name in links] + [str(fifo), "/dev/zero"]
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _NON_REGULAR_PROBE, *paths],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_memory,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    messages = json.loads(proc.stdout)
+    for path in paths[:2] + ["/dev/zero"]:
+        assert messages[path] == f"{path}: is a character device, not a regular image file"
+    for path in paths[2:4]:
+        assert messages[path] == f"{path}: is a FIFO (named pipe), not a regular image file"
+
+
+def test_dangling_symlink_is_no_such_file(tmp_path: Path) -> None:
+    link = tmp_path / "gone.jpg"
+    link.symlink_to(tmp_path / "never-there.jpg")
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(link)
+    check_error(excinfo, "gone.jpg", "no such file")
+
+
+def test_symlink_to_a_regular_image_is_read(png_file: Path, rgb_array: np.ndarray, tmp_path: Path) -> None:
+    link = tmp_path / "link.png"
+    link.symlink_to(png_file)
+    np.testing.assert_array_equal(load_image(link), rgb_array)
+
+
+# -- byte limit (FACEPRINT_MAX_FILE_BYTES) ----------------------------------------------------------
+class CountingStream(io.RawIOBase):
+    """An endless binary stream that counts what was asked of it (like an open /dev/zero)."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            raise AssertionError("read() without a size would never end")
+        self.served += size
+        return b"\0" * size
+
+
+def test_byte_limit_on_paths_bytes_and_streams(png_file: Path) -> None:
+    size = png_file.stat().st_size
+    assert_rgb(load_image(png_file, max_bytes=size), (24, 32))  # exactly at the limit: read
+    data = png_file.read_bytes()
+    for source in (png_file, data, io.BytesIO(data)):
+        with pytest.raises(ImageTooLargeError) as excinfo:
+            load_image(source, max_bytes=size - 1)  # type: ignore[arg-type]
+        check_error(excinfo, "file size limit", f"{size - 1:,} bytes", "FACEPRINT_MAX_FILE_BYTES")
+    stream = CountingStream()
+    with pytest.raises(ImageTooLargeError):
+        load_image(stream, max_bytes=1000)  # type: ignore[arg-type]
+    assert stream.served == 1001  # one byte past the limit, never more
+
+
+def test_env_max_file_bytes(monkeypatch: pytest.MonkeyPatch, png_file: Path) -> None:
+    assert max_file_bytes() == DEFAULT_MAX_FILE_BYTES == 50_000_000
+    monkeypatch.setenv("FACEPRINT_MAX_FILE_BYTES", "100")
+    assert max_file_bytes() == 100
+    with pytest.raises(ImageTooLargeError) as excinfo:
+        load_image(png_file)
+    check_error(excinfo, str(png_file), f"{png_file.stat().st_size:,} bytes", "limit of 100 bytes")
+    assert_rgb(load_image(png_file, max_bytes=10_000), (24, 32))  # the argument wins
+    assert_rgb(load_image(np.zeros((20, 20, 3), np.uint8)), (20, 20))  # arrays are not encoded bytes
+    with pytest.raises(InvalidImageError, match="max_bytes must be positive"):
+        load_image(png_file, max_bytes=0)
+
+
+def test_read_image_bytes(png_file: Path) -> None:
+    data, what = read_image_bytes(png_file)
+    assert data == png_file.read_bytes() and what == str(png_file)
+    with pytest.raises(InvalidImageError, match="is a directory"):
+        read_image_bytes(png_file.parent)
+
+
+# -- decode memory (issue 16, item 2) -------------------------------------------------------------
+_PEAK_PROBE = r"""
+import json, resource, sys, time
+from faceprint.io import load_image
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+img = load_image(sys.argv[1])
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+extra_mb = (after - before) / 1024
+print(json.dumps({"shape": img.shape, "extra_mb": extra_mb, "seconds": seconds, "pixel": img[0, 0].tolist()}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in kB on Linux")
+@pytest.mark.parametrize(("alpha", "pixel"), [(255, [200, 150, 100]), (128, [227, 202, 177])])
+def test_large_rgba_png_decodes_within_a_memory_bound(tmp_path: Path, alpha: int, pixel: list[int]) -> None:
+    # A ~200 kB 7000x7000 RGBA PNG, under the pixel limit: before, 3.1 GB peak and 4-5 s (float
+    # compositing of the whole image, and a full copy in exif_transpose). The RGB result itself is
+    # 147 MB, the decoded RGBA 196 MB.
+    path = tmp_path / "big.png"
+    PILImage.new("RGBA", (7000, 7000), (200, 150, 100, alpha)).save(path)
+    assert path.stat().st_size < 1_000_000
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["shape"] == [7000, 7000, 3]
+    assert result["pixel"] == pixel  # over white: 200 * 128/255 + 255 * 127/255 = 227.4
+    assert result["extra_mb"] < 600, result  # measured: ~350 MB (before: ~3,000)
+
+
+# -- damaged files say nothing on stderr (issue 16, item 5) ----------------------------------------
+def test_damaged_tiff_is_one_clean_error_and_silent(capfd: pytest.CaptureFixture[str]) -> None:
+    # libtiff printed "JPEGLib: Not a JPEG file: starts with 0x00 0x00." on stderr, and Pillow a
+    # "Corrupt EXIF data" UserWarning, besides the error itself
+    rng = np.random.default_rng(5)
+    photo = PILImage.fromarray(rng.integers(0, 256, size=(250, 250, 3), dtype=np.uint8))
+    tiff = encode(photo, "TIFF", compression="jpeg")
+    damaged = bytearray(tiff)
+    damaged[300 : len(tiff) // 2] = bytes(len(tiff) // 2 - 300)  # strip data zeroed, header and IFD intact
+    truncated = tiff[: len(tiff) // 2]  # the IFD (written last) cut off
+    for data in (bytes(damaged), truncated):
+        with pytest.raises(InvalidImageError) as excinfo:
+            load_image(data)
+        check_error(excinfo, "bytes")
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+# -- property-based and fuzzed inputs (issue 16) --------------------------------------------------
+_SMALL = PILImage.fromarray(np.random.default_rng(3).integers(0, 256, size=(12, 16, 3), dtype=np.uint8))
+_SEEDS = {fmt: encode(_SMALL, fmt) for fmt in ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP")}
+
+
+def _clean(source: object) -> np.ndarray | None:
+    """load_image's only two outcomes: an RGB uint8 image, or InvalidImageError (None)."""
+    try:
+        img = load_image(source, max_pixels=1_000_000)  # type: ignore[arg-type]
+    except InvalidImageError:
+        return None
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and img.flags["C_CONTIGUOUS"]
+    return img
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_any_bytes_give_an_image_or_invalid_image_error(data: bytes) -> None:
+    _clean(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(_SEEDS)),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, 10**6),
+)
+def test_damaged_real_images_give_an_image_or_invalid_image_error(
+    fmt: str, edits: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(_SEEDS[fmt])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    img = _clean(bytes(data[: max(1, len(data) - cut % len(data))]))
+    if img is not None:
+        assert img.shape[0] * img.shape[1] <= 1_000_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.sampled_from([None, 1, 3, 4]),
+    st.sampled_from([np.uint8, np.uint16, np.float32, np.bool_]),
+)
+def test_arrays_of_any_supported_shape_and_dtype(h: int, w: int, c: int | None, dtype: type) -> None:
+    shape = (h, w) if c is None else (h, w, c)
+    rng = np.random.default_rng(h * 41 + w)
+    arr = rng.random(shape) if dtype is np.float32 else rng.integers(0, 2 if dtype is np.bool_ else 256, shape)
+    img = _clean(np.asarray(arr).astype(dtype))
+    assert img is not None and img.shape == (h, w, 3)
+
+
+def test_bounded_atheris_run(tmp_path: Path) -> None:
+    pytest.importorskip("atheris", reason="atheris is optional: pip install '.[fuzz]'")
+    seeds = tmp_path / "seeds"  # libFuzzer adds what it finds to this folder: a copy, never the repo
+    seeds.mkdir()
+    for fmt, data in _SEEDS.items():
+        (seeds / f"seed.{fmt.lower()}").write_bytes(data)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("fuzz_load_image.py")), "-runs=20000", "-seed=1",
+         "-rss_limit_mb=3000", "-max_len=65536", "-timeout=20", str(seeds)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done 20000 runs" in proc.stderr
+
+
+def test_raw_streams_that_return_short_reads_are_read_to_the_end(png_file: Path, rgb_array: np.ndarray) -> None:
+    class Dribble(io.RawIOBase):  # a pipe or socket: a few bytes per read
+        def __init__(self, data: bytes) -> None:
+            self.data, self.pos = data, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            part = self.data[self.pos : self.pos + min(size, 7)]
+            self.pos += len(part)
+            return part
+
+    np.testing.assert_array_equal(load_image(Dribble(png_file.read_bytes())), rgb_array)  # type: ignore[arg-type]

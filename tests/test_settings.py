@@ -19,7 +19,14 @@ from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidImageErr
 from faceprint.io import load_image, max_pixels
 from faceprint.settings import DEFAULT_MAX_PIXELS, Settings, current_settings, setdefault_omp_num_threads
 
-VARIABLES = ("FACEPRINT_MAX_PIXELS", "FACEPRINT_GALLERY", "XDG_DATA_HOME", "FACEPRINT_PROGRESS", "FACEPRINT_DATA")
+VARIABLES = (
+    "FACEPRINT_MAX_PIXELS",
+    "FACEPRINT_MAX_FILE_BYTES",
+    "FACEPRINT_GALLERY",
+    "XDG_DATA_HOME",
+    "FACEPRINT_PROGRESS",
+    "FACEPRINT_DATA",
+)
 
 
 @pytest.fixture
@@ -49,6 +56,7 @@ def test_defaults(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     [
         ("FACEPRINT_MAX_PIXELS", "1234", "max_pixels", 1234),
         ("FACEPRINT_MAX_PIXELS", " 77 ", "max_pixels", 77),  # int() accepts surrounding blanks, as before
+        ("FACEPRINT_MAX_FILE_BYTES", "4096", "max_file_bytes", 4096),
         ("FACEPRINT_GALLERY", "/srv/faces.db", "gallery", Path("/srv/faces.db")),
         ("FACEPRINT_GALLERY", "", "gallery", None),  # empty means unset
         ("XDG_DATA_HOME", "/xdg", "xdg_data_home", Path("/xdg")),
@@ -126,6 +134,26 @@ def test_bad_max_pixels(clean_env: pytest.MonkeyPatch, raw: str, message: str) -
     clean_env.delenv("FACEPRINT_MAX_PIXELS")
     with pytest.raises(InvalidImageError, match="^FACEPRINT_MAX_PIXELS must be"):
         Settings(max_pixels=raw)  # passed by name: the same check
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("abc", "FACEPRINT_MAX_FILE_BYTES must be an integer, got 'abc'"),
+        ("50MB", "FACEPRINT_MAX_FILE_BYTES must be an integer, got '50MB'"),
+        ("0", "FACEPRINT_MAX_FILE_BYTES must be positive, got 0"),
+    ],
+)
+def test_bad_max_file_bytes(clean_env: pytest.MonkeyPatch, raw: str, message: str, tmp_path: Path) -> None:
+    clean_env.setenv("FACEPRINT_MAX_FILE_BYTES", raw)
+    path = tmp_path / "x.png"
+    path.write_bytes(b"\x89PNG")
+    for build in (Settings, current_settings, lambda: load_image(path)):
+        with pytest.raises(InvalidImageError) as info:
+            build()
+        assert str(info.value) == message
+    with pytest.raises(InvalidImageError, match="must be an integer"):
+        Settings(max_file_bytes=True)
 
 
 @pytest.mark.parametrize("value", [True, 2.0, None])

@@ -23,23 +23,35 @@ import hashlib
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .detection import LARGEST, OneFace, resolve_one_face
-from .errors import EnrollmentRejectedError, InvalidArgumentError, InvalidImageError
-from .io import ImageInput, describe_source
+from .errors import EnrollmentRejectedError, InvalidArgumentError
+from .io import ImageInput, describe_source, read_image_bytes
 from .types import Liveness, LivenessOption, LivenessRejection
 
 if TYPE_CHECKING:
     from .gallery import Subject
     from .pipeline import FacePipeline
 
-__all__ = ["PreparedEnrollment", "EnrollmentTarget", "prepare_enrollment", "commit", "content_sha256"]
+__all__ = [
+    "PreparedEnrollment",
+    "EnrollmentTarget",
+    "Duplicate",
+    "prepare_enrollment",
+    "drop_duplicates",
+    "commit",
+    "content_sha256",
+]
+
+SAME_PHOTO_SIMILARITY = 0.9999
+"""Cosine similarity at or above which a new template is the same photo as a stored one: the same
+pixels give the same embedding (up to float noise); two different photos of one person score
+0.5-0.95, a re-encoded copy about 0.99."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +102,31 @@ class PreparedEnrollment:
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A photo :func:`drop_duplicates` left out: its label, and what it duplicates.
+
+    Attributes
+    ----------
+    source : str
+        The photo left out.
+    same_as : str
+        The earlier photo of the same enrollment with the same bytes, or ``"a stored template"``
+        when the subject already holds its template.
+    """
+
+    source: str
+    same_as: str
+
+
+class DuplicateSource(Protocol):
+    """What :func:`drop_duplicates` reads: whether the subject exists, and its stored templates."""
+
+    def __contains__(self, name_or_id: object) -> bool: ...
+
+    def templates(self, name_or_id: str | int) -> npt.NDArray[np.float32]: ...
 
 
 class EnrollmentTarget(Protocol):
@@ -203,6 +240,51 @@ def commit(
     )
 
 
+def drop_duplicates(
+    prepared: PreparedEnrollment, gallery: DuplicateSource | None = None
+) -> tuple[PreparedEnrollment, tuple[Duplicate, ...]]:
+    """``prepared`` without the photos it already has: the same file given twice (same
+    :attr:`~PreparedEnrollment.content_sha256`), and, with ``gallery``, a photo whose template the
+    subject already holds (similarity >= :data:`SAME_PHOTO_SIMILARITY`: the same picture enrolled
+    before). Returns the rest (possibly no photos) and what was left out, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = PreparedEnrollment("ann", np.eye(2, dtype=np.float32)[[0, 0]], "m", ("a.jpg", "b.jpg"), ("ab", "ab"))
+    >>> rest, left_out = drop_duplicates(p)
+    >>> len(rest), left_out
+    (1, (Duplicate(source='b.jpg', same_as='a.jpg'),))
+    """
+    stored = np.empty((0, prepared.embeddings.shape[1]), np.float32)
+    if gallery is not None and prepared.name.strip() in gallery:
+        stored = np.asarray(gallery.templates(prepared.name.strip()), np.float32)
+    first_of: dict[str, str] = {}
+    keep: list[int] = []
+    left_out: list[Duplicate] = []
+    for i, (source, digest) in enumerate(zip(prepared.sources, prepared.content_sha256, strict=True)):
+        if digest in first_of:
+            left_out.append(Duplicate(source, first_of[digest]))
+            continue
+        first_of[digest] = source
+        if stored.shape[0] and stored.shape[1] == prepared.embeddings.shape[1]:
+            if float(np.max(stored @ prepared.embeddings[i])) >= SAME_PHOTO_SIMILARITY:
+                left_out.append(Duplicate(source, "a stored template"))
+                continue
+        keep.append(i)
+    if not left_out:
+        return prepared, ()
+    per_photo = len(prepared.liveness) == len(prepared)
+    rest = replace(
+        prepared,
+        embeddings=prepared.embeddings[keep],
+        sources=tuple(prepared.sources[i] for i in keep),
+        content_sha256=tuple(prepared.content_sha256[i] for i in keep),
+        liveness=tuple(prepared.liveness[i] for i in keep) if per_photo else prepared.liveness,
+    )
+    return rest, tuple(left_out)
+
+
 def content_sha256(source: ImageInput) -> str:
     """The hex sha256 that :func:`prepare_enrollment` records for ``source`` (reads it; no decoding
     for encoded inputs)."""
@@ -230,24 +312,14 @@ def _sha256(data: bytes) -> str:
 def _read(source: ImageInput) -> tuple[ImageInput, str | None]:
     """``(what to decode, sha256 of the encoded bytes)``: each file is read once, so the hash is of
     the very bytes that are decoded. Digest None for arrays and PIL images (hash the pixels).
-    Sources that cannot be read go to the decoder unchanged, which raises its usual error."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            return source, None  # load_image says "no such file" / "is a directory"
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return source, None  # load_image says "cannot read: ..."
-        return _NamedBytes(data, str(path)), _sha256(data)
+    Files are read as :func:`faceprint.io.read_image_bytes` reads them (regular files only, at
+    most ``FACEPRINT_MAX_FILE_BYTES``), with its errors."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return source, _sha256(bytes(source))
-    if isinstance(source, np.ndarray) or not hasattr(source, "read"):
-        return source, None
-    data = source.read()
-    if not isinstance(data, (bytes, bytearray)):
-        raise InvalidImageError("file object must be opened in binary mode")  # as load_image says
-    return _NamedBytes(bytes(data), str(getattr(source, "name", "file object"))), _sha256(bytes(data))
+    if isinstance(source, (str, os.PathLike)) or (not isinstance(source, np.ndarray) and hasattr(source, "read")):
+        data, what = read_image_bytes(source)
+        return _NamedBytes(data, what), _sha256(data)
+    return source, None
 
 
 def _as_list(sources: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:

@@ -4,28 +4,43 @@ Accepts a path, raw bytes, a binary file object, a PIL image or a numpy array an
 RGB ``uint8`` ``(H, W, 3)`` array, with EXIF orientation applied. Grayscale, RGBA, palette,
 16-bit and float inputs are converted; anything else raises :class:`InvalidImageError` with a
 one-line reason. A decompression-bomb guard rejects images over ``max_pixels``.
+
+Files are read only when they are regular files (a symlink to ``/dev/zero``, a FIFO or a device is
+refused without reading from it) and never beyond ``max_bytes`` (``FACEPRINT_MAX_FILE_BYTES``).
+Decoding costs little more than the decoded image itself: alpha compositing and 16-bit scaling run
+over bands of rows, never over a floating-point copy of the whole image.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Union, cast
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, InvalidImageError
-from .settings import DEFAULT_MAX_PIXELS, current_settings
+from .settings import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, current_settings
 from .types import Image
 
-__all__ = ["ImageInput", "load_image", "DEFAULT_MAX_PIXELS", "max_pixels", "describe_source"]
+__all__ = [
+    "ImageInput",
+    "load_image",
+    "read_image_bytes",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_FILE_BYTES",
+    "max_pixels",
+    "max_file_bytes",
+    "describe_source",
+]
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], np.ndarray, PILImage.Image]  # noqa: UP007
 
@@ -41,9 +56,32 @@ def max_pixels() -> int:
     return current_settings().max_pixels
 
 
+def max_file_bytes() -> int:
+    """The byte limit from the environment: ``FACEPRINT_MAX_FILE_BYTES``, else :data:`DEFAULT_MAX_FILE_BYTES`.
+
+    Raises
+    ------
+    InvalidImageError
+        ``FACEPRINT_MAX_FILE_BYTES`` is not a positive integer.
+    """
+    return current_settings().max_file_bytes
+
+
 def describe_source(source: object) -> str:
+    """How messages and gallery sources name ``source``: a path as text, where the bytes of a
+    non-UTF-8 file name show as ``\\xe9`` escapes (never lone surrogates, which no UTF-8 output
+    or database accepts); an array by dtype and shape; bytes by their length.
+
+    Examples
+    --------
+    >>> describe_source(os.fsdecode(b"caf\\xe9.jpg"))
+    'caf\\\\xe9.jpg'
+    """
     if isinstance(source, (str, os.PathLike)):
-        return str(source)
+        text = os.fspath(source)
+        if isinstance(text, bytes):
+            text = os.fsdecode(text)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if isinstance(source, np.ndarray):
         return f"array {source.dtype} {source.shape}"
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -51,7 +89,7 @@ def describe_source(source: object) -> str:
     return type(source).__name__
 
 
-def load_image(source: ImageInput, *, max_pixels: int | None = None) -> Image:
+def load_image(source: ImageInput, *, max_pixels: int | None = None, max_bytes: int | None = None) -> Image:
     """Load ``source`` as an RGB uint8 ``(H, W, 3)`` array.
 
     Parameters
@@ -62,13 +100,17 @@ def load_image(source: ImageInput, *, max_pixels: int | None = None) -> Image:
     max_pixels
         Reject images with more pixels than this (default :data:`DEFAULT_MAX_PIXELS`, or the
         ``FACEPRINT_MAX_PIXELS`` environment variable).
+    max_bytes
+        Read at most this many bytes of an encoded image (a path, bytes or a file object) and
+        reject larger ones (default :data:`DEFAULT_MAX_FILE_BYTES`, or ``FACEPRINT_MAX_FILE_BYTES``).
 
     Raises
     ------
     InvalidImageError
-        Missing / empty / corrupt / truncated / non-image input, or an unsupported array.
+        Missing / empty / corrupt / truncated / non-image input, a path that is not a regular file
+        (a device, a FIFO, a socket, or a symlink to one), or an unsupported array.
     ImageTooLargeError
-        More pixels than ``max_pixels``.
+        More pixels than ``max_pixels``, or more bytes than ``max_bytes``.
 
     Examples
     --------
@@ -80,28 +122,123 @@ def load_image(source: ImageInput, *, max_pixels: int | None = None) -> Image:
     if isinstance(source, np.ndarray):
         return _from_array(source, limit)
     if isinstance(source, PILImage.Image):
-        return _from_pil(source, limit, describe_source(source))
+        return _from_pil(source, limit, describe_source(source), owned=False)
+    data, what = read_image_bytes(source, max_bytes=max_bytes)
+    return _decode(data, limit, what)
+
+
+def read_image_bytes(source: ImageInput, *, max_bytes: int | None = None) -> tuple[bytes, str]:
+    """The encoded bytes of a path, bytes or binary file object, and the name errors give it.
+
+    A path must name a regular file (symlinks are followed): a directory, a device (``/dev/zero``,
+    ``/dev/urandom``), a FIFO or a socket is refused without reading from it, and a FIFO is opened
+    non-blocking, so nothing waits for a writer. At most ``max_bytes`` bytes are read.
+
+    Raises
+    ------
+    InvalidImageError
+        Missing or unreadable path, not a regular file, a text-mode file object, or a source that
+        is no path, bytes or file object.
+    ImageTooLargeError
+        More than ``max_bytes`` bytes (default ``FACEPRINT_MAX_FILE_BYTES``).
+
+    Examples
+    --------
+    >>> read_image_bytes(b"GIF89a")
+    (b'GIF89a', '6 bytes')
+    """
+    cap = _resolve_byte_limit(max_bytes)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise InvalidImageError(f"{path}: no such file")
-        if path.is_dir():
-            raise InvalidImageError(f"{path}: is a directory, not an image")
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InvalidImageError(f"{path}: cannot read: {err.strerror or err}") from err
-        return _decode(data, limit, str(path))
+        what = describe_source(source)
+        return _read_path(Path(os.fsdecode(source)), cap, what), what
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(bytes(source), limit, describe_source(source))
+        what = describe_source(source)
+        if len(source) > cap:
+            raise _too_many_bytes(what, len(source), cap)
+        return bytes(source), what
     if hasattr(source, "read"):
-        data = source.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise InvalidImageError("file object must be opened in binary mode")
-        return _decode(bytes(data), limit, getattr(source, "name", "file object"))
+        what = describe_source(str(getattr(source, "name", "file object")))
+        data = _read_stream(cast(IO[bytes], source), cap + 1, what)
+        if len(data) > cap:
+            raise _too_many_bytes(what, None, cap)
+        return data, what
     raise InvalidImageError(
         f"expected a path, bytes, file object, PIL image or numpy array, got {type(source).__name__}"
     )
+
+
+def _read_stream(stream: IO[bytes], limit: int, what: str) -> bytes:
+    """Up to ``limit`` bytes of ``stream``, in as many reads as a raw stream needs (it may return
+    fewer bytes than asked before its end)."""
+    parts: list[bytes] = []
+    total = 0
+    while total < limit:
+        part = stream.read(min(limit - total, 1 << 22))
+        if part is None:
+            raise InvalidImageError(f"{what}: no data ready (a non-blocking stream)")
+        if not isinstance(part, (bytes, bytearray, memoryview)):
+            raise InvalidImageError("file object must be opened in binary mode")
+        if not part:
+            break
+        parts.append(bytes(part))
+        total += len(part)
+    return b"".join(parts)
+
+
+def _too_many_bytes(what: str, size: int | None, cap: int) -> ImageTooLargeError:
+    size_text = f"{size:,} bytes" if size is not None else "more bytes"
+    return ImageTooLargeError(
+        f"{what}: {size_text} exceeds the file size limit of {cap:,} bytes "
+        "(set max_bytes / FACEPRINT_MAX_FILE_BYTES to allow it)"
+    )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _check_regular(path: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise InvalidImageError(f"{path}: is a directory, not an image")
+    if not stat.S_ISREG(mode):
+        raise InvalidImageError(f"{path}: is {_file_kind(mode)}, not a regular image file")
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_path(path: Path, cap: int, what: str) -> bytes:
+    try:
+        before = os.stat(path)  # follows symlinks: the file that would be read
+    except (FileNotFoundError, NotADirectoryError):
+        raise InvalidImageError(f"{what}: no such file") from None
+    except (OSError, ValueError) as err:  # ValueError: an embedded NUL byte
+        raise InvalidImageError(f"{what}: cannot read: {getattr(err, 'strerror', None) or err}") from err
+    _check_regular(what, before.st_mode)
+    if before.st_size > cap:
+        raise _too_many_bytes(what, before.st_size, cap)
+    try:
+        # non-blocking, so a FIFO swapped in after the stat cannot hang the open; checked again below
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        raise InvalidImageError(f"{what}: cannot read: {err.strerror or err}") from err
+    with os.fdopen(fd, "rb") as fh:
+        _check_regular(what, os.fstat(fd).st_mode)
+        try:
+            data = fh.read(cap + 1)
+        except OSError as err:
+            raise InvalidImageError(f"{what}: cannot read: {err.strerror or err}") from err
+    if len(data) > cap:  # the file grew after the stat
+        raise _too_many_bytes(what, None, cap)
+    return data
 
 
 def _resolve_limit(limit: int | None) -> int:
@@ -109,6 +246,14 @@ def _resolve_limit(limit: int | None) -> int:
         return max_pixels()
     if limit <= 0:
         raise InvalidImageError(f"max_pixels must be positive, got {limit}")
+    return int(limit)
+
+
+def _resolve_byte_limit(limit: int | None) -> int:
+    if limit is None:
+        return max_file_bytes()
+    if limit <= 0:
+        raise InvalidImageError(f"max_bytes must be positive, got {limit}")
     return int(limit)
 
 
@@ -138,13 +283,42 @@ def _pillow_limit(limit: int) -> Iterator[None]:
             PILImage.MAX_IMAGE_PIXELS = saved
 
 
+_libtiff_quiet = False
+
+
+def _quiet_libtiff() -> None:
+    """Stop libtiff printing its errors on stderr (``JPEGLib: Not a JPEG file ...`` for a damaged
+    TIFF): Pillow silences libtiff's warnings but not its errors, and a damaged file is reported
+    once, as our :class:`InvalidImageError`. Best effort: a libtiff that cannot be found is left as is."""
+    global _libtiff_quiet
+    if _libtiff_quiet:
+        return
+    _libtiff_quiet = True
+    import ctypes
+    import ctypes.util
+
+    bundled = sorted((Path(PILImage.__file__).parent.parent / "pillow.libs").glob("libtiff*.so*"))
+    candidates = [str(p) for p in bundled] + [name for name in [ctypes.util.find_library("tiff")] if name]
+    for candidate in candidates:
+        try:
+            libtiff = ctypes.CDLL(candidate)
+            libtiff.TIFFSetErrorHandler.restype = ctypes.c_void_p
+            libtiff.TIFFSetErrorHandler.argtypes = [ctypes.c_void_p]
+            libtiff.TIFFSetErrorHandler(None)
+        except (OSError, AttributeError):
+            continue
+
+
 def _decode(data: bytes, limit: int, what: str) -> Image:
     if not data:
         raise InvalidImageError(f"{what}: empty file")
     try:
+        _quiet_libtiff()
         with warnings.catch_warnings(), _pillow_limit(limit):
-            # Our own limit replaces Pillow's bomb guard (checked from the header, before any decoding).
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            # Our own limit replaces Pillow's bomb guard (checked from the header, before any decoding);
+            # Pillow's warnings about a damaged file ("Corrupt EXIF data" ...) are not for the user:
+            # the file decodes, or the error below says what is wrong.
+            warnings.simplefilter("ignore")
             pil = PILImage.open(io.BytesIO(data))
             _check_size(pil.width, pil.height, limit, what)
             pil.load()
@@ -156,25 +330,60 @@ def _decode(data: bytes, limit: int, what: str) -> Image:
         raise ImageTooLargeError(f"{what}: {err}") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise InvalidImageError(f"{what}: corrupt or truncated image ({err})") from err
-    return _from_pil(pil, limit, what)
+    return _from_pil(pil, limit, what, owned=True)
 
 
-def _from_pil(pil: PILImage.Image, limit: int, what: str) -> Image:
-    _check_size(pil.width, pil.height, limit, what)
+def _oriented(pil: PILImage.Image, owned: bool) -> PILImage.Image:
+    """``pil`` turned upright by its EXIF orientation; no copy when it is upright already, and
+    none when we own it (``owned``: decoded here, so it may be turned in place)."""
     try:
-        pil = ImageOps.exif_transpose(pil) or pil
+        orientation = pil.getexif().get(0x0112, 1)  # ExifTags.Base.Orientation
+        if orientation in (None, 1):
+            return pil
+        if owned:
+            ImageOps.exif_transpose(pil, in_place=True)
+            return pil
+        return ImageOps.exif_transpose(pil) or pil
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the image
-        pass
+        return pil
+
+
+_BAND_PIXELS = 1 << 20
+"""Pixels per band of rows in the band-wise conversions (a few MB of temporaries)."""
+
+
+def _bands(height: int, width: int) -> range:
+    return range(0, height, _band_rows(height, width))
+
+
+def _band_rows(height: int, width: int) -> int:
+    return max(1, _BAND_PIXELS // max(1, width))
+
+
+def _from_pil(pil: PILImage.Image, limit: int, what: str, *, owned: bool) -> Image:
+    _check_size(pil.width, pil.height, limit, what)
+    pil = _oriented(pil, owned)
     mode = pil.mode
+    width, height = pil.size
+    step = _band_rows(height, width)
     if mode.startswith("I;16"):
-        # 16-bit data is scaled by its full range, however dark the image is.
-        gray16 = np.asarray(pil).astype(np.float64) * (255.0 / 65535.0) + 0.5
-        return _from_array(np.clip(gray16, 0, 255).astype(np.uint8), limit)
+        # 16-bit data is scaled by its full range, however dark the image is (band by band).
+        gray = np.empty((height, width), np.uint8)
+        for top in _bands(height, width):
+            band = np.asarray(pil.crop((0, top, width, min(height, top + step)))).astype(np.float32)
+            gray[top : top + step] = np.clip(band * np.float32(255.0 / 65535.0) + 0.5, 0, 255).astype(np.uint8)
+        return _from_array(gray, limit)
     if mode in ("I", "F"):
         return _from_array(np.asarray(pil), limit)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in pil.info):
-        pil = pil.convert("RGBA")
-        return _composite_rgba(np.asarray(pil))
+        if mode != "RGBA":
+            pil = pil.convert("RGBA")
+        opaque = pil.getchannel("A").getextrema() == (255, 255)  # then the colours as they are
+        out = np.empty((height, width, 3), np.uint8)
+        for top in _bands(height, width):
+            band = np.asarray(pil.crop((0, top, width, min(height, top + step))))
+            out[top : top + step] = band[..., :3] if opaque else _composite_rgba(band)
+        return out
     if mode != "RGB":
         pil = pil.convert("RGB")
     arr = np.asarray(pil, dtype=np.uint8)
@@ -183,10 +392,18 @@ def _from_pil(pil: PILImage.Image, limit: int, what: str) -> Image:
 
 def _composite_rgba(arr: np.ndarray) -> Image:
     # Transparent pixels over white: a transparent background must not become a black face.
-    rgb = arr[..., :3].astype(np.float32)
-    alpha = arr[..., 3:4].astype(np.float32) / 255.0
-    out = rgb * alpha + 255.0 * (1.0 - alpha)
-    return np.ascontiguousarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+    # Band by band, so the float temporaries stay a few MB whatever the image size.
+    height, width = arr.shape[:2]
+    step = _band_rows(height, width)
+    out = np.empty((height, width, 3), np.uint8)
+    for top in _bands(height, width):
+        band = arr[top : top + step]
+        rgb = band[..., :3].astype(np.uint16)
+        alpha = band[..., 3:4].astype(np.uint16)
+        # round(rgb * a / 255 + 255 * (1 - a / 255)) in integers: at most 65,152, so uint16 holds it
+        mixed = rgb * alpha + 255 * (255 - alpha) + 127
+        out[top : top + step] = (mixed // 255).astype(np.uint8)
+    return out
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

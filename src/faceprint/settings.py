@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .errors import FaceprintError, InvalidImageError
 
 __all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PIXELS",
     "Settings",
     "current_settings",
@@ -31,6 +32,9 @@ __all__ = [
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Default pixel limit (about 7000 x 7000); override with ``FACEPRINT_MAX_PIXELS`` or ``max_pixels=``."""
+
+DEFAULT_MAX_FILE_BYTES = 50_000_000
+"""Default limit on the bytes of one encoded image (50 MB); override with ``FACEPRINT_MAX_FILE_BYTES``."""
 
 
 class Settings(BaseSettings):
@@ -44,6 +48,9 @@ class Settings(BaseSettings):
     ----------
     max_pixels : int, default DEFAULT_MAX_PIXELS
         ``FACEPRINT_MAX_PIXELS``: :func:`faceprint.io.load_image` rejects larger images.
+    max_file_bytes : int, default DEFAULT_MAX_FILE_BYTES
+        ``FACEPRINT_MAX_FILE_BYTES``: :func:`faceprint.io.load_image` reads no more than this many
+        bytes of an encoded image (a path, bytes or a file object) and refuses larger ones.
     gallery : Path or None, default None
         ``FACEPRINT_GALLERY``: the gallery database when ``--gallery`` is not given; ``None`` (unset
         or empty) means :meth:`gallery_path`'s default under ``XDG_DATA_HOME``.
@@ -64,7 +71,7 @@ class Settings(BaseSettings):
     Raises
     ------
     InvalidImageError
-        ``FACEPRINT_MAX_PIXELS`` is not an integer, or not positive.
+        ``FACEPRINT_MAX_PIXELS`` or ``FACEPRINT_MAX_FILE_BYTES`` is not an integer, or not positive.
 
     Examples
     --------
@@ -85,6 +92,11 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_PIXELS,
         validation_alias="FACEPRINT_MAX_PIXELS",
         description="FACEPRINT_MAX_PIXELS: pixel limit of load_image's decompression-bomb guard.",
+    )
+    max_file_bytes: int = Field(
+        default=DEFAULT_MAX_FILE_BYTES,
+        validation_alias="FACEPRINT_MAX_FILE_BYTES",
+        description="FACEPRINT_MAX_FILE_BYTES: the most bytes load_image reads of one encoded image.",
     )
     gallery: Path | None = Field(
         default=None,
@@ -165,6 +177,20 @@ class Settings(BaseSettings):
         # exactly "1" turns it on, as before; "true", "yes", "0" ... all leave it off
         return raw == "1" if isinstance(raw, str) else raw
 
+    @field_validator("max_file_bytes", mode="before")
+    @classmethod
+    def _check_max_file_bytes(cls, raw: object) -> int:
+        if isinstance(raw, str):
+            try:
+                raw = int(raw)
+            except ValueError:
+                raise InvalidImageError(f"FACEPRINT_MAX_FILE_BYTES must be an integer, got {raw!r}") from None
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise InvalidImageError(f"FACEPRINT_MAX_FILE_BYTES must be an integer, got {raw!r}")
+        if raw <= 0:
+            raise InvalidImageError(f"FACEPRINT_MAX_FILE_BYTES must be positive, got {raw}")
+        return raw
+
     def gallery_path(self) -> Path:
         """The default gallery database: ``gallery``, else ``$XDG_DATA_HOME/faceprint/gallery.db``.
 
@@ -213,7 +239,8 @@ def current_settings() -> Settings:
     Raises
     ------
     InvalidImageError
-        ``FACEPRINT_MAX_PIXELS`` is not a positive integer (checked again on every call until it is).
+        ``FACEPRINT_MAX_PIXELS`` or ``FACEPRINT_MAX_FILE_BYTES`` is not a positive integer (checked
+        again on every call until it is).
 
     Examples
     --------

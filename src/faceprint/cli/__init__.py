@@ -13,22 +13,24 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 from . import calibrate, dataset, evaluate, gallery, liveness, models, recognize, train
-from .common import err
+from .common import Command, Group, err
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="faceprint",
+    cls=Group,
     help="Offline face recognition: detect, verify, enroll, identify, evaluate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True)
-evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True)
-dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True)
+gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True, cls=Group)
+evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True, cls=Group)
+dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True, cls=Group)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(dataset_app, name="dataset")
@@ -52,6 +54,12 @@ app.command()(liveness.liveness)
 app.command("challenge")(liveness.new_challenge)
 app.command()(models.models)
 app.command()(recognize.demo)
+
+# every command, registered above or later: flags show no <bool> in --help (common.Command)
+for _typer in (app, gallery_app, evaluate_app, dataset_app):
+    for _info in _typer.registered_commands:
+        if _info.cls in (None, TyperCommand):  # Typer's default: ours instead
+            _info.cls = Command
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import FaceprintError
 from ..settings import Settings, current_settings
@@ -30,8 +33,33 @@ ModelOpt = Annotated[
 FlipOpt = Annotated[bool, typer.Option("--flip/--no-flip", help="Test-time flip augmentation.")]
 DetectorOpt = Annotated[str, typer.Option("--detector", "-d", help="Detector: yunet or retinaface.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def fmr_text(value: str | None) -> str | None:
+    """An ``--fmr`` value in the calibration's spelling: ``0.001``, ``1E-3``, ``1e-03`` -> ``1e-3``.
+
+    Powers of ten become ``1e-k``; anything else (``best_accuracy``, ``5e-4``, a typo) is left
+    as given, for the threshold look-up to accept or to refuse with the list of operating points.
+
+    Examples
+    --------
+    >>> [fmr_text(v) for v in ("0.001", "1E-3", "1e-03", ".01", "best_accuracy", "5e-4")]
+    ['1e-3', '1e-3', '1e-3', '1e-2', 'best_accuracy', '5e-4']
+    """
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(number) or not 0.0 < number < 1.0:
+        return value
+    k = round(-math.log10(number))
+    return f"1e-{k}" if math.isclose(number, 10.0**-k, rel_tol=1e-9) else value
+
+
 FmrOpt = Annotated[
-    str, typer.Option("--fmr", help="Operating point: 1e-2, 1e-3, 1e-4 or best_accuracy.")
+    str, typer.Option("--fmr", help="Operating point: 1e-2, 1e-3, 1e-4 or best_accuracy.", callback=fmr_text)
 ]
 GalleryOpt = Annotated[
     Path | None,
@@ -58,14 +86,48 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 EXIT_SPOOF = 3
 
 
+def _no_flag_types(params: list[Any]) -> list[Any]:
+    """On/off options (and ``--help``) take no value: no ``<bool>`` after them in ``--help``."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Every faceprint command: its flags show no value type in ``--help``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _no_flag_types(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """Every faceprint command group (``faceprint``, ``faceprint gallery`` ...), as :class:`Command`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _no_flag_types(super().get_params(ctx))
+
+
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True)
     raise _Exit(code)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line and printable on any UTF-8 output: control characters (a newline in a
+    name or a path) as escapes, and the bytes of a non-UTF-8 file name as ``\\xe9``."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def shown(text: object) -> str:
+    """User text (a name, a path) for a Rich markup string: literal, on one line, printable."""
+    return escape(_one_line(str(text)))
 
 
 @contextmanager
@@ -164,7 +226,19 @@ def _progress(settings: Settings | None = None) -> Progress:
     )
 
 
+PIPED_WIDTH = 10_000
+"""The line width of output that goes to a file or another program: tables and messages are not
+wrapped at 80 columns there (a terminal keeps its own width; ``COLUMNS`` still wins)."""
+
+
+def _unwrap_when_piped() -> None:
+    for console in (out, err):
+        if not console.is_terminal and getattr(console, "_width", None) is None:
+            console.width = PIPED_WIDTH
+
+
 def _run(fn: Callable[[], int | None]) -> None:
+    _unwrap_when_piped()
     try:
         with _errors():
             code = fn()

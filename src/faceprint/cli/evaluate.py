@@ -22,6 +22,7 @@ from .common import (
     _run,
     _set_threads,
     err,
+    fmr_text,
     out,
 )
 
@@ -35,7 +36,12 @@ def evaluate_lfw(
     detector: DetectorOpt = "yunet",
     pairs: Annotated[str, typer.Option("--pairs", help="pairs.txt (view 2), pairsDevTest.txt, ...")] = "pairs.txt",
     data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default $FACEPRINT_DATA).")] = None,
-    folds: Annotated[int | None, typer.Option("--folds", help="Only the first N folds (quick check).")] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            "--folds", help="Only the first N folds, N >= 2 (quick check; each fold's threshold is set on the others)."
+        ),
+    ] = None,
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Write report.html and report.json (plots) to DIR.")
     ] = None,
@@ -56,6 +62,8 @@ def evaluate_lfw(
         from ..evaluation.report import build_report
         from ..evaluation.report_html import write_report
 
+        if folds is not None and folds < 2:
+            _fail(f"--folds must be >= 2 (each fold's threshold is chosen on the other folds), got {folds}")
         root = data if data is not None else data_root(required=True)
         runs = []
         for name in model or ["sface"]:
@@ -127,7 +135,10 @@ def evaluate_bias_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Sample and bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per group.")] = 1000,
     fmr: Annotated[
-        str, typer.Option("--fmr", help="Operating point: the false match rate of the global threshold, e.g. 1e-3.")
+        str,
+        typer.Option(
+            "--fmr", help="Operating point: the false match rate of the global threshold, e.g. 1e-3.", callback=fmr_text
+        ),
     ] = "1e-3",
     threshold_from: Annotated[
         str,

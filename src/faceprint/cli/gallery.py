@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from .common import GalleryOpt, JsonOpt, _open_gallery, _print_json, _run, out
+
+if TYPE_CHECKING:
+    from ..gallery import GalleryBackend
 
 
 def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
@@ -36,13 +39,14 @@ def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def gallery_remove(
-    name: Annotated[str, typer.Argument(help="Subject name or id.")], gallery: GalleryOpt = None
+    name: Annotated[str, typer.Argument(help="Subject name or id (a subject named like an id wins).")],
+    gallery: GalleryOpt = None,
 ) -> None:
     """Delete a subject and all its templates."""
 
     def body() -> int:
         with _open_gallery(gallery, create=False) as g:
-            n = g.remove(_name_or_id(name))
+            n = g.remove(_name_or_id(g, name))
         out.print(f"removed {name} ({n} template(s) erased)", markup=False, highlight=False)
         return 0
 
@@ -50,7 +54,7 @@ def gallery_remove(
 
 
 def gallery_rename(
-    name: Annotated[str, typer.Argument(help="Current name or id.")],
+    name: Annotated[str, typer.Argument(help="Current name or id (a subject named like an id wins).")],
     new_name: Annotated[str, typer.Argument(help="New name.")],
     gallery: GalleryOpt = None,
 ) -> None:
@@ -58,12 +62,17 @@ def gallery_rename(
 
     def body() -> int:
         with _open_gallery(gallery, create=False) as g:
-            s = g.rename(_name_or_id(name), new_name)
+            s = g.rename(_name_or_id(g, name), new_name)
         out.print(f"renamed {name} -> {s.name}", markup=False, highlight=False)
         return 0
 
     _run(body)
 
 
-def _name_or_id(value: str) -> str | int:
-    return int(value) if value.isdigit() else value
+def _name_or_id(gallery: GalleryBackend, value: str) -> str | int:
+    """The subject ``value`` names: an all-digit value is an id unless a subject has it as its name
+    (``gallery remove 2024`` removes the subject named "2024")."""
+    digits = value.strip()
+    if digits.isascii() and digits.isdigit() and value not in gallery:
+        return int(value)
+    return value

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .common import (
     EXIT_SPOOF,
@@ -32,7 +33,10 @@ from .common import (
     _progress,
     _run,
     _set_threads,
+    err,
+    fmr_text,
     out,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -87,7 +91,10 @@ def detect(
         if as_json:
             _print_json({"image": str(image), "faces": [d.to_dict() for d in dets]})
         else:
-            table = Table(title=f"{len(dets)} face(s) in {escape(image.name)}")
+            if not dets:
+                out.print(f"0 face(s) in {shown(image.name)}: no face found", highlight=False)
+                return 1
+            table = _titled_table(f"{len(dets)} face(s) in {shown(image.name)}")
             for col in ("#", "box (x1, y1, x2, y2)", "score", "size"):
                 table.add_column(col)
             for i, d in enumerate(dets):
@@ -97,6 +104,11 @@ def detect(
         return 0 if dets else 1
 
     _run(body)
+
+
+def _titled_table(title: str) -> Table:
+    """A table at least as wide as its title, so a long file name in the title is not wrapped."""
+    return Table(title=title, min_width=len(Text.from_markup(title).plain) + 2)
 
 
 def _draw(img: Any, dets: list[Any], path: Path) -> None:
@@ -201,7 +213,7 @@ def enroll(
     """Enroll a person from one or more photos (all photos or none are stored); exit 3 if a photo is not live."""
 
     def body() -> int:
-        from ..enrollment import commit, prepare_enrollment
+        from ..enrollment import commit, drop_duplicates, prepare_enrollment
 
         if strict and select not in (None, "error"):
             _fail(f"--strict is the old name of --select error; it contradicts --select {select}")
@@ -217,15 +229,22 @@ def enroll(
             else:
                 for src, lv in zip(rejection.sources, rejection.liveness):
                     colour = "green" if lv.live else "red"
-                    out.print(f"  [{colour}]{lv.verdict}[/] {escape(src)}  ({_liveness_text(lv)})", highlight=False)
+                    out.print(f"  [{colour}]{lv.verdict}[/] {shown(src)}  ({_liveness_text(lv)})", highlight=False)
                 out.print(f"[bold red]not enrolled:[/] {rejection.decision} (nothing was written)", highlight=False)
             return EXIT_SPOOF
         with _open_gallery(gallery, create=True) as g:
-            subject = commit(prepared, g)
+            prepared, left_out = drop_duplicates(prepared, g)
+            for dup in left_out:
+                err.print(
+                    f"[yellow]skipped:[/] {shown(dup.source)} is the same photo as {shown(dup.same_as)}",
+                    highlight=False,
+                )
+            subject = commit(prepared, g) if len(prepared) else g.get(prepared.name.strip())
         if as_json:
             _print_json({"id": subject.id, "name": subject.name, "templates": subject.n_templates})
         else:
-            out.print(f"enrolled [bold]{escape(subject.name)}[/] (id {subject.id}): {subject.n_templates} template(s)")
+            done = "enrolled" if len(prepared) else "nothing added, already enrolled:"
+            out.print(f"{done} [bold]{escape(subject.name)}[/] (id {subject.id}): {subject.n_templates} template(s)")
         return 0
 
     _run(body)
@@ -246,7 +265,9 @@ def identify(
     ] = "all",
     fmr: Annotated[
         str | None,
-        typer.Option("--fmr", help="1:1 operating point: 1e-2, 1e-3 (default), 1e-4 or best_accuracy."),
+        typer.Option(
+            "--fmr", help="1:1 operating point: 1e-2, 1e-3 (default), 1e-4 or best_accuracy.", callback=fmr_text
+        ),
     ] = None,
     fpir: Annotated[
         float | None,
@@ -290,12 +311,14 @@ def identify(
             )
         if as_json:
             _print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
+        elif not results:
+            out.print(f"0 face(s) in {shown(image.name)}: no face found", highlight=False)
         else:
-            title = f"{len(results)} face(s) in {image.name}"
+            title = f"{len(results)} face(s) in {shown(image.name)}"
             if fpir is not None and results:
                 r0 = results[0]
                 title += f" (FPIR {r0.fpir} at {r0.gallery_size} templates: threshold {r0.threshold:.3f})"
-            table = Table(title=title)
+            table = _titled_table(title)
             for col in ("face", "identity", "similarity", "candidates"):
                 table.add_column(col)
             for i, r in enumerate(results):

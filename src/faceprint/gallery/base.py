@@ -15,6 +15,7 @@ import logging
 import math
 import numbers
 import threading
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -254,7 +255,9 @@ class GalleryBackend(Protocol):
 
 
 def validate_name(name: object) -> str:
-    """Return ``name`` stripped; :class:`InvalidSubjectError` unless a str of 1-200 characters."""
+    """Return ``name`` stripped; :class:`InvalidSubjectError` unless a str of 1-200 characters,
+    printable (no newline, tab or other control character) and valid Unicode (no lone surrogate,
+    which is how Python carries the bytes of a non-UTF-8 command-line argument)."""
     if not isinstance(name, str):
         raise InvalidSubjectError(f"expected a subject name of type str, got {type(name).__name__}")
     stripped = name.strip()
@@ -264,6 +267,10 @@ def validate_name(name: object) -> str:
         raise InvalidSubjectError(
             f"expected a subject name of at most {MAX_NAME_LENGTH} characters, got {len(stripped)}"
         )
+    bad = next((c for c in stripped if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        what = "a lone surrogate (not valid UTF-8 text)" if unicodedata.category(bad) == "Cs" else "a control character"
+        raise InvalidSubjectError(f"expected a printable subject name, got {ascii(stripped)} with {what}")
     return stripped
 
 

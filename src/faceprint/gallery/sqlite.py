@@ -76,6 +76,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _storable(text: str) -> bool:
+    """Whether SQLite can hold ``text`` (UTF-8: no lone surrogates, which a non-UTF-8 argument carries)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), _SQL_CHUNK):
         yield values[start : start + _SQL_CHUNK]
@@ -226,6 +235,20 @@ class Gallery(BaseGallery):
         except sqlite3.Error as err:
             raise GalleryError(f"gallery {self._path}: {err}") from err
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same committed state, even if another
+        connection commits meanwhile (WAL readers keep their snapshot until the transaction ends)."""
+        with self._reading() as conn:
+            if conn.in_transaction:  # already inside a transaction of ours: that one is the snapshot
+                yield conn
+                return
+            conn.execute("BEGIN DEFERRED")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")  # a read transaction: nothing to roll back
+
     def _meta(self, conn: sqlite3.Connection) -> tuple[str | None, int | None]:
         rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('fingerprint', 'dim')"))
         fingerprint = rows.get("fingerprint")
@@ -271,7 +294,10 @@ class Gallery(BaseGallery):
     def _subject_row(self, conn: sqlite3.Connection, name_or_id: str | int) -> tuple[Any, ...]:
         name_or_id = validate_name_or_id(name_or_id)
         columns = "id, name, created_at, metadata"
-        if isinstance(name_or_id, str):
+        if isinstance(name_or_id, str) and not _storable(name_or_id):
+            row = None  # a lone surrogate (a non-UTF-8 argument): no stored name holds one
+            what = f"named {name_or_id!r}"
+        elif isinstance(name_or_id, str):
             row = conn.execute(
                 f"SELECT {columns} FROM subjects WHERE name = ?", (name_or_id.strip(),)
             ).fetchone()
@@ -327,7 +353,7 @@ class Gallery(BaseGallery):
 
     def templates(self, name_or_id: str | int) -> Float32Array:
         """The stored templates of one subject, shape (n, d) float32, in enrollment order."""
-        with self._lock, self._reading() as conn:
+        with self._lock, self._snapshot() as conn:
             subject_id = self._subject_row(conn, name_or_id)[0]
             _, dim = self._meta(conn)
             blobs = [
@@ -341,11 +367,11 @@ class Gallery(BaseGallery):
         return self._decode(blobs, dim)
 
     def _resolve(self, names_or_ids: Sequence[str | int], *, missing_ok: bool) -> list[int]:
-        names = list(dict.fromkeys(x.strip() for x in names_or_ids if isinstance(x, str)))
+        names = list(dict.fromkeys(x.strip() for x in names_or_ids if isinstance(x, str) and _storable(x)))
         numbers = list(dict.fromkeys(int(x) for x in names_or_ids if not isinstance(x, str)))
         by_name: dict[str, int] = {}
         known_ids: set[int] = set()
-        with self._lock, self._reading() as conn:
+        with self._lock, self._snapshot() as conn:
             for chunk in _chunks(names):
                 marks = ", ".join("?" * len(chunk))
                 by_name.update(conn.execute(f"SELECT name, id FROM subjects WHERE name IN ({marks})", chunk))
@@ -367,7 +393,7 @@ class Gallery(BaseGallery):
         return list(dict.fromkeys(ids))
 
     def _read_templates(self, subject_ids: Sequence[int] | None) -> TemplateBatch:
-        with self._lock, self._reading() as conn:
+        with self._lock, self._snapshot() as conn:
             fingerprint, dim = self._meta(conn)
             columns = "SELECT t.subject_id, s.name, t.embedding FROM templates t JOIN subjects s ON s.id = t.subject_id"
             if subject_ids is None:
@@ -505,13 +531,21 @@ class Gallery(BaseGallery):
         return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def rebuild_index(self) -> int:
-        """Rebuild the in-memory vector index from the store; return the number of templates."""
-        with self._lock, self._reading() as conn:
+        """Rebuild the in-memory vector index from the store; return the number of templates.
+
+        Subjects and templates are read in one read transaction, so a commit by another connection
+        meanwhile is either wholly in the index or not at all. The change counter is read before
+        that snapshot starts: a commit that lands in between makes the next search rebuild again,
+        never leaves the index stale.
+        """
+        with self._lock:
             self._invalidate_index()
-            version = self._data_version(conn)
-            _, dim = self._meta(conn)
-            names = {int(i): name for i, name in conn.execute("SELECT id, name FROM subjects")}
-            rows = conn.execute("SELECT id, subject_id, embedding FROM templates ORDER BY id").fetchall()
+            with self._reading() as conn:
+                version = self._data_version(conn)
+            with self._snapshot() as conn:
+                _, dim = self._meta(conn)
+                names = {int(i): name for i, name in conn.execute("SELECT id, name FROM subjects")}
+                rows = conn.execute("SELECT id, subject_id, embedding FROM templates ORDER BY id").fetchall()
             vectors = None
             if rows:
                 if dim is None:
