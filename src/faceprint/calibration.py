@@ -52,7 +52,7 @@ from .calibration_file import FORMAT, read_calibration_file, user_calibration, u
 from .embedding import load_calibration
 from .errors import InvalidArgumentError, InvalidFileError, UnsupportedOperatingPointError
 from .settings import Settings
-from .thresholds import ImpostorTail, fmr_for_fpir
+from .thresholds import ImpostorTail, accepted_impostors, fmr_for_fpir
 
 __all__ = [
     "FORMAT",
@@ -404,11 +404,7 @@ def check_targets(
 
 def _threshold_at(desc: np.ndarray, n: int, fmr: float) -> tuple[float, int]:
     """``threshold_at_fmr``'s rule on the ``desc``-sorted top of ``n`` impostor scores: (threshold, k accepted)."""
-    k = int(np.floor(fmr * n))
-    while k < n and (k + 1) / n <= fmr:
-        k += 1
-    while k > 0 and k / n > fmr:
-        k -= 1
+    k = accepted_impostors(n, fmr)
     if k >= n:
         return -math.inf, n
     t = float(np.nextafter(desc[k], np.inf))

@@ -53,6 +53,7 @@ from .errors import (
     NotFittedError,
 )
 from .registry import Registry
+from .thresholds import accepted_impostors
 
 __all__ = [
     "ScoreNormalizer",
@@ -180,11 +181,7 @@ def _check_fmr(fmr: float) -> float:
 def _threshold_at(impostor: FloatArray, fmr: float) -> float:
     """Smallest threshold with ``share(impostor >= t) <= fmr`` (the rule of evaluation.threshold_at_fmr)."""
     n = impostor.size
-    k = int(np.floor(fmr * n))
-    while k < n and (k + 1) / n <= fmr:
-        k += 1
-    while k > 0 and k / n > fmr:
-        k -= 1
+    k = accepted_impostors(n, fmr)
     if k >= n:
         return -math.inf
     d_k = np.partition(impostor, n - 1 - k)[n - 1 - k]

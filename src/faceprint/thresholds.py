@@ -42,6 +42,7 @@ __all__ = [
     "ImpostorTail",
     "TailExtrapolation",
     "fmr_for_fpir",
+    "accepted_impostors",
     "impostor_tail",
     "is_tail_calibration_identity",
     "threshold_for_fmr",
@@ -65,6 +66,25 @@ def is_tail_calibration_identity(name: str) -> bool:
     [True, False]
     """
     return hashlib.sha256(name.encode("utf-8")).digest()[0] % 2 == 0
+
+
+def accepted_impostors(n: int, fmr: float) -> int:
+    """The most impostors of ``n`` a threshold at ``fmr`` may accept: the largest ``k`` with ``k / n <= fmr``.
+
+    Computed the way a reader checks it, as a float division (``0.29 * 100`` is 28.999..., yet 29 of 100
+    is allowed). The one rule of every FMR threshold in faceprint (evaluation, calibration, normalisers).
+
+    Examples
+    --------
+    >>> accepted_impostors(100, 0.29), accepted_impostors(1100, 1e-3), accepted_impostors(10, 1.0)
+    (29, 1, 10)
+    """
+    k = int(math.floor(fmr * n))
+    while k < n and (k + 1) / n <= fmr:
+        k += 1
+    while k > 0 and k / n > fmr:
+        k -= 1
+    return k
 
 
 def fmr_for_fpir(fpir: float, n_templates: int) -> float:
