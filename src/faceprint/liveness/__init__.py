@@ -2,6 +2,7 @@
 
 * :mod:`.passive` -- the NUAA-trained colour-LBP checker (:func:`default_passive_checker`);
 * :mod:`.metrics` -- ISO/IEC 30107-3 error rates (:func:`pad_metrics`);
+* :mod:`.protocol` -- session- and subject-disjoint evaluation folds (:func:`session_subject_folds`);
 * :mod:`.landmarks` -- MediaPipe's 478-point face mesh and blendshapes run with ai-edge-litert;
 * :mod:`.active` -- blink / head-turn events and challenge-response checks on a video;
 * :mod:`.video` -- reading videos, passive checks on video frames, folder evaluation.
@@ -26,7 +27,7 @@ from .active import (
     match_actions,
 )
 from .landmarks import FaceLandmarker, FaceMesh, eye_aspect_ratio, head_pose
-from .metrics import eer_threshold, pad_metrics
+from .metrics import eer_threshold, pad_metrics, threshold_at_apcer
 from .passive import (
     DEFAULT_MODEL_FILE,
     DEFAULT_MODEL_SHA256,
@@ -35,6 +36,7 @@ from .passive import (
     face_crop,
     lbp_colour_features,
 )
+from .protocol import CELL_KINDS, NUAA_SUBJECT_GROUPS, SessionSubjectFold, session_subject_folds
 from .video import (
     REPLAY_LIGHTNESS_THRESHOLD,
     VideoFrames,
@@ -48,6 +50,12 @@ from .video import (
 __all__ = [
     "pad_metrics",
     "eer_threshold",
+    "threshold_at_apcer",
+    # protocol
+    "CELL_KINDS",
+    "NUAA_SUBJECT_GROUPS",
+    "SessionSubjectFold",
+    "session_subject_folds",
     "face_crop",
     "lbp_colour_features",
     "LBPSVMPassiveChecker",

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_curve
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["pad_metrics", "eer_threshold"]
+__all__ = ["pad_metrics", "eer_threshold", "threshold_at_apcer"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,6 +55,26 @@ def eer_threshold(scores: npt.ArrayLike, is_attack: npt.ArrayLike) -> tuple[floa
     i = int(np.argmin(np.abs(apcer - bpcer)))
     t = float(thr[i]) if np.isfinite(thr[i]) else float(np.max(s)) + 1e-12
     return float((apcer[i] + bpcer[i]) / 2.0), t
+
+
+def threshold_at_apcer(scores: npt.ArrayLike, is_attack: npt.ArrayLike, target: float) -> float:
+    """The lowest threshold whose APCER on these scores is at most ``target`` (least BPCER).
+
+    Meant for scores of data *other than* the test data (e.g. inner cross-validation scores),
+    so that the operating point is fixed before the test cell is seen.
+
+    Examples
+    --------
+    >>> threshold_at_apcer([0.9, 0.8, 0.7, 0.3, 0.1], [False, False, True, True, True], 0.0)
+    0.8
+    """
+    if not 0.0 <= target <= 1.0:
+        raise InvalidArgumentError(f"target APCER must be in [0, 1], got {target}")
+    s, a = _check_pad_inputs(scores, is_attack)
+    apcer, _, thr = _roc(s, a)
+    ok = np.flatnonzero(apcer <= target + 1e-12)
+    i = int(ok[-1])  # ROC thresholds decrease: the last qualifying one is the lowest
+    return float(thr[i]) if np.isfinite(thr[i]) else float(np.max(s)) + 1e-12
 
 
 def _bpcer_at_apcer(apcer: FloatArray, bpcer: FloatArray, target: float) -> float:
