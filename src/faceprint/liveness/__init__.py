@@ -3,6 +3,7 @@
 * :mod:`.passive` -- the NUAA-trained colour-LBP checker (:func:`default_passive_checker`);
 * :mod:`.metrics` -- ISO/IEC 30107-3 error rates (:func:`pad_metrics`);
 * :mod:`.protocol` -- session- and subject-disjoint evaluation folds (:func:`session_subject_folds`);
+* :mod:`.synthetic` -- simulated print / screen-replay attacks for training (:func:`simulate_attack`);
 * :mod:`.landmarks` -- MediaPipe's 478-point face mesh and blendshapes run with ai-edge-litert;
 * :mod:`.active` -- blink / head-turn events and challenge-response checks on a video;
 * :mod:`.video` -- reading videos, passive checks on video frames, folder evaluation.
@@ -37,6 +38,7 @@ from .passive import (
     lbp_colour_features,
 )
 from .protocol import CELL_KINDS, NUAA_SUBJECT_GROUPS, SessionSubjectFold, session_subject_folds
+from .synthetic import ATTACK_EFFECTS, ATTACK_KINDS, simulate_attack
 from .video import (
     REPLAY_LIGHTNESS_THRESHOLD,
     VideoFrames,
@@ -56,6 +58,10 @@ __all__ = [
     "NUAA_SUBJECT_GROUPS",
     "SessionSubjectFold",
     "session_subject_folds",
+    # synthetic attacks
+    "ATTACK_EFFECTS",
+    "ATTACK_KINDS",
+    "simulate_attack",
     "face_crop",
     "lbp_colour_features",
     "LBPSVMPassiveChecker",
