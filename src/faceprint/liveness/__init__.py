@@ -1,6 +1,8 @@
 """Liveness (presentation-attack detection): passive on one image, active on a video, PAD metrics.
 
 * :mod:`.passive` -- the NUAA-trained colour-LBP checker (:func:`default_passive_checker`);
+* :mod:`.cnn` -- the compact CNN checker run by onnxruntime (:func:`default_cnn_checker`);
+* :mod:`.checkers` -- the passive checkers by name (:func:`get_passive_checker`: ``"lbp"``, ``"cnn"``);
 * :mod:`.metrics` -- ISO/IEC 30107-3 error rates (:func:`pad_metrics`);
 * :mod:`.protocol` -- session- and subject-disjoint evaluation folds (:func:`session_subject_folds`);
 * :mod:`.synthetic` -- simulated print / screen-replay attacks for training (:func:`simulate_attack`);
@@ -27,6 +29,8 @@ from .active import (
     issue_challenge,
     match_actions,
 )
+from .checkers import DEFAULT_PASSIVE_CHECKER, PASSIVE_CHECKERS, PassiveChecker, get_passive_checker
+from .cnn import CNNPassiveChecker, cnn_crop, default_cnn_checker
 from .landmarks import FaceLandmarker, FaceMesh, eye_aspect_ratio, head_pose
 from .metrics import eer_threshold, pad_metrics, threshold_at_apcer
 from .passive import (
@@ -68,6 +72,13 @@ __all__ = [
     "default_passive_checker",
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_SHA256",
+    "CNNPassiveChecker",
+    "cnn_crop",
+    "default_cnn_checker",
+    "PASSIVE_CHECKERS",
+    "DEFAULT_PASSIVE_CHECKER",
+    "PassiveChecker",
+    "get_passive_checker",
     # landmarks
     "FaceLandmarker",
     "FaceMesh",
