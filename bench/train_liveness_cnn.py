@@ -23,12 +23,15 @@ training images (+ synthetic attacks from their real images) mixed with the pret
 Protocol: the folds of :func:`faceprint.liveness.session_subject_folds` (as ``bench/liveness.py``,
 whose LBP cells are copied beside). A fold fine-tunes on 4 of its 6 training subjects (training
 session only); the other 2 training subjects (same session) are its validation set, which fixes
-the thresholds ("eer": validation EER, "apcer5": lowest with validation APCER <= 5 %). No image of
+the thresholds ("eer": validation EER; "apcer5" / "apcer1" / "apcer0": lowest with validation APCER
+<= 5 / 1 / 0 %; "bpcer1": highest with validation BPCER <= 1 %). No image of
 a test subject or of the test session is used for training or thresholds. Ablations on the same
 cells: "synthetic_only" (the pretrained net, no NUAA image) and "nuaa_only" (same recipe from
 scratch without the external / synthetic data). The shipped model fine-tunes on all NUAA images;
-its threshold is the median of the folds' "apcer5" thresholds. Out-of-domain bona fide: BPCER of
-the shipped CNN and LBP models on the *measurement* halves of LFW and UTKFace.
+it says "live" at or above the median of the folds' ``--threshold-rule`` thresholds (default
+"apcer1"), "spoof" below the median of their "bpcer1" thresholds, "unsure" in between (each cell
+also reports this two-threshold decision). Out-of-domain bona fide: BPCER (and spoof / unsure
+rates) of the shipped CNN and LBP models on the *measurement* halves of LFW and UTKFace.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from faceprint.liveness import (  # noqa: E402
     session_subject_folds,
     simulate_attack,
     threshold_at_apcer,
+    threshold_at_bpcer,
 )
 from faceprint.liveness.cnn import CNNPassiveChecker, cnn_crop, resize_crop, write_cnn_spec  # noqa: E402
 from faceprint.liveness.protocol import cell_report  # noqa: E402
@@ -70,6 +74,7 @@ PROTOCOL_LBP = REPO / "bench" / "results" / "liveness_protocol.json"
 MODEL_DIR = REPO / "src" / "faceprint" / "models"
 CROP = {"input_size": 64, "work_size": 96, "expand": 2.0}
 SEED = 0
+SPOOF_RULE = "bpcer1"  # below the median of this validation threshold the shipped model says "spoof"
 
 
 def log(msg: str) -> None:
@@ -224,6 +229,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pretrain-epochs", type=int, default=4)
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument(
+        "--threshold-rule",
+        default="apcer1",
+        choices=["eer", "apcer5", "apcer1", "apcer0"],
+        help="validation rule whose median over the folds is the shipped threshold",
+    )
     args = ap.parse_args()
     faceprint.runtime.set_num_threads(args.threads)
     from faceprint.training.liveness import (
@@ -258,7 +269,24 @@ def main() -> None:
     t0 = time.perf_counter()
     x, a, w = external_set(data)
     log(f"pretrain on {len(a)} external samples ({int(a.sum())} synthetic attacks)")
-    pre = train_liveness_cnn(x, a, pre_cfg, sample_weights=w, progress=log)
+    import torch
+
+    from faceprint.training.liveness import MiniFASNet
+
+    pre_key = hashlib.sha256(json.dumps([CROP, sizes, SEED, pre_cfg.__dict__], sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    pre_path = None if cache is None else cache / f"liveness_cnn_pretrained_{pre_key}.pt"
+    pre_cached = pre_path is not None and pre_path.is_file()
+    if pre_path is not None and pre_cached:
+        pre = MiniFASNet(input_size=CROP["input_size"])
+        pre.load_state_dict(torch.load(pre_path, weights_only=True))
+        pre.eval()
+        log(f"pretrained net from {pre_path}")
+    else:
+        pre = train_liveness_cnn(x, a, pre_cfg, sample_weights=w, progress=log)
+        if pre_path is not None:
+            torch.save(pre.state_dict(), pre_path)
     t_pre = time.perf_counter() - t0
     log(f"pretrained in {t_pre:.0f} s")
 
@@ -275,10 +303,13 @@ def main() -> None:
             "nuaa_no_face": int((~found).sum()),
         },
         "timing_s": {"data": round(t_data, 1), "pretrain": round(t_pre, 1)},
+        "pretrained_net_from_cache": pre_cached,
         "threads": args.threads,
     }
 
-    fold_apcer5: list[float] = []
+    fold_thresholds: list[float] = []
+    fold_spoof: list[float] = []
+    saved: dict[str, np.ndarray] = {}
     if not args.no_protocol:
         folds = session_subject_folds(sorted(set(sess.tolist())), sorted(set(subj.tolist())), NUAA_SUBJECT_GROUPS)
         lbp_proto = json.loads(PROTOCOL_LBP.read_text()) if PROTOCOL_LBP.is_file() else None
@@ -317,14 +348,24 @@ def main() -> None:
                 thresholds = {
                     "eer": eer_threshold(vs, att[val])[1],
                     "apcer5": threshold_at_apcer(vs, att[val], 0.05),
+                    "apcer1": threshold_at_apcer(vs, att[val], 0.01),
+                    "apcer0": threshold_at_apcer(vs, att[val], 0.0),
+                    "bpcer1": threshold_at_bpcer(vs, att[val], 0.01),
                     "fixed_0.5": 0.5,
                 }
                 if name == "cnn":
-                    fold_apcer5.append(thresholds["apcer5"])
+                    fold_thresholds.append(thresholds[args.threshold_rule])
+                    fold_spoof.append(min(thresholds[SPOOF_RULE], thresholds[args.threshold_rule]))
                 cells = {}
+                saved[f"{fold.name}/{name}/validation"] = np.stack([vs, att[val]])
                 for kind in CELL_KINDS:
                     te = fold.test_mask(subj, sess, kind) & found
-                    cells[kind] = cell_report(predict_live(m, data["nuaa_x"][te]), att[te], thresholds)
+                    ts = predict_live(m, data["nuaa_x"][te])
+                    saved[f"{fold.name}/{name}/{kind}"] = np.stack([ts, att[te]])
+                    cells[kind] = cell_report(ts, att[te], thresholds)
+                    cells[kind]["two_threshold"] = two_threshold(
+                        ts, att[te], thresholds[args.threshold_rule], thresholds[SPOOF_RULE]
+                    )
                 entry["models"][name] = {"thresholds": thresholds, "cells": cells}
             if lbp_proto is not None and fold.name in lbp_proto["folds"]:
                 entry["models"]["lbp"] = {
@@ -348,7 +389,10 @@ def main() -> None:
     xs, as_, ws = fold_set(data, found.copy(), with_external=True)
     final = train_liveness_cnn(xs, as_, ft_cfg, sample_weights=ws, model=copy.deepcopy(pre), progress=log)
     result["timing_s"]["final_finetune"] = round(time.perf_counter() - t1, 1)
-    threshold = float(np.median(fold_apcer5)) if fold_apcer5 else 0.5
+    threshold = float(np.median(fold_thresholds)) if fold_thresholds else 0.5
+    spoof_below = min(float(np.median(fold_spoof)), threshold) if fold_spoof else threshold
+    if saved and cache is not None:
+        np.savez(cache / "liveness_cnn_scores.npz", **saved)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out_dir / "passive_cnn.onnx"
     diff = export_liveness_onnx(final, onnx_path, data["nuaa_x"][:16])
@@ -356,18 +400,23 @@ def main() -> None:
         args.out_dir / "passive_cnn.json",
         onnx_path,
         threshold=threshold,
+        spoof_below=spoof_below,
         **CROP,
         extra={
             "trained_by": "python bench/train_liveness_cnn.py",
-            "threshold_source": "median over the protocol folds of the validation APCER<=5% threshold"
-            if fold_apcer5
+            "threshold_source": f"median over the protocol folds of the validation '{args.threshold_rule}' threshold"
+            if fold_thresholds
             else "0.5 (no protocol run)",
+            "spoof_below_source": f"median over the protocol folds of the validation '{SPOOF_RULE}' threshold"
+            if fold_spoof
+            else "= threshold (no protocol run)",
         },
     )
     checker = CNNPassiveChecker(spec)
     onnx_scores = checker.score_crops(data["eval_x"]) if len(data["eval_x"]) else np.zeros(0)
     result["final_model"] = {
         "threshold": threshold,
+        "spoof_below": spoof_below,
         "onnx_bytes": onnx_path.stat().st_size,
         "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "spec_sha256": hashlib.sha256(spec.read_bytes()).hexdigest(),
@@ -387,6 +436,9 @@ def main() -> None:
             "n_no_face": int(data["eval_n_no_face"][k]),
             "cnn": {
                 "bpcer": float(np.mean(onnx_scores[m] < threshold)),
+                "spoof": float(np.mean(onnx_scores[m] < spoof_below)),
+                "unsure": float(np.mean((onnx_scores[m] >= spoof_below) & (onnx_scores[m] < threshold))),
+                "spoof_below": spoof_below,
                 "median_score": float(np.median(onnx_scores[m])),
                 "threshold": threshold,
             },
@@ -403,6 +455,22 @@ def main() -> None:
     print(f"model -> {onnx_path} ({onnx_path.stat().st_size} bytes), results -> {args.out}")
 
 
+def two_threshold(scores: np.ndarray, attack: np.ndarray, t_live: float, t_spoof: float) -> dict:
+    """Live at >= t_live, spoof below min(t_spoof, t_live), unsure between: the rates of each outcome."""
+    lo = min(t_spoof, t_live)
+    live, spoof = scores >= t_live, scores < lo
+    bf, pa = ~attack, attack
+    return {
+        "threshold": float(t_live),
+        "spoof_below": float(lo),
+        "apcer": float(np.mean(live[pa])),
+        "bpcer_not_live": float(np.mean(~live[bf])),
+        "bona_fide_spoof": float(np.mean(spoof[bf])),
+        "bona_fide_unsure": float(np.mean(~live[bf] & ~spoof[bf])),
+        "attack_unsure": float(np.mean(~live[pa] & ~spoof[pa])),
+    }
+
+
 def summarise(folds: dict) -> dict:
     """Mean / worst APCER, BPCER, ACER per model, cell kind and threshold; mean EER."""
     out: dict = {}
@@ -415,6 +483,10 @@ def summarise(folds: dict) -> dict:
                 "mean_eer": float(np.mean([r["eer"] for r in rows])),
                 "mean_bpcer_at_apcer_5pct": float(np.mean([r["bpcer_at_apcer_5pct"] for r in rows])),
             }
+            if "two_threshold" in rows[0]:
+                for k in rows[0]["two_threshold"]:
+                    if k not in ("threshold", "spoof_below"):
+                        e[f"two_threshold_mean_{k}"] = float(np.mean([r["two_threshold"][k] for r in rows]))
             for t in rows[0]["at"]:
                 for k in ("apcer", "bpcer", "acer"):
                     v = [r["at"][t][k] for r in rows]

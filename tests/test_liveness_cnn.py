@@ -98,6 +98,15 @@ def test_checker_matches_torch_and_scores(tiny_model: tuple[Path, np.ndarray, np
     )
 
 
+def test_two_threshold_verdicts(tiny_model: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    spec, _, _ = tiny_model
+    c = CNNPassiveChecker(spec, threshold=0.8, spoof_below=0.3)
+    assert [c.verdict(v) for v in (0.9, 0.8, 0.5, 0.3, 0.1)] == ["live", "live", "unsure", "unsure", "spoof"]
+    assert CNNPassiveChecker(spec, threshold=0.5, spoof_below=0.9).spoof_below == 0.5  # never above threshold
+    assert CNNPassiveChecker(spec).spoof_below == 0.5  # the spec's default: no band
+    assert [CNNPassiveChecker(spec).verdict(v) for v in (0.5, 0.49)] == ["live", "spoof"]
+
+
 def test_checker_refuses_bad_specs(tiny_model: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path) -> None:
     spec, _, _ = tiny_model
     d = json.loads(spec.read_text())

@@ -15,6 +15,7 @@ from faceprint.liveness import (
     SessionSubjectFold,
     session_subject_folds,
     threshold_at_apcer,
+    threshold_at_bpcer,
 )
 from faceprint.liveness.protocol import cell_report
 
@@ -89,6 +90,20 @@ def test_threshold_at_apcer_is_the_lowest_qualifying() -> None:
             assert np.mean(s[a] >= lower.max()) > target
     with pytest.raises(InvalidArgumentError):
         threshold_at_apcer(s, a, 1.5)
+
+
+def test_threshold_at_bpcer_is_the_highest_qualifying() -> None:
+    rng = np.random.default_rng(1)
+    s = rng.random(200)
+    a = rng.random(200) < 0.5
+    for target in (0.0, 0.01, 0.2, 1.0):
+        t = threshold_at_bpcer(s, a, target)
+        assert np.mean(s[~a] < t) <= target + 1e-12
+        higher = s[s > t]
+        if higher.size:  # the next higher score would break the target
+            assert np.mean(s[~a] < higher.min()) > target
+    with pytest.raises(InvalidArgumentError):
+        threshold_at_bpcer(s, a, -0.1)
 
 
 def test_cell_report_uses_the_given_thresholds() -> None:

@@ -32,7 +32,7 @@ from .active import (
 from .checkers import DEFAULT_PASSIVE_CHECKER, PASSIVE_CHECKERS, PassiveChecker, get_passive_checker
 from .cnn import CNNPassiveChecker, cnn_crop, default_cnn_checker
 from .landmarks import FaceLandmarker, FaceMesh, eye_aspect_ratio, head_pose
-from .metrics import eer_threshold, pad_metrics, threshold_at_apcer
+from .metrics import eer_threshold, pad_metrics, threshold_at_apcer, threshold_at_bpcer
 from .passive import (
     DEFAULT_MODEL_FILE,
     DEFAULT_MODEL_SHA256,
@@ -57,6 +57,7 @@ __all__ = [
     "pad_metrics",
     "eer_threshold",
     "threshold_at_apcer",
+    "threshold_at_bpcer",
     # protocol
     "CELL_KINDS",
     "NUAA_SUBJECT_GROUPS",

@@ -49,8 +49,8 @@ __all__ = [
 
 CNN_SPEC_FORMAT = "faceprint-passive-cnn/1"
 DEFAULT_CNN_SPEC = "passive_cnn.json"
-DEFAULT_CNN_SPEC_SHA256 = ""
-"""sha256 of the shipped spec (which holds the ONNX file's sha256); empty while none is shipped."""
+DEFAULT_CNN_SPEC_SHA256 = "195427646c4b04fa1126434e7bec13a8af307c8ff82eadc57bae414bc09d4e0b"
+"""sha256 of the shipped spec (which holds the ONNX file's sha256)."""
 
 CROP_DEFAULTS: dict[str, Any] = {"input_size": 64, "work_size": 96, "expand": 2.0}
 """Crop geometry of the trained model: a ``work_size`` square crop of side ``expand`` x the face box,
@@ -101,8 +101,9 @@ class CNNPassiveChecker:
         A ``faceprint-passive-cnn/1`` JSON spec; its ONNX file sits next to it.
     detector : Detector, optional
         Face detector used when ``score`` gets no detection; default YuNet (built lazily).
-    threshold, unsure_margin : float, optional
-        Override the spec's decision threshold / "unsure" band half-width.
+    threshold, spoof_below, unsure_margin : float, optional
+        Override the spec's: live when ``score >= threshold``; spoof when ``score < spoof_below``
+        (default: ``threshold``); "unsure" in between, and within ``unsure_margin`` of ``threshold``.
 
     Raises
     ------
@@ -123,6 +124,7 @@ class CNNPassiveChecker:
         *,
         detector: Detector | None = None,
         threshold: float | None = None,
+        spoof_below: float | None = None,
         unsure_margin: float | None = None,
     ) -> None:
         path = Path(spec_path).expanduser()
@@ -133,7 +135,7 @@ class CNNPassiveChecker:
         onnx = path.parent / spec["onnx"]
         if not onnx.is_file():
             raise ModelNotFoundError(f"{path}: ONNX model {spec['onnx']} not found next to the spec")
-        self._init(spec, onnx.read_bytes(), str(path), detector, threshold, unsure_margin)
+        self._init(spec, onnx.read_bytes(), str(path), detector, threshold, spoof_below, unsure_margin)
 
     @classmethod
     def from_bytes(
@@ -144,11 +146,12 @@ class CNNPassiveChecker:
         where: str = "<spec>",
         detector: Detector | None = None,
         threshold: float | None = None,
+        spoof_below: float | None = None,
         unsure_margin: float | None = None,
     ) -> CNNPassiveChecker:
         """Build from the spec's and the ONNX file's bytes (e.g. package resources)."""
         obj = cls.__new__(cls)
-        obj._init(_parse_spec(spec_bytes, where), onnx_bytes, where, detector, threshold, unsure_margin)
+        obj._init(_parse_spec(spec_bytes, where), onnx_bytes, where, detector, threshold, spoof_below, unsure_margin)
         return obj
 
     def _init(
@@ -158,6 +161,7 @@ class CNNPassiveChecker:
         where: str,
         detector: Detector | None,
         threshold: float | None,
+        spoof_below: float | None,
         unsure_margin: float | None,
     ) -> None:
         digest = hashlib.sha256(onnx_bytes).hexdigest()
@@ -172,6 +176,8 @@ class CNNPassiveChecker:
         self.mean = [float(v) for v in spec["mean"]]
         self.std = [float(v) for v in spec["std"]]
         self.threshold = float(spec["threshold"] if threshold is None else threshold)
+        below = spec.get("spoof_below", self.threshold) if spoof_below is None else spoof_below
+        self.spoof_below = min(float(below), self.threshold)
         self.unsure_margin = float(spec.get("unsure_margin", 0.0) if unsure_margin is None else unsure_margin)
         self.detector = detector
         self._onnx = onnx_bytes
@@ -228,9 +234,12 @@ class CNNPassiveChecker:
         return probs.astype(np.float64)
 
     def verdict(self, score: float) -> str:
+        """``"live"`` at or above :attr:`threshold`, ``"spoof"`` below :attr:`spoof_below`, else ``"unsure"``."""
         if abs(score - self.threshold) < self.unsure_margin:
             return "unsure"
-        return "live" if score >= self.threshold else "spoof"
+        if score >= self.threshold:
+            return "live"
+        return "spoof" if score < self.spoof_below else "unsure"
 
     def score(self, image: Image, detection: Detection | None = None) -> Liveness:
         """Check one image (its largest face, or ``detection``).
@@ -289,6 +298,7 @@ def write_cnn_spec(
     onnx_path: str | Path,
     *,
     threshold: float,
+    spoof_below: float | None = None,
     unsure_margin: float = 0.0,
     input_size: int = 64,
     work_size: int = 96,
@@ -297,7 +307,11 @@ def write_cnn_spec(
     std: Sequence[float] = (0.5, 0.5, 0.5),
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a ``faceprint-passive-cnn/1`` spec for ``onnx_path`` (which must sit in the same folder)."""
+    """Write a ``faceprint-passive-cnn/1`` spec for ``onnx_path`` (which must sit in the same folder).
+
+    Live when ``score >= threshold``, spoof when ``score < spoof_below`` (default ``threshold``),
+    "unsure" in between.
+    """
     p, onnx = Path(path), Path(onnx_path)
     if onnx.resolve().parent != p.resolve().parent:
         raise InvalidArgumentError(f"the ONNX file {onnx} must sit next to the spec {p}")
@@ -311,6 +325,7 @@ def write_cnn_spec(
         "mean": [float(v) for v in mean],
         "std": [float(v) for v in std],
         "threshold": float(threshold),
+        "spoof_below": float(threshold if spoof_below is None else min(spoof_below, threshold)),
         "unsure_margin": float(unsure_margin),
         "output": "probability of a bona fide presentation, shape (n, 1)",
         **dict(extra or {}),
