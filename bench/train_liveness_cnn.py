@@ -37,6 +37,7 @@ rates) of the shipped CNN and LBP models on the *measurement* halves of LFW and 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -264,8 +265,6 @@ def main() -> None:
     ft_cfg = LivenessTrainConfig(
         epochs=args.finetune_epochs, lr=1e-3, seed=SEED + 1, threads=args.threads, max_steps=max_steps
     )
-    import copy
-
     t0 = time.perf_counter()
     x, a, w = external_set(data)
     log(f"pretrain on {len(a)} external samples ({int(a.sum())} synthetic attacks)")

@@ -104,6 +104,7 @@ def test_two_threshold_verdicts(tiny_model: tuple[Path, np.ndarray, np.ndarray])
     assert [c.verdict(v) for v in (0.9, 0.8, 0.5, 0.3, 0.1)] == ["live", "live", "unsure", "unsure", "spoof"]
     assert CNNPassiveChecker(spec, threshold=0.5, spoof_below=0.9).spoof_below == 0.5  # never above threshold
     assert CNNPassiveChecker(spec).spoof_below == 0.5  # the spec's default: no band
+    assert CNNPassiveChecker(spec, threshold=0.7).spoof_below == 0.7  # a threshold alone: no band
     assert [CNNPassiveChecker(spec).verdict(v) for v in (0.5, 0.49)] == ["live", "spoof"]
 
 

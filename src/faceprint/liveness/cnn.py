@@ -103,7 +103,8 @@ class CNNPassiveChecker:
         Face detector used when ``score`` gets no detection; default YuNet (built lazily).
     threshold, spoof_below, unsure_margin : float, optional
         Override the spec's: live when ``score >= threshold``; spoof when ``score < spoof_below``
-        (default: ``threshold``); "unsure" in between, and within ``unsure_margin`` of ``threshold``.
+        (default: the spec's, or ``threshold`` when only that is given); "unsure" in between, and
+        within ``unsure_margin`` of ``threshold``.
 
     Raises
     ------
@@ -176,7 +177,12 @@ class CNNPassiveChecker:
         self.mean = [float(v) for v in spec["mean"]]
         self.std = [float(v) for v in spec["std"]]
         self.threshold = float(spec["threshold"] if threshold is None else threshold)
-        below = spec.get("spoof_below", self.threshold) if spoof_below is None else spoof_below
+        if spoof_below is not None:
+            below = spoof_below
+        elif threshold is not None:  # a threshold given alone: one threshold, no "unsure" band
+            below = self.threshold
+        else:
+            below = spec.get("spoof_below", self.threshold)
         self.spoof_below = min(float(below), self.threshold)
         self.unsure_margin = float(spec.get("unsure_margin", 0.0) if unsure_margin is None else unsure_margin)
         self.detector = detector
