@@ -8,18 +8,21 @@ Two layouts:
   one folder per attack type (``print/``, ``replay/`` ...).
 
 :func:`pad_samples` lists the samples of either layout; :func:`nuaa_images` the NUAA images with
-their subject (for subject-disjoint protocols). Parsing only: the PAD metrics are in
-:mod:`faceprint.liveness.metrics`.
+their subject (for subject-disjoint protocols); :func:`nuaa_name` the fields of a NUAA file name
+(subject, glasses, position, capture session, picture number) for session-disjoint ones. Parsing
+only: the PAD metrics are in :mod:`faceprint.liveness.metrics`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DatasetNotFoundError
+from ..errors import DatasetNotFoundError, InvalidArgumentError
 
-__all__ = ["LIVE_FOLDER_NAMES", "nuaa_dir", "nuaa_images", "pad_samples"]
+__all__ = ["LIVE_FOLDER_NAMES", "NuaaName", "nuaa_dir", "nuaa_images", "nuaa_name", "pad_samples"]
 
 LIVE_FOLDER_NAMES = frozenset({"live", "real", "bona_fide", "bonafide", "genuine"})
 """Folder names (lower case) that hold bona fide samples in the generic layout."""
@@ -28,6 +31,43 @@ LIVE_FOLDER_NAMES = frozenset({"live", "real", "bona_fide", "bonafide", "genuine
 def nuaa_dir(root: Path) -> Path:
     """The NUAA folder under a data sets folder: ``root/nuaa`` (not checked here)."""
     return Path(root) / "nuaa"
+
+
+_NUAA_NAME = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)$")
+
+
+@dataclass(frozen=True)
+class NuaaName:
+    """The fields of a NUAA file name ``ID_glasses_pos_session_picNo`` (NUAA's ``readme.txt``).
+
+    ``glasses`` is ``"00"`` with glasses, ``"01"`` without; ``position`` the pose / light condition
+    code (``"00"`` in the raw training images); ``session`` the capture session ``"01"``-``"03"``.
+    """
+
+    subject: str
+    glasses: str
+    position: str
+    session: str
+    picture: int
+
+
+def nuaa_name(path: str | Path) -> NuaaName:
+    """Parse a NUAA image file name such as ``0001_00_00_01_105.jpg``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the stem does not follow ``DDDD_DD_DD_DD_N``.
+
+    Examples
+    --------
+    >>> nuaa_name("ClientRaw/0001/0001_00_00_02_105.jpg")
+    NuaaName(subject='0001', glasses='00', position='00', session='02', picture=105)
+    """
+    m = _NUAA_NAME.match(Path(path).stem)
+    if m is None:
+        raise InvalidArgumentError(f"{Path(path).name!r} is not a NUAA file name (ID_glasses_pos_session_picNo)")
+    return NuaaName(m.group(1), m.group(2), m.group(3), m.group(4), int(m.group(5)))
 
 
 def nuaa_images(nuaa: Path) -> list[tuple[Path, str, bool]]:

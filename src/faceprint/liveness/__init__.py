@@ -1,7 +1,11 @@
 """Liveness (presentation-attack detection): passive on one image, active on a video, PAD metrics.
 
 * :mod:`.passive` -- the NUAA-trained colour-LBP checker (:func:`default_passive_checker`);
+* :mod:`.cnn` -- the compact CNN checker run by onnxruntime (:func:`default_cnn_checker`);
+* :mod:`.checkers` -- the passive checkers by name (:func:`get_passive_checker`: ``"lbp"``, ``"cnn"``);
 * :mod:`.metrics` -- ISO/IEC 30107-3 error rates (:func:`pad_metrics`);
+* :mod:`.protocol` -- session- and subject-disjoint evaluation folds (:func:`session_subject_folds`);
+* :mod:`.synthetic` -- simulated print / screen-replay attacks for training (:func:`simulate_attack`);
 * :mod:`.landmarks` -- MediaPipe's 478-point face mesh and blendshapes run with ai-edge-litert;
 * :mod:`.active` -- blink / head-turn events and challenge-response checks on a video;
 * :mod:`.video` -- reading videos, passive checks on video frames, folder evaluation.
@@ -25,8 +29,10 @@ from .active import (
     issue_challenge,
     match_actions,
 )
+from .checkers import DEFAULT_PASSIVE_CHECKER, PASSIVE_CHECKERS, PassiveChecker, get_passive_checker
+from .cnn import CNNPassiveChecker, cnn_crop, default_cnn_checker
 from .landmarks import FaceLandmarker, FaceMesh, eye_aspect_ratio, head_pose
-from .metrics import eer_threshold, pad_metrics
+from .metrics import eer_threshold, pad_metrics, threshold_at_apcer, threshold_at_bpcer
 from .passive import (
     DEFAULT_MODEL_FILE,
     DEFAULT_MODEL_SHA256,
@@ -35,6 +41,8 @@ from .passive import (
     face_crop,
     lbp_colour_features,
 )
+from .protocol import CELL_KINDS, NUAA_SUBJECT_GROUPS, SessionSubjectFold, session_subject_folds
+from .synthetic import ATTACK_EFFECTS, ATTACK_KINDS, simulate_attack
 from .video import (
     REPLAY_LIGHTNESS_THRESHOLD,
     VideoFrames,
@@ -48,12 +56,30 @@ from .video import (
 __all__ = [
     "pad_metrics",
     "eer_threshold",
+    "threshold_at_apcer",
+    "threshold_at_bpcer",
+    # protocol
+    "CELL_KINDS",
+    "NUAA_SUBJECT_GROUPS",
+    "SessionSubjectFold",
+    "session_subject_folds",
+    # synthetic attacks
+    "ATTACK_EFFECTS",
+    "ATTACK_KINDS",
+    "simulate_attack",
     "face_crop",
     "lbp_colour_features",
     "LBPSVMPassiveChecker",
     "default_passive_checker",
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_SHA256",
+    "CNNPassiveChecker",
+    "cnn_crop",
+    "default_cnn_checker",
+    "PASSIVE_CHECKERS",
+    "DEFAULT_PASSIVE_CHECKER",
+    "PassiveChecker",
+    "get_passive_checker",
     # landmarks
     "FaceLandmarker",
     "FaceMesh",

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_curve
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["pad_metrics", "eer_threshold"]
+__all__ = ["pad_metrics", "eer_threshold", "threshold_at_apcer", "threshold_at_bpcer"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,6 +55,47 @@ def eer_threshold(scores: npt.ArrayLike, is_attack: npt.ArrayLike) -> tuple[floa
     i = int(np.argmin(np.abs(apcer - bpcer)))
     t = float(thr[i]) if np.isfinite(thr[i]) else float(np.max(s)) + 1e-12
     return float((apcer[i] + bpcer[i]) / 2.0), t
+
+
+def threshold_at_apcer(scores: npt.ArrayLike, is_attack: npt.ArrayLike, target: float) -> float:
+    """The lowest threshold whose APCER on these scores is at most ``target`` (least BPCER).
+
+    Meant for scores of data *other than* the test data (e.g. inner cross-validation scores),
+    so that the operating point is fixed before the test cell is seen.
+
+    Examples
+    --------
+    >>> threshold_at_apcer([0.9, 0.8, 0.7, 0.3, 0.1], [False, False, True, True, True], 0.0)
+    0.8
+    """
+    if not 0.0 <= target <= 1.0:
+        raise InvalidArgumentError(f"target APCER must be in [0, 1], got {target}")
+    s, a = _check_pad_inputs(scores, is_attack)
+    apcer, _, thr = _roc(s, a)
+    ok = np.flatnonzero(apcer <= target + 1e-12)
+    i = int(ok[-1])  # ROC thresholds decrease: the last qualifying one is the lowest
+    return float(thr[i]) if np.isfinite(thr[i]) else float(np.max(s)) + 1e-12
+
+
+def threshold_at_bpcer(scores: npt.ArrayLike, is_attack: npt.ArrayLike, target: float) -> float:
+    """The highest threshold whose BPCER on these scores is at most ``target`` (least APCER).
+
+    The dual of :func:`threshold_at_apcer`: below it a sample can be called an attack while at most
+    ``target`` of these bona fide samples would be. Fix it on data other than the test data.
+
+    Examples
+    --------
+    >>> threshold_at_bpcer([0.9, 0.8, 0.7, 0.3, 0.1], [False, False, True, True, True], 0.0)
+    0.8
+    >>> threshold_at_bpcer([0.9, 0.8, 0.7, 0.3, 0.1], [False, False, True, True, True], 0.5)
+    0.9
+    """
+    if not 0.0 <= target <= 1.0:
+        raise InvalidArgumentError(f"target BPCER must be in [0, 1], got {target}")
+    s, a = _check_pad_inputs(scores, is_attack)
+    _, bpcer, thr = _roc(s, a)
+    ok = np.flatnonzero((bpcer <= target + 1e-12) & np.isfinite(thr))
+    return float(thr[ok[0]])  # ROC thresholds decrease: the first qualifying one is the highest
 
 
 def _bpcer_at_apcer(apcer: FloatArray, bpcer: FloatArray, target: float) -> float:
