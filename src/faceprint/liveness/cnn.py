@@ -25,17 +25,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..detection import Detector, check_image, get_detector
+from ..detection import Detector, check_image
 from ..errors import (
     InvalidArgumentError,
     InvalidFileError,
     ModelIntegrityError,
     ModelNotFoundError,
-    NoFaceError,
 )
 from ..runtime import get_num_threads
 from ..types import Detection, Image, Liveness
-from .passive import face_crop
+from .passive import face_crop, largest_face
 
 __all__ = [
     "CNN_SPEC_FORMAT",
@@ -204,18 +203,10 @@ class CNNPassiveChecker:
         state["_session"] = None  # onnxruntime sessions do not pickle; rebuilt on first use
         return state
 
-    def _detector(self) -> Detector:
-        if self.detector is None:
-            self.detector = get_detector("yunet")
-        return self.detector
-
     def detect(self, image: Image) -> Detection:
         """The largest face of ``image``; :class:`NoFaceError` when there is none."""
-        image = check_image(image, what="liveness input", min_side=16)
-        faces = self._detector().detect(image)
-        if not faces:
-            raise NoFaceError(f"no face found in the {image.shape[1]}x{image.shape[0]} image for the liveness check")
-        return max(faces, key=lambda d: d.area)
+        self.detector, face = largest_face(self.detector, image)
+        return face
 
     def crop(self, image: Image, detection: Detection) -> Image:
         """The network input crop of one face (:func:`cnn_crop` with the spec's geometry)."""

@@ -120,6 +120,19 @@ def lbp_colour_features(
 
 
 # -- checker ---------------------------------------------------------------------------------
+def largest_face(detector: Detector | None, image: Image) -> tuple[Detector, Detection]:
+    """The largest face of ``image`` for a passive check, and the detector used (YuNet when None).
+
+    Raises :class:`NoFaceError` when there is none. Shared by every passive checker.
+    """
+    image = check_image(image, what="liveness input", min_side=16)
+    det = detector if detector is not None else get_detector("yunet")
+    faces = det.detect(image)
+    if not faces:
+        raise NoFaceError(f"no face found in the {image.shape[1]}x{image.shape[0]} image for the liveness check")
+    return det, max(faces, key=lambda d: d.area)
+
+
 class LBPSVMPassiveChecker:
     """Passive single-image PAD: colour LBP + additive-chi2 kernel map + linear classifier.
 
@@ -174,18 +187,10 @@ class LBPSVMPassiveChecker:
         self.detector = detector
 
     # features
-    def _detector(self) -> Detector:
-        if self.detector is None:
-            self.detector = get_detector("yunet")
-        return self.detector
-
     def detect(self, image: Image) -> Detection:
         """The largest face of ``image``; :class:`NoFaceError` when there is none."""
-        image = check_image(image, what="liveness input", min_side=16)
-        faces = self._detector().detect(image)
-        if not faces:
-            raise NoFaceError(f"no face found in the {image.shape[1]}x{image.shape[0]} image for the liveness check")
-        return max(faces, key=lambda d: d.area)
+        self.detector, face = largest_face(self.detector, image)
+        return face
 
     def features(self, image: Image, detection: Detection | None = None) -> FloatArray:
         """Feature vector of the (largest, or given) face of ``image``."""
