@@ -236,8 +236,13 @@ class _Base:
             raise InvalidArgumentError(f"{self.key} has no threshold at fmr={fmr!r}; available: {valid}")
         return float(table[fmr])
 
-    def side_stats(self, embeddings: npt.ArrayLike) -> FloatArray:
+    def _stats(self, e: FloatArray) -> FloatArray:
         raise NotImplementedError
+
+    def side_stats(self, embeddings: npt.ArrayLike) -> FloatArray:
+        """Per-face statistics the method combines per comparison (computed once per face)."""
+        self._check_fitted()
+        return self._stats(_unit_rows(embeddings, "embeddings", self.dim_))  # type: ignore[attr-defined]
 
     def combine(self, scores: npt.ArrayLike, stats_a: npt.ArrayLike, stats_b: npt.ArrayLike) -> FloatArray:
         raise NotImplementedError
@@ -266,9 +271,6 @@ class _Base:
             raise InvalidArgumentError(f"expected {ea.shape[0]} scores, got shape {s.shape}")
         stats = self._stats(np.concatenate([ea, eb]))  # both sides in one pass
         return self.combine(s, stats[: ea.shape[0]], stats[ea.shape[0] :])
-
-    def _stats(self, e: FloatArray) -> FloatArray:
-        raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (``.npz``: float16 embeddings / centres, JSON metadata; no pickle)."""
@@ -384,10 +386,6 @@ class AdaptiveSNorm(_Base):
         out: FloatArray = np.stack([mu, sd], axis=1)
         return out
 
-    def side_stats(self, embeddings: npt.ArrayLike) -> FloatArray:
-        """``(n, 2)``: mean and standard deviation of each face's ``top_k`` cohort scores."""
-        self._check_fitted()
-        return self._stats(_unit_rows(embeddings, "embeddings", self.dim_))
 
     def combine(self, scores: npt.ArrayLike, stats_a: npt.ArrayLike, stats_b: npt.ArrayLike) -> FloatArray:
         s = np.asarray(scores, np.float64)
@@ -545,10 +543,6 @@ class FairScoreNormalizer(_Base):
         out: FloatArray = self.offsets_.astype(np.float64)[self._assign(e)][:, None]
         return out
 
-    def side_stats(self, embeddings: npt.ArrayLike) -> FloatArray:
-        """``(n, 1)``: the offset ``thr_c - thr_G`` of each face's cluster."""
-        self._check_fitted()
-        return self._stats(_unit_rows(embeddings, "embeddings", self.dim_))
 
     def combine(self, scores: npt.ArrayLike, stats_a: npt.ArrayLike, stats_b: npt.ArrayLike) -> FloatArray:
         s = np.asarray(scores, np.float64)
