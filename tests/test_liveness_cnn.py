@@ -78,7 +78,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarr
 
 def test_checker_matches_torch_and_scores(tiny_model: tuple[Path, np.ndarray, np.ndarray]) -> None:
     spec, crops, torch_scores = tiny_model
-    checker = CNNPassiveChecker(spec)
+    checker = CNNPassiveChecker(spec, quality=None)  # the model alone (the quality gate: below)
     assert isinstance(checker, PassiveChecker) and checker.method == "cnn"
     s = checker.score_crops(crops)
     assert s.shape == (32,) and np.all((s >= 0) & (s <= 1))
@@ -91,11 +91,16 @@ def test_checker_matches_torch_and_scores(tiny_model: tuple[Path, np.ndarray, np
     clone = pickle.loads(pickle.dumps(checker))
     np.testing.assert_allclose(clone.score_crops(crops[:3]), s[:3])
     assert (
-        CNNPassiveChecker(spec, threshold=2.0)
+        CNNPassiveChecker(spec, threshold=2.0, quality=None)
         .score(img, Detection(box=(60.0, 60.0, 140.0, 140.0), score=1.0, landmarks=np.zeros((5, 2))))
         .verdict
         == "spoof"
     )
+    # with the default quality gate a black image is not judged: "unsure", with the reasons
+    box = Detection(box=(60.0, 60.0, 140.0, 140.0), score=1.0, landmarks=np.zeros((5, 2)))
+    gated = CNNPassiveChecker(spec).score(img, box)
+    assert gated.verdict == "unsure" and gated.score == pytest.approx(lv.score)
+    assert [r.split(" (")[0] for r in gated.details["unsure_reasons"]] == ["too dark", "too blurred"]
 
 
 def test_two_threshold_verdicts(tiny_model: tuple[Path, np.ndarray, np.ndarray]) -> None:

@@ -10,9 +10,11 @@ from faceprint.errors import InvalidArgumentError, InvalidImageError, UnknownBac
 from faceprint.liveness.synthetic import (
     ATTACK_EFFECTS,
     ATTACK_KINDS,
+    CAPTURE_EFFECTS,
     get_effect,
     high_frequency_energy,
     simulate_attack,
+    simulate_capture,
 )
 
 
@@ -26,7 +28,7 @@ def _face_like(size: int = 96) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-ALL_EFFECTS = sorted({e for effects in ATTACK_KINDS.values() for e in effects})
+ALL_EFFECTS = sorted({e for effects in ATTACK_KINDS.values() for e in effects} | set(CAPTURE_EFFECTS))
 
 
 def test_registry_lists_every_effect() -> None:
@@ -98,3 +100,21 @@ def test_print_and_screen_photometry() -> None:
     assert (gl >= img).all() and gl.mean() > img.mean() + 2
     c = get_effect("cast")(flat, np.random.default_rng(0)).reshape(-1, 3).mean(axis=0)
     assert c[2] > c[0]  # bluish cast
+
+
+def test_simulate_capture_is_seeded_and_optional() -> None:
+    img = _face_like()
+    a = simulate_capture(img, seed=(3, 4), probability=1.0)
+    assert a.shape == img.shape and a.dtype == np.uint8
+    assert (a == simulate_capture(img, seed=(3, 4), probability=1.0)).all()
+    assert not (a == simulate_capture(img, seed=(3, 5), probability=1.0)).all()
+    same = simulate_capture(img, probability=0.0)
+    assert (same == img).all() and same is not img
+    with pytest.raises(InvalidArgumentError):
+        simulate_capture(img, probability=1.5)
+
+
+def test_exposure_darkens_or_brightens_within_its_range() -> None:
+    img = np.full((32, 32, 3), 160, np.uint8)
+    means = [float(get_effect("exposure")(img, np.random.default_rng(s)).mean()) for s in range(40)]
+    assert min(means) < 90 and max(means) > 160  # gain 0.35-1.25 and gamma: both directions occur

@@ -380,7 +380,8 @@ class FaceNetEmbedder(_AlignedEmbedder):
     template = FACENET_TEMPLATE_160
 
     def _load(self) -> Any:
-        return cv2.dnn.readNetFromTensorflow(str(weights.locate("facenet")))
+        # the stubs of some OpenCV 5 wheels omit readNetFromTensorflow (the function is there)
+        return cv2.dnn.readNetFromTensorflow(str(weights.locate("facenet")))  # type: ignore[attr-defined,unused-ignore]
 
     def _input(self, crop: np.ndarray) -> np.ndarray:
         return (crop.astype(np.float32) - 127.5) / 128.0

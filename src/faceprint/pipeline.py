@@ -213,8 +213,9 @@ class FacePipeline:
         Default presentation-attack check for :meth:`verify`, :meth:`identify` and :meth:`enroll`:
         ``"off"`` or ``"passive"`` (see :data:`LivenessOption`; each call can override it).
     passive_checker
-        The single-image PAD model for ``"passive"``; default: the shipped NUAA-trained
-        :func:`faceprint.liveness.default_passive_checker`, loaded on first use.
+        The single-image PAD model for ``"passive"``; default: the shipped
+        :data:`faceprint.liveness.DEFAULT_PASSIVE_CHECKER` (:func:`~faceprint.liveness.get_passive_checker`),
+        loaded on first use.
     score_norm
         Opt-in score normalisation for :meth:`compare` / :meth:`verify`: None (default: the raw
         cosine decides), ``"s-norm"`` (AS-norm against a shipped impostor cohort) or ``"fsn"`` (Fair
@@ -411,9 +412,9 @@ class FacePipeline:
 
     def _passive(self) -> Any:
         if self.passive_checker is None:
-            from .liveness import default_passive_checker
+            from .liveness import get_passive_checker
 
-            self.passive_checker = default_passive_checker(detector=self._det)
+            self.passive_checker = get_passive_checker(detector=self._det)
             self._default_passive = True
         return self.passive_checker
 

@@ -315,6 +315,14 @@ def evaluate_liveness_cmd(
             "(images and/or videos). Default: $FACEPRINT_DATA/nuaa."
         ),
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="NUAA only: score just the files of client_SPLIT_raw.txt + imposter_SPLIT_raw.txt "
+            "(NUAA's index files; 'test' is the official test set).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -334,7 +342,7 @@ def evaluate_liveness_cmd(
             root = nuaa_dir(data_root(required=True))
         with _progress() as prog:
             prog.add_task(f"scoring {root}", total=None)
-            res = evaluate_liveness_dir(root)
+            res = evaluate_liveness_dir(root, split=split)
         if as_json:
             _print_json(res)
             return 0

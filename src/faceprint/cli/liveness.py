@@ -22,6 +22,14 @@ def liveness(
         ),
     ] = None,
     time_limit: TimeLimitOpt = 10.0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Passive model for an image: 'cnn' or 'lbp' (default: the shipped default, see "
+            "faceprint.liveness.DEFAULT_PASSIVE_CHECKER).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -34,6 +42,8 @@ def liveness(
         is_video = source.suffix.lower() in VIDEO_SUFFIXES
         if challenge and not is_video:
             _fail(f"--challenge needs a video ({', '.join(sorted(VIDEO_SUFFIXES))}), got {source.name}")
+        if model is not None and is_video:
+            _fail("--model applies to an image; videos use the replay cue or --challenge")
         payload: dict[str, Any]
         if challenge:
             from ..liveness import Challenge, check_challenge, check_video_replay, read_video
@@ -72,9 +82,9 @@ def liveness(
             res = check_video_replay(video)
             payload = {**res.to_dict(), "passive_lbp": check_video_passive(video).to_dict()}
         else:
-            from ..liveness import default_passive_checker
+            from ..liveness import DEFAULT_PASSIVE_CHECKER, get_passive_checker
 
-            res = default_passive_checker().score(load_image(source))
+            res = get_passive_checker(model or DEFAULT_PASSIVE_CHECKER).score(load_image(source))
             payload = res.to_dict()
         if as_json:
             _print_json(payload)
@@ -82,6 +92,8 @@ def liveness(
             colour = {"live": "green", "spoof": "red"}.get(res.verdict, "yellow")
             meaning = "probability of a live face, " if res.method == "lbp-svm" else ""
             out.print(f"[{colour}]{res.verdict}[/]  score {res.score:.4f} ({meaning}{res.method})", highlight=False)
+            for reason in res.details.get("unsure_reasons", []):
+                out.print(f"  [yellow]not judged: {escape(str(reason))}[/]", highlight=False)
             if "passive_lbp" in payload:
                 lbp = payload["passive_lbp"]
                 out.print(f"  LBP print-attack model on frames: {lbp['verdict']} ({lbp['score']:.3f})", highlight=False)

@@ -26,7 +26,7 @@ from .lfw import (
     read_lfw_pairs,
     select_folds,
 )
-from .nuaa import LIVE_FOLDER_NAMES, NuaaName, nuaa_dir, nuaa_images, nuaa_name, pad_samples
+from .nuaa import LIVE_FOLDER_NAMES, NuaaName, nuaa_dir, nuaa_images, nuaa_name, nuaa_split, pad_samples
 from .orl import orl_dir, orl_images
 from .root import DATA_ENV_VAR, data_root
 from .stats import DEPTH_BINS, IMAGE_SUFFIXES, DatasetStats, dataset_stats
@@ -73,6 +73,7 @@ __all__ = [
     "nuaa_dir",
     "nuaa_images",
     "nuaa_name",
+    "nuaa_split",
     "NuaaName",
     "pad_samples",
     # orl

@@ -10,7 +10,8 @@ Two layouts:
 :func:`pad_samples` lists the samples of either layout; :func:`nuaa_images` the NUAA images with
 their subject (for subject-disjoint protocols); :func:`nuaa_name` the fields of a NUAA file name
 (subject, glasses, position, capture session, picture number) for session-disjoint ones. Parsing
-only: the PAD metrics are in :mod:`faceprint.liveness.metrics`.
+only: the PAD metrics are in :mod:`faceprint.liveness.metrics`. :func:`nuaa_split` lists the samples
+of one of NUAA's official index files (``client_test_raw.txt`` + ``imposter_test_raw.txt`` ...).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from ..errors import DatasetNotFoundError, InvalidArgumentError
 
-__all__ = ["LIVE_FOLDER_NAMES", "NuaaName", "nuaa_dir", "nuaa_images", "nuaa_name", "pad_samples"]
+__all__ = ["LIVE_FOLDER_NAMES", "NuaaName", "nuaa_dir", "nuaa_images", "nuaa_name", "nuaa_split", "pad_samples"]
 
 LIVE_FOLDER_NAMES = frozenset({"live", "real", "bona_fide", "bonafide", "genuine"})
 """Folder names (lower case) that hold bona fide samples in the generic layout."""
@@ -123,4 +124,52 @@ def pad_samples(root: Path, suffixes: Collection[str]) -> list[tuple[Path, bool,
     for d in subdirs:
         is_live = d in live
         out += [(p, not is_live, "" if is_live else d.name) for p in files(d)]
+    return out
+
+
+def nuaa_split(root: Path, split: str) -> list[tuple[Path, bool, str]]:
+    """(file, is_attack, attack_type) of the NUAA images indexed by one split's list files.
+
+    NUAA ships ``client_<split>_raw.txt`` and ``imposter_<split>_raw.txt`` next to ``ClientRaw/`` and
+    ``ImposterRaw/`` (``split`` "train" or "test": the official protocol); each line is a path relative
+    to the class folder, with ``\\`` or ``/`` separators. ``client_<split>.txt`` is read first when it
+    exists (e.g. ``split="train_subset"`` for ``client_train_subset.txt``).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When a list file is missing, or lists files that are not there (the first few are named).
+    InvalidArgumentError
+        When ``split`` is not a plain name.
+
+    Examples
+    --------
+    >>> samples = nuaa_split(Path("/data/nuaa"), "test")  # doctest: +SKIP
+    >>> sum(a for _, a, _ in samples)  # doctest: +SKIP
+    5761
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", split):
+        raise InvalidArgumentError(f"split must be a plain name like 'test', got {split!r}")
+    out: list[tuple[Path, bool, str]] = []
+    for cls, folder, is_attack in (("client", "ClientRaw", False), ("imposter", "ImposterRaw", True)):
+        candidates = [root / f"{cls}_{split}.txt", root / f"{cls}_{split}_raw.txt"]
+        listing = next((c for c in candidates if c.is_file()), None)
+        if listing is None:
+            raise DatasetNotFoundError(f"{root}: no {candidates[1].name} (nor {candidates[0].name})")
+        try:
+            text = listing.read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise DatasetNotFoundError(f"{listing}: cannot read ({err})") from err
+        names = [line.strip().replace("\\", "/") for line in text.splitlines() if line.strip()]
+        bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+        if bad:
+            raise DatasetNotFoundError(f"{listing}: entries must be relative paths inside {folder}/, got {bad[0]!r}")
+        paths = [root / folder / n for n in names]
+        missing = [n for n, p in zip(names, paths, strict=True) if not p.is_file()]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{listing}: {len(missing)} of {len(names)} listed files are not in {root / folder}"
+                f" (first: {', '.join(missing[:3])})"
+            )
+        out += [(p, is_attack, "print" if is_attack else "") for p in paths]
     return out

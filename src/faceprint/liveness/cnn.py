@@ -35,6 +35,7 @@ from ..errors import (
 from ..runtime import get_num_threads
 from ..types import Detection, Image, Liveness
 from .passive import face_crop, largest_face
+from .quality import DEFAULT_QUALITY_LIMITS, QualityLimits, assess_face
 
 __all__ = [
     "CNN_SPEC_FORMAT",
@@ -104,6 +105,10 @@ class CNNPassiveChecker:
         Override the spec's: live when ``score >= threshold``; spoof when ``score < spoof_below``
         (default: the spec's, or ``threshold`` when only that is given); "unsure" in between, and
         within ``unsure_margin`` of ``threshold``.
+    quality : QualityLimits or None, default DEFAULT_QUALITY_LIMITS
+        A face outside these limits (too small, dark, over-exposed, blurred or turned away, see
+        :mod:`.quality`) gets the verdict "unsure" with the reasons in ``details["unsure_reasons"]``
+        (its score is still reported); ``None`` judges every face.
 
     Raises
     ------
@@ -126,6 +131,7 @@ class CNNPassiveChecker:
         threshold: float | None = None,
         spoof_below: float | None = None,
         unsure_margin: float | None = None,
+        quality: QualityLimits | None = DEFAULT_QUALITY_LIMITS,
     ) -> None:
         path = Path(spec_path).expanduser()
         if not path.is_file():
@@ -135,7 +141,7 @@ class CNNPassiveChecker:
         onnx = path.parent / spec["onnx"]
         if not onnx.is_file():
             raise ModelNotFoundError(f"{path}: ONNX model {spec['onnx']} not found next to the spec")
-        self._init(spec, onnx.read_bytes(), str(path), detector, threshold, spoof_below, unsure_margin)
+        self._init(spec, onnx.read_bytes(), str(path), detector, threshold, spoof_below, unsure_margin, quality)
 
     @classmethod
     def from_bytes(
@@ -148,10 +154,12 @@ class CNNPassiveChecker:
         threshold: float | None = None,
         spoof_below: float | None = None,
         unsure_margin: float | None = None,
+        quality: QualityLimits | None = DEFAULT_QUALITY_LIMITS,
     ) -> CNNPassiveChecker:
         """Build from the spec's and the ONNX file's bytes (e.g. package resources)."""
         obj = cls.__new__(cls)
-        obj._init(_parse_spec(spec_bytes, where), onnx_bytes, where, detector, threshold, spoof_below, unsure_margin)
+        spec = _parse_spec(spec_bytes, where)
+        obj._init(spec, onnx_bytes, where, detector, threshold, spoof_below, unsure_margin, quality)
         return obj
 
     def _init(
@@ -163,6 +171,7 @@ class CNNPassiveChecker:
         threshold: float | None,
         spoof_below: float | None,
         unsure_margin: float | None,
+        quality: QualityLimits | None,
     ) -> None:
         digest = hashlib.sha256(onnx_bytes).hexdigest()
         if digest != spec["onnx_sha256"]:
@@ -184,6 +193,7 @@ class CNNPassiveChecker:
             below = spec.get("spoof_below", self.threshold)
         self.spoof_below = min(float(below), self.threshold)
         self.unsure_margin = float(spec.get("unsure_margin", 0.0) if unsure_margin is None else unsure_margin)
+        self.quality = quality
         self.detector = detector
         self._onnx = onnx_bytes
         self._session: Any = None
@@ -252,12 +262,15 @@ class CNNPassiveChecker:
         image = check_image(image, what="liveness input", min_side=16)
         det = self.detect(image) if detection is None else detection
         s = float(self.score_crops(self.crop(image, det)[None])[0])
-        return Liveness(
-            verdict=self.verdict(s),
-            score=s,
-            method=self.method,
-            details={"threshold": self.threshold, "box": [round(float(v), 2) for v in det.box]},
-        )
+        details: dict[str, Any] = {"threshold": self.threshold, "box": [round(float(v), 2) for v in det.box]}
+        verdict = self.verdict(s)
+        if self.quality is not None:
+            q = assess_face(image, det, self.quality)
+            details["quality"] = q.as_dict()
+            if not q.ok:
+                verdict = "unsure"
+                details["unsure_reasons"] = list(q.reasons)
+        return Liveness(verdict=verdict, score=s, method=self.method, details=details)
 
 
 _REQUIRED = {

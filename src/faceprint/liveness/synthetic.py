@@ -52,6 +52,8 @@ __all__ = [
     "Effect",
     "get_effect",
     "simulate_attack",
+    "CAPTURE_EFFECTS",
+    "simulate_capture",
     "high_frequency_energy",
 ]
 
@@ -248,6 +250,57 @@ def noise(image: Image, rng: np.random.Generator) -> Image:
     if dec is None:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         return noisy
     return np.ascontiguousarray(cv2.cvtColor(dec, cv2.COLOR_BGR2RGB))
+
+
+# -- capture conditions (bona fide and attacks alike) ----------------------------------------
+@ATTACK_EFFECTS.register("exposure")
+def exposure(image: Image, rng: np.random.Generator) -> Image:
+    """Under- or over-exposure: gain 0.35-1.25 and display gamma 0.75-1.35 (a dim room, a bright window)."""
+    x = _f(image) * rng.uniform(0.35, 1.25)
+    return _u8(np.power(np.clip(x, 0, 1), rng.uniform(0.75, 1.35)))
+
+
+@ATTACK_EFFECTS.register("white_balance")
+def white_balance(image: Image, rng: np.random.Generator) -> Image:
+    """Camera white balance: independent per-channel gains 0.85-1.15."""
+    return _u8(_f(image) * rng.uniform(0.85, 1.15, size=3).astype(np.float32))
+
+
+@ATTACK_EFFECTS.register("resolution")
+def resolution(image: Image, rng: np.random.Generator) -> Image:
+    """A small or far face: area-downscaled to 35-80 % of its side, then linearly upscaled back."""
+    h, w = image.shape[:2]
+    f = rng.uniform(0.35, 0.8)
+    small = cv2.resize(image, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA)
+    return _arr(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+
+
+CAPTURE_EFFECTS: tuple[str, ...] = ("exposure", "white_balance", "resolution", "blur", "noise")
+"""Effects of the *capture* (camera, light, distance), not of the attack: :func:`simulate_capture`
+applies them to bona fide and attack images alike, so that a model cannot learn "dark / blurred /
+compressed = attack" (the cue that made real photos from other cameras look like spoofs)."""
+
+
+def simulate_capture(image: Image, *, seed: int | Sequence[int] = 0, probability: float = 0.35) -> Image:
+    """Apply each of :data:`CAPTURE_EFFECTS` with ``probability`` (independently, in that order).
+
+    Examples
+    --------
+    >>> img = np.full((32, 32, 3), 128, np.uint8)
+    >>> simulate_capture(img, seed=1).shape
+    (32, 32, 3)
+    >>> bool((simulate_capture(img, probability=0.0) == img).all())
+    True
+    """
+    image = _check(image)
+    if not 0.0 <= probability <= 1.0:
+        raise InvalidArgumentError(f"probability must be in [0, 1], got {probability}")
+    rng = np.random.default_rng(seed if isinstance(seed, int) else list(seed))
+    out = image
+    for name in CAPTURE_EFFECTS:
+        if rng.random() < probability:
+            out = get_effect(name)(out, rng)
+    return out if out is not image else image.copy()
 
 
 ATTACK_KINDS: dict[str, tuple[str, ...]] = {

@@ -221,9 +221,9 @@ def shared_detector() -> Detector:
 def _shared_passive_checker(checker: _PassiveChecker | None) -> _PassiveChecker:
     if checker is not None:
         return checker
-    from .passive import default_passive_checker
+    from .checkers import get_passive_checker
 
-    return default_passive_checker(detector=shared_detector())
+    return get_passive_checker(detector=shared_detector())
 
 
 def check_video_passive(
@@ -383,19 +383,25 @@ def check_video_replay(
 
 
 # -- evaluation of a folder --------------------------------------------------------------------
-def _collect(root: Path) -> list[tuple[Path, bool, str]]:
-    """(file, is_attack, attack_type) for the NUAA layout or live/ + <attack_type>/ folders."""
-    from ..datasets.nuaa import pad_samples
+def _collect(root: Path, split: str | None) -> list[tuple[Path, bool, str]]:
+    """(file, is_attack, attack_type) for the NUAA layout (or one of its list files) or live/ + <attack_type>/."""
+    from ..datasets.nuaa import nuaa_split, pad_samples
 
+    if split is not None:
+        return nuaa_split(root, split)
     return pad_samples(root, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
 
 
-def evaluate_liveness_dir(root: str | Path, *, checker: _PassiveChecker | None = None) -> dict[str, Any]:
+def evaluate_liveness_dir(
+    root: str | Path, *, checker: _PassiveChecker | None = None, split: str | None = None
+) -> dict[str, Any]:
     """PAD metrics of the passive checker on a folder of images and/or videos.
 
     Layouts: NUAA (``ClientRaw/`` bona fide, ``ImposterRaw/`` attack type "print"), or a ``live/``
     folder (also ``real/``, ``bona_fide/``) next to one sub-folder per attack type (``print/``,
-    ``replay/`` ...). Images are scored with ``checker.score``; videos with
+    ``replay/`` ...). ``split`` (NUAA layout only) restricts it to the files of NUAA's index files
+    ``client_<split>_raw.txt`` + ``imposter_<split>_raw.txt`` (:func:`~faceprint.datasets.nuaa_split`;
+    "test" is the official test set). Images are scored with ``checker.score``; videos with
     :func:`check_video_passive`. Samples where no face is found (or that cannot be read) are
     failures to acquire: reported in ``fta`` (count, rate, files, per class) and left out of the
     error rates, never silently dropped.
@@ -417,7 +423,7 @@ def evaluate_liveness_dir(root: str | Path, *, checker: _PassiveChecker | None =
     base = Path(root)
     if not base.is_dir():
         raise DatasetNotFoundError(f"liveness data folder not found: {base}")
-    samples = _collect(base)
+    samples = _collect(base, split)
     if not samples:
         raise DatasetNotFoundError(f"{base}: no image or video files found")
     checker = _shared_passive_checker(checker)

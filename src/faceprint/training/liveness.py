@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InvalidArgumentError
+from ..liveness.synthetic import simulate_capture
 from .export import check_onnx, export_onnx
 
 __all__ = [
@@ -171,7 +172,10 @@ class LivenessTrainConfig:
     ``epochs`` passes of ``n`` samples each, drawn with replacement by the sample weights (class /
     source balance); AdamW at ``lr`` with cosine decay; loss = cross-entropy + ``ft_weight`` x MSE of
     the Fourier generator. ``max_steps`` stops early (smoke runs). Augmentation: horizontal flip,
-    +-``shift`` px translation, brightness / contrast +-15 %.
+    +-``shift`` px translation, brightness / contrast +-15 %; and, for a share ``capture`` of the
+    samples of each batch (bona fide and attacks alike), random capture conditions
+    (:func:`faceprint.liveness.synthetic.simulate_capture`: exposure, white balance, resolution,
+    blur, noise + JPEG, each with probability ``capture_effect_p``).
     """
 
     epochs: int = 6
@@ -183,6 +187,18 @@ class LivenessTrainConfig:
     seed: int = 0
     threads: int = 2
     max_steps: int | None = None
+    capture: float = 0.0
+    capture_effect_p: float = 0.4
+
+
+def _with_capture(
+    crops: npt.NDArray[np.uint8], sel: Tensor, config: LivenessTrainConfig, step: int, gen: torch.Generator
+) -> Tensor:
+    batch = crops[sel.numpy()]
+    pick = (torch.rand(len(batch), generator=gen) < config.capture).numpy()
+    for j in np.flatnonzero(pick):
+        batch[j] = simulate_capture(batch[j], seed=(config.seed, step, int(j)), probability=config.capture_effect_p)
+    return crops_to_tensor(batch)
 
 
 def _augment(x: Tensor, shift: int, gen: torch.Generator) -> Tensor:
@@ -240,7 +256,8 @@ def train_liveness_cnn(
             if step >= total:
                 break
             sel = idx[b * config.batch_size : (b + 1) * config.batch_size]
-            xb = _augment(x_all[sel], config.shift, gen)
+            xs = _with_capture(crops, sel, config, step, gen) if config.capture > 0 else x_all[sel]
+            xb = _augment(xs, config.shift, gen)
             yb = y_all[sel]
             logits, ft = net.forward_train(xb)
             loss = F.cross_entropy(logits, yb) + config.ft_weight * F.mse_loss(ft, fourier_target(xb, ft_size))
