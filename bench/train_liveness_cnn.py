@@ -75,6 +75,7 @@ PROTOCOL_LBP = REPO / "bench" / "results" / "liveness_protocol.json"
 MODEL_DIR = REPO / "src" / "faceprint" / "models"
 CROP = {"input_size": 64, "work_size": 96, "expand": 2.0}
 SEED = 0
+CAPTURE = 0.5  # share of each training batch given random capture conditions (exposure, blur, ...)
 SPOOF_RULE = "bpcer1"  # below the median of this validation threshold the shipped model says "spoof"
 
 
@@ -231,9 +232,22 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=4)
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument(
+        "--protocol-from",
+        type=Path,
+        default=None,
+        help="with --no-protocol: take the folds (cells and thresholds) from this earlier results file "
+        "(same recipe), e.g. to ship another --threshold-rule without retraining the folds",
+    )
+    ap.add_argument(
+        "--capture",
+        type=float,
+        default=CAPTURE,
+        help="share of each batch given random capture conditions (simulate_capture; 0 = off)",
+    )
+    ap.add_argument(
         "--threshold-rule",
         default="apcer1",
-        choices=["eer", "apcer5", "apcer1", "apcer0"],
+        choices=["eer", "apcer5", "apcer1", "apcer0", "mid"],
         help="validation rule whose median over the folds is the shipped threshold",
     )
     args = ap.parse_args()
@@ -260,10 +274,15 @@ def main() -> None:
     found = data["nuaa_found"]
     subj, sess, att = data["nuaa_subject"], data["nuaa_session"], data["nuaa_attack"]
     pre_cfg = LivenessTrainConfig(
-        epochs=args.pretrain_epochs, lr=3e-3, seed=SEED, threads=args.threads, max_steps=max_steps
+        epochs=args.pretrain_epochs, lr=3e-3, seed=SEED, threads=args.threads, max_steps=max_steps, capture=args.capture
     )
     ft_cfg = LivenessTrainConfig(
-        epochs=args.finetune_epochs, lr=1e-3, seed=SEED + 1, threads=args.threads, max_steps=max_steps
+        epochs=args.finetune_epochs,
+        lr=1e-3,
+        seed=SEED + 1,
+        threads=args.threads,
+        max_steps=max_steps,
+        capture=args.capture,
     )
     t0 = time.perf_counter()
     x, a, w = external_set(data)
@@ -330,7 +349,11 @@ def main() -> None:
                 variants["synthetic_only"] = pre
                 xs, as_, ws = fold_set(data, tr, with_external=False)
                 nuaa_cfg = LivenessTrainConfig(
-                    epochs=args.pretrain_epochs + args.finetune_epochs, lr=3e-3, seed=SEED, threads=args.threads
+                    epochs=args.pretrain_epochs + args.finetune_epochs,
+                    lr=3e-3,
+                    seed=SEED,
+                    threads=args.threads,
+                    capture=args.capture,
                 )
                 variants["nuaa_only"] = train_liveness_cnn(xs, as_, nuaa_cfg, sample_weights=ws)
             entry: dict = {
@@ -350,6 +373,7 @@ def main() -> None:
                     "apcer1": threshold_at_apcer(vs, att[val], 0.01),
                     "apcer0": threshold_at_apcer(vs, att[val], 0.0),
                     "bpcer1": threshold_at_bpcer(vs, att[val], 0.01),
+                    "mid": gap_midpoint(vs, att[val]),
                     "fixed_0.5": 0.5,
                 }
                 if name == "cnn":
@@ -382,6 +406,17 @@ def main() -> None:
         result["folds"] = out_folds
         result["summary"] = summarise(out_folds)
         result["timing_s"]["finetune_per_fold_mean"] = round(float(np.mean(t_ft)), 1)
+    elif args.protocol_from is not None:
+        earlier = json.loads(args.protocol_from.read_text())
+        if earlier["config"] != result["config"] or earlier["sizes"] != result["sizes"]:
+            raise SystemExit(f"{args.protocol_from}: another recipe (config / sizes differ)")
+        for k in ("folds", "summary"):
+            result[k] = earlier[k]
+        result["timing_s"]["finetune_per_fold_mean"] = earlier["timing_s"].get("finetune_per_fold_mean")
+        for entry in earlier["folds"].values():
+            th = entry["models"]["cnn"]["thresholds"]
+            fold_thresholds.append(th[args.threshold_rule])
+            fold_spoof.append(min(th[SPOOF_RULE], th[args.threshold_rule]))
 
     # the shipped model: fine-tune on every NUAA image
     t1 = time.perf_counter()
@@ -452,6 +487,17 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     log(json.dumps({"summary": result.get("summary"), "ood": ood, "final": result["final_model"]}, indent=1))
     print(f"model -> {onnx_path} ({onnx_path.stat().st_size} bytes), results -> {args.out}")
+
+
+def gap_midpoint(scores: np.ndarray, attack: np.ndarray) -> float:
+    """The logit-space midpoint between the validation attacks' APCER-5 % threshold and the bona fide
+    BPCER-5 % one: the middle of the gap between the classes, robust to a shift of either class on
+    a new session (the APCER / BPCER rules sit at one edge of the gap). EER threshold if no gap."""
+    lo, hi = threshold_at_apcer(scores, attack, 0.05), threshold_at_bpcer(scores, attack, 0.05)
+    if hi <= lo:
+        return float(eer_threshold(scores, attack)[1])
+    logit = lambda p: float(np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6))))  # noqa: E731
+    return float(1.0 / (1.0 + np.exp(-(logit(lo) + logit(hi)) / 2.0)))
 
 
 def two_threshold(scores: np.ndarray, attack: np.ndarray, t_live: float, t_spoof: float) -> dict:

@@ -147,7 +147,7 @@ def _video(data_root: Path, name: str) -> Path:
 def test_liveness_video_replay_cue(data_root: Path, clip: str, verdict: str, code: int) -> None:
     data = as_json(ok(invoke("liveness", _video(data_root, clip), "--json", "--threads", "1"), code))
     assert data["verdict"] == verdict and data["method"] == "replay-lightness-heuristic"
-    assert data["passive_lbp"]["method"] == "passive-video"  # reported beside it, not the verdict
+    assert data["passive_frames"]["method"] == "passive-video"  # reported beside it, not the verdict
 
 
 @pytest.mark.real

@@ -74,13 +74,13 @@ def liveness(
                 "replay_cue": cue.to_dict(),
             }
         elif is_video:
-            # The NUAA-trained LBP model scores both shared phone replays live, so the video verdict
-            # is the replay cue (a heuristic: see check_video_replay); the LBP score is reported beside it.
+            # The verdict is the replay cue (a heuristic: see check_video_replay); the default passive
+            # model on 15 frames is reported beside it (it misjudges one of the five shared clips).
             from ..liveness import check_video_passive, check_video_replay, read_video
 
             video = read_video(source, target_fps=None, max_seconds=30.0)  # decoded once, sampled by both
             res = check_video_replay(video)
-            payload = {**res.to_dict(), "passive_lbp": check_video_passive(video).to_dict()}
+            payload = {**res.to_dict(), "passive_frames": check_video_passive(video).to_dict()}
         else:
             from ..liveness import DEFAULT_PASSIVE_CHECKER, get_passive_checker
 
@@ -94,9 +94,13 @@ def liveness(
             out.print(f"[{colour}]{res.verdict}[/]  score {res.score:.4f} ({meaning}{res.method})", highlight=False)
             for reason in res.details.get("unsure_reasons", []):
                 out.print(f"  [yellow]not judged: {escape(str(reason))}[/]", highlight=False)
-            if "passive_lbp" in payload:
-                lbp = payload["passive_lbp"]
-                out.print(f"  LBP print-attack model on frames: {lbp['verdict']} ({lbp['score']:.3f})", highlight=False)
+            if "passive_frames" in payload:
+                pf = payload["passive_frames"]
+                used = pf["details"].get("checker", "passive")
+                out.print(
+                    f"  passive model ({used}) on frames, not deciding: {pf['verdict']} ({pf['score']:.3f})",
+                    highlight=False,
+                )
             if challenge:
                 out.print(f"challenge {', '.join(payload['challenge'])}: {'passed' if payload['passed'] else 'failed'}")
                 for e in payload["events"]:

@@ -234,12 +234,14 @@ def check_video_passive(
 ) -> Liveness:
     """Passive PAD on ``n_frames`` evenly spaced frames of a video; the score is their median.
 
-    The default checker is the shipped NUAA model (:func:`default_passive_checker`), trained on PRINT
-    attacks from one webcam. On phone-screen replays it does not work: on the shared clips both
-    replays score >= 0.95 ("live") and the live blink_selfie.mp4 scores 0.10 ("spoof"); 2 of 5 right
-    (``bench/liveness_active.py``). For replays see :func:`check_video_replay` and active challenges.
-    Frames without a face are failures to acquire, counted in ``details``; when no sampled frame
-    holds a face the verdict is "unsure" with score NaN.
+    The default checker is the shipped default (:func:`~faceprint.liveness.get_passive_checker`).
+    Frames the checker does not judge (its quality gate: face too small, dark, blurred, turned
+    away) are left out of the median and counted with their reasons; the verdict of the median is
+    the checker's own (``verdict``: "live" / "unsure" / "spoof"). On the five shared clips the
+    CNN gets 4 right (``bench/results/liveness_cnn_checks.json``); for replays see
+    :func:`check_video_replay` and active challenges. Frames without a face are failures to acquire,
+    counted in ``details``; when no sampled frame holds a judged face the verdict is "unsure" with
+    score NaN.
 
     Examples
     --------
@@ -253,24 +255,38 @@ def check_video_passive(
     idx = _sample_indices(len(video.frames), n_frames)
     scores: list[float] = []
     no_face = 0
+    not_judged: dict[str, int] = {}
     for i in idx:
         try:
-            scores.append(float(checker.score(video.frames[i]).score))
+            res = checker.score(video.frames[i])
         except NoFaceError:
             no_face += 1
+            continue
+        reasons = res.details.get("unsure_reasons") if isinstance(res.details, dict) else None
+        if reasons:
+            for r in reasons:
+                key = str(r).split(" (")[0]
+                not_judged[key] = not_judged.get(key, 0) + 1
+            continue
+        scores.append(float(res.score))
     details: dict[str, Any] = {
+        "checker": getattr(checker, "method", type(checker).__name__),
         "n_sampled": len(idx),
         "n_scored": len(scores),
         "n_no_face": no_face,
+        "n_not_judged": len(idx) - len(scores) - no_face,
+        "not_judged_reasons": not_judged,
         "threshold": float(checker.threshold),
         "frame_scores": [round(s, 4) for s in scores],
         "aggregate": "median",
     }
     if not scores:
-        details["reason"] = f"no face in any of the {len(idx)} sampled frames"
+        what = "a face fit to judge" if not_judged else "a face"
+        details["reason"] = f"no {what} in any of the {len(idx)} sampled frames"
         return Liveness(verdict="unsure", score=math.nan, method="passive-video", details=details)
     med = float(np.median(scores))
-    verdict = "live" if med >= checker.threshold else "spoof"
+    decide = getattr(checker, "verdict", None)
+    verdict = str(decide(med)) if callable(decide) else ("live" if med >= checker.threshold else "spoof")
     return Liveness(verdict=verdict, score=med, method="passive-video", details=details)
 
 
