@@ -380,8 +380,7 @@ class FaceNetEmbedder(_AlignedEmbedder):
     template = FACENET_TEMPLATE_160
 
     def _load(self) -> Any:
-        # the stubs of some OpenCV 5 wheels omit readNetFromTensorflow (the function is there)
-        return cv2.dnn.readNetFromTensorflow(str(weights.locate("facenet")))  # type: ignore[attr-defined,unused-ignore]
+        return cv2.dnn.readNetFromTensorflow(str(weights.locate("facenet")))
 
     def _input(self, crop: np.ndarray) -> np.ndarray:
         return (crop.astype(np.float32) - 127.5) / 128.0
