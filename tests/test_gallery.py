@@ -150,8 +150,10 @@ def test_sqlite_settings_and_schema(db: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"meta", "subjects", "templates"} <= tables
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert {"meta", "subjects", "templates", "changes"} <= tables
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(templates)")}
+        assert "content_sha256" in columns
     finally:
         conn.close()
 
@@ -562,6 +564,13 @@ for line in sys.stdin:
         x = np.random.default_rng(int(rest[0])).standard_normal((2, int(rest[1])))
         s = g.enroll(name, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), fingerprint=sys.argv[2])
         print("ok", s.id, flush=True)
+    elif op == "add":
+        x = np.random.default_rng(int(rest[0])).standard_normal((1, int(rest[1])))
+        s = g.add(name, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), fingerprint=sys.argv[2])
+        print("ok", s.id, flush=True)
+    elif op == "rename":
+        g.rename(name, rest[0])
+        print("ok", flush=True)
     elif op == "remove":
         g.remove(name)
         print("ok", flush=True)
@@ -617,7 +626,7 @@ def writer(db: Path):
 def test_long_lived_reader_sees_every_commit_of_another_process(db: Path, writer: WriterProcess) -> None:
     # The reader's index is built once; every later commit by the other process must show in its
     # next search, and a removed subject must never come back (before: 99 % of enrollments unseen,
-    # deleted subjects returned).
+    # deleted subjects returned). Each commit is applied from the change log: no full rebuild.
     with Gallery(db) as reader:
         alive: dict[str, np.ndarray] = {}
         for i in range(12):
@@ -633,6 +642,15 @@ def test_long_lived_reader_sees_every_commit_of_another_process(db: Path, writer
                 assert all(m.name != gone for row in hits for m in row)  # never a deleted subject
                 assert {m.name for m in hits[0]} == set(alive)
                 assert gone not in reader and len(reader) == len(alive)
+        writer.ask(f"add p0 7 {DIM}")  # one more template for an existing subject
+        x = np.random.default_rng(7).standard_normal(DIM)
+        x = (x / np.linalg.norm(x)).astype(np.float32)
+        assert reader.search(x, k=1, threshold=0.9, fingerprint=FP)[0].name == "p0"
+        writer.ask("rename p0 q0")
+        assert reader.search(alive["p0"][0], k=1, threshold=0.9, fingerprint=FP)[0].name == "q0"
+        stats = reader.index_stats
+        assert stats.builds == 1  # the first search's; every later commit came from the log
+        assert (stats.refreshes, stats.changes_applied) == (11 + 4 + 2, 11 + 4 + 2)  # p0 came before the build
 
 
 class _CommitBetween:
@@ -663,10 +681,14 @@ def test_rebuild_index_reads_one_snapshot(db: Path, writer: WriterProcess) -> No
         late = writer.enroll("bob", seed=2)
         for probe, name in ((first[0], "ann"), (late[0], "bob")):
             assert reader.search(probe, k=1, threshold=0.9, fingerprint=FP)[0].name == name
-        # the search above saw the other commits and rebuilt (inside that rebuild a third commit
-        # landed); a search now sees every subject, none without its name
+        # the search above saw the other commits and applied them from the change log (the commit
+        # inside the snapshot included: it came after the snapshot's log position); every subject
+        # is there, none without its name, and nothing was rebuilt
         names = {m.name for m in reader.search(first[0], k=50, threshold=-1.0, fingerprint=FP)}
-        assert names == {"ann", "bob", "between0", "between1"} | ({"between2"} if proxy.commits > 2 else set())
+        assert names == {"ann", "bob", "between0"}
+        assert proxy.commits == 1
+        stats = reader.index_stats
+        assert (stats.builds, stats.refreshes, stats.changes_applied) == (1, 1, 2)
         reader._conn = proxy._conn
 
 
@@ -682,6 +704,173 @@ def test_rebuilds_and_searches_while_another_process_churns(db: Path, writer: Wr
             assert all(m.name for m in hits)
             rounds += 1
     assert rounds > 10
+
+
+# -- incremental refresh from the change log ------------------------------------------------------
+def _fresh_answer(db: Path, queries: np.ndarray) -> list[list[Match]]:
+    """What a newly opened gallery (a full build from the store) answers."""
+    with Gallery(db) as fresh:
+        return fresh.search_many(queries, k=8, threshold=-1.0, fingerprint=FP)
+
+
+def test_refresh_equals_a_full_build_under_random_writes(db: Path) -> None:
+    # Random enroll / add / rename / remove by another connection, 1-3 between searches (ids of
+    # removed subjects are reused by SQLite): after each batch the long-lived reader answers
+    # exactly what a freshly built index answers, and it never rebuilds.
+    rng = np.random.default_rng(31)
+    queries = unit(rng, 6)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        for i in range(8):
+            writer.enroll(f"s{i}", unit(rng, 2), fingerprint=FP)
+        reader.search(queries[0], k=1, threshold=0.0, fingerprint=FP)
+        serial = 8
+        for _ in range(60):
+            for _ in range(int(rng.integers(1, 4))):
+                names = [x.name for x in writer.subjects()]
+                op = rng.choice(["enroll", "add", "rename", "remove"] if len(names) > 2 else ["enroll"])
+                victim = names[int(rng.integers(len(names)))]
+                if op == "enroll":
+                    writer.enroll(f"s{serial}", unit(rng, int(rng.integers(1, 4))), fingerprint=FP)
+                    serial += 1
+                elif op == "add":
+                    writer.add(victim, unit(rng, 1), fingerprint=FP)
+                elif op == "rename":
+                    writer.rename(victim, f"s{serial}")
+                    serial += 1
+                else:
+                    writer.remove(max(writer.subjects(), key=lambda x: x.id).id if rng.random() < 0.5 else victim)
+            got = reader.search_many(queries, k=8, threshold=-1.0, fingerprint=FP)
+            assert got == _fresh_answer(db, queries)
+        assert reader.index_stats.builds == 1
+        assert reader.index_stats.refreshes == 60
+
+
+def test_own_writes_move_the_log_position(db: Path) -> None:
+    # Writes through the reader itself update its index directly; a later commit by another
+    # connection is then the only change-log row it applies.
+    rng = np.random.default_rng(32)
+    with Gallery(db) as g, Gallery(db) as other:
+        g.enroll("a", unit(rng, 1), fingerprint=FP)
+        g.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)
+        for i in range(5):
+            g.enroll(f"own{i}", unit(rng, 1), fingerprint=FP)
+        g.rename("own0", "mine")
+        g.remove("own1")
+        late = unit(rng, 1)
+        other.enroll("theirs", late, fingerprint=FP)
+        assert g.search(late[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "theirs"
+        stats = g.index_stats
+        assert (stats.builds, stats.refreshes, stats.changes_applied) == (1, 1, 1)
+        assert stats.seq == 1 + 5 + 2 + 1
+
+
+def test_reader_that_missed_pruned_rows_rebuilds(db: Path) -> None:
+    rng = np.random.default_rng(33)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.change_log_keep = 4  # prune every write beyond the last 4 rows
+        writer.enroll("a", unit(rng, 1), fingerprint=FP)
+        reader.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)  # log position 1
+        writer.enroll("b", unit(rng, 1), fingerprint=FP)
+        reader.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)  # row 2 is still there
+        assert reader.index_stats.builds == 1
+        added = {f"n{i}": unit(rng, 1) for i in range(6)}  # rows 3-8; 3 and 4 are pruned
+        for name, x in added.items():
+            writer.enroll(name, x, fingerprint=FP)
+        conn = sqlite3.connect(db)
+        assert conn.execute("SELECT MIN(seq), MAX(seq) FROM changes").fetchone() == (5, 8)
+        conn.close()
+        for name, x in added.items():
+            assert reader.search(x[0], k=1, threshold=0.9, fingerprint=FP)[0].name == name
+        assert reader.index_stats.builds == 2  # the reader could not apply rows 3-4: it rebuilt once
+        writer.remove("n0")
+        assert "n0" not in {m.name for m in reader.search(added["n0"][0], k=9, threshold=-1.0, fingerprint=FP)}
+        assert reader.index_stats.builds == 2 and reader.index_stats.refreshes == 2
+
+
+def test_commit_without_log_rows_and_emptied_gallery_rebuild(db: Path) -> None:
+    rng = np.random.default_rng(34)
+    e = np.eye(DIM, dtype=np.float32)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.enroll("a", e[0], fingerprint=FP)
+        assert reader.search(e[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "a"
+        # a writer that does not log (an old faceprint, the sqlite3 shell): the reader rebuilds
+        conn = sqlite3.connect(db)
+        conn.execute("INSERT INTO subjects(id, name) VALUES (50, 'by hand')")
+        conn.execute(
+            "INSERT INTO templates(subject_id, embedding, fingerprint) VALUES (50, ?, ?)", (e[1].tobytes(), FP)
+        )
+        conn.commit()
+        conn.close()
+        assert reader.search(e[1], k=1, threshold=0.9, fingerprint=FP)[0].name == "by hand"
+        assert reader.index_stats.builds == 2
+        # the last subject goes, the next one comes from another model with another dimension
+        writer.remove("a")
+        writer.remove("by hand")
+        other = unit(rng, 1, dim=DIM + 4)
+        writer.enroll("wide", other, fingerprint="other-model")
+        assert reader.search(other[0], k=1, threshold=0.9, fingerprint="other-model")[0].name == "wide"
+        assert reader.index_stats.builds == 3
+
+
+def test_index_that_refuses_an_update_is_rebuilt(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(35)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.enroll("a", unit(rng, 1), fingerprint=FP)
+        reader.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)
+        late = unit(rng, 1)
+        writer.enroll("b", late, fingerprint=FP)
+
+        def refuse(self: ExactIndex, ids: np.ndarray, vectors: np.ndarray) -> None:
+            raise RuntimeError("no incremental updates here")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ExactIndex, "add", refuse)
+            with pytest.raises(RuntimeError, match="no incremental"):  # the rebuild cannot add either
+                reader.search(late[0], k=1, threshold=0.9, fingerprint=FP)
+        assert reader.search(late[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "b"
+        assert reader.index_stats.builds == 2 and reader.index_stats.refreshes == 0
+
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE subjects (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_at TEXT, metadata TEXT);
+CREATE TABLE templates (id INTEGER PRIMARY KEY,
+    subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL, fingerprint TEXT NOT NULL, source TEXT, created_at TEXT);
+CREATE INDEX templates_subject_id ON templates(subject_id);
+"""
+
+
+def test_schema_1_file_is_migrated_on_open(db: Path) -> None:
+    rng = np.random.default_rng(36)
+    old = unit(rng, 3)
+    conn = sqlite3.connect(db)
+    conn.executescript(_SCHEMA_V1)
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)", [("schema_version", "1"), ("fingerprint", FP), ("dim", str(DIM))]
+    )
+    conn.execute("INSERT INTO subjects VALUES (1, 'ann', '', NULL), (2, 'bob', '', NULL)")
+    conn.executemany(
+        "INSERT INTO templates(subject_id, embedding, fingerprint) VALUES (?, ?, ?)",
+        [(1, old[0].tobytes(), FP), (1, old[1].tobytes(), FP), (2, old[2].tobytes(), FP)],
+    )
+    conn.commit()
+    conn.close()
+    with Gallery(db) as reader, Gallery(db) as writer:  # the first open migrates, the second finds v2
+        assert [x.name for x in reader.subjects()] == ["ann", "bob"]
+        assert reader.search(old[2], k=1, threshold=0.9, fingerprint=FP)[0].name == "bob"
+        late = unit(rng, 1)
+        writer.enroll("cat", late, fingerprint=FP)
+        writer.remove("ann")
+        assert reader.search(late[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "cat"
+        assert "ann" not in {m.name for m in reader.search(old[0], k=5, threshold=-1.0, fingerprint=FP)}
+        assert reader.index_stats.builds == 1
+    rows = snapshot(db)
+    assert ("schema_version", "2") in rows["meta"]
+    conn = sqlite3.connect(db)
+    assert [r[1] for r in conn.execute("SELECT seq, op FROM changes ORDER BY seq")] == ["enroll", "remove"]
+    assert "content_sha256" in {r[1] for r in conn.execute("PRAGMA table_info(templates)")}
+    conn.close()
 
 
 # -- durability: many writers at once, kill -9 mid-enrollment (issue 16) --------------------------
