@@ -290,7 +290,16 @@ class TemplateIndex:
         self._subject_count[subject_id] = count
         self._subject_name[subject_id] = name
         self._max_templates = max(self._max_templates, count)
-        self._lookup = None
+        if self._lookup is not None:  # merge into the sorted lookup rather than rebuild it
+            keys, values = self._lookup
+            new_keys = np.sort(np.asarray(template_ids, dtype=np.int64).reshape(-1))
+            new_values = np.full(new_keys.size, subject_id, dtype=np.int64)
+            if keys.size == 0 or new_keys.size == 0 or new_keys[0] > keys[-1]:  # the usual case: newer ids
+                self._lookup = (np.concatenate([keys, new_keys]), np.concatenate([values, new_values]))
+            else:
+                keys, values = np.concatenate([keys, new_keys]), np.concatenate([values, new_values])
+                order = np.argsort(keys, kind="stable")
+                self._lookup = (keys[order], values[order])
 
     def removed(self, subject_id: int, template_ids: Int64Array) -> None:
         """Forget templates of ``subject_id`` just deleted; raises if the index refuses.
@@ -311,7 +320,10 @@ class TemplateIndex:
             self._subject_count.pop(subject_id, None)
             self._subject_name.pop(subject_id, None)
         self._max_templates = max(self._subject_count.values(), default=0)
-        self._lookup = None
+        if self._lookup is not None:
+            keys, values = self._lookup
+            keep = ~np.isin(keys, np.asarray(template_ids, dtype=np.int64))
+            self._lookup = (keys[keep], values[keep])
 
     def renamed(self, subject_id: int, name: str) -> None:
         """Record a subject's new name."""
