@@ -319,6 +319,46 @@ def test_invalid_sources_and_metadata(gallery: Gallery) -> None:
     assert gallery.enroll("x" * 200, e, fingerprint=FP).name == "x" * 200
 
 
+def test_same_content_is_stored_once_per_subject(db: Path, gallery: Gallery) -> None:
+    # content_sha256 is stored with each template; a digest the subject holds (or an earlier row
+    # of the call has) is left out in the same transaction, for this subject only
+    rng = np.random.default_rng(14)
+    x = unit(rng, 4)
+    h = [f"{i:064x}" for i in range(4)]
+    assert gallery.enroll("ann", x[:2], fingerprint=FP, content_sha256=h[:2], sources=["a", "b"]).n_templates == 2
+    assert gallery.content_hashes("ann") == frozenset(h[:2])
+    again = gallery.enroll("ann", x[[1, 2, 2]] + 0, fingerprint=FP, content_sha256=[h[1], h[2], h[2]])
+    assert again.n_templates == 3  # h1 held, the second h2 repeats the first: one row written
+    np.testing.assert_array_equal(gallery.templates("ann"), x[[0, 1, 2]])
+    assert gallery.add("ann", x[0], fingerprint=FP, content_sha256=[h[0]]).n_templates == 3
+    assert gallery.add("ann", x[3], fingerprint=FP, content_sha256=[None]).n_templates == 4  # no digest: kept
+    assert gallery.enroll("bob", x[0], fingerprint=FP, content_sha256=[h[0]]).n_templates == 1  # another subject
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT subject_id, source, content_sha256 FROM templates ORDER BY id").fetchall()
+    conn.close()
+    assert rows == [(1, "a", h[0]), (1, "b", h[1]), (1, None, h[2]), (1, None, None), (2, None, h[0])]
+    hits = gallery.search(x[0], k=5, threshold=0.9, fingerprint=FP)
+    assert [(m.name, m.same) for m in hits] == [("ann", True), ("bob", True)]
+    with pytest.raises(SubjectNotFoundError):
+        gallery.content_hashes("nobody")
+    for bad in ([h[0]], "ab", [7, h[0]], ["", h[0]], ["x" * 129, h[0]], ["a\nb", h[0]], ["é", h[0]]):
+        with pytest.raises(InvalidSubjectError, match="content"):
+            gallery.enroll("cat", x[:2], fingerprint=FP, content_sha256=bad)  # type: ignore[arg-type]
+    assert "cat" not in gallery
+
+
+def test_all_duplicate_write_is_logged_so_readers_do_not_rebuild(db: Path) -> None:
+    rng = np.random.default_rng(15)
+    x = unit(rng, 1)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.enroll("ann", x, fingerprint=FP, content_sha256=["d" * 64])
+        reader.search(x[0], k=1, threshold=0.9, fingerprint=FP)
+        same = writer.enroll("ann", x, fingerprint=FP, content_sha256=["d" * 64], metadata={"seen": 2})
+        assert same.n_templates == 1 and same.metadata == {"seen": 2}
+        assert reader.search(x[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "ann"
+        assert reader.index_stats.builds == 1 and reader.index_stats.refreshes == 1
+
+
 def test_failure_after_subject_insert_rolls_back(
     db: Path, gallery: Gallery, monkeypatch: pytest.MonkeyPatch
 ) -> None:

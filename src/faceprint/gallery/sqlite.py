@@ -455,6 +455,23 @@ class Gallery(BaseGallery):
             return np.empty((0, dim or 0), dtype=np.float32)
         return self._decode(blobs, dim)
 
+    def content_hashes(self, name_or_id: str | int) -> frozenset[str]:
+        """The content digests (hex sha256 of the photo's file bytes, as enrollment records them)
+        of one subject's stored templates; templates stored without one are not counted.
+
+        Raises
+        ------
+        SubjectNotFoundError
+            If there is no such subject.
+        """
+        with self._lock, self._snapshot() as conn:
+            subject_id = self._subject_row(conn, name_or_id)[0]
+            rows = conn.execute(
+                "SELECT content_sha256 FROM templates WHERE subject_id = ? AND content_sha256 IS NOT NULL",
+                (subject_id,),
+            ).fetchall()
+        return frozenset(r[0] for r in rows)
+
     def _resolve(self, names_or_ids: Sequence[str | int], *, missing_ok: bool) -> list[int]:
         names = list(dict.fromkeys(x.strip() for x in names_or_ids if isinstance(x, str) and _storable(x)))
         numbers = list(dict.fromkeys(int(x) for x in names_or_ids if not isinstance(x, str)))
@@ -522,7 +539,8 @@ class Gallery(BaseGallery):
         metadata: dict[str, Any],
         *,
         create: bool,
-    ) -> tuple[Subject, bool]:
+        digests: list[str | None],
+    ) -> tuple[Subject, bool, tuple[int, ...]]:
         dim = vectors.shape[1]
         now = _now()
         with self._lock:
@@ -556,12 +574,40 @@ class Gallery(BaseGallery):
                             "UPDATE subjects SET metadata = ? WHERE id = ?",
                             (json.dumps(merged, sort_keys=True), subject_id),
                         )
-                template_ids = self._insert_templates(conn, subject_id, vectors, fingerprint, sources, now)
+                keep = self._new_content(conn, subject_id, digests)
+                kept = set(keep)
+                skipped = tuple(i for i in range(len(digests)) if i not in kept)
+                if skipped:
+                    vectors = vectors[keep]
+                    sources = [sources[i] for i in keep]
+                    digests = [digests[i] for i in keep]
+                template_ids = self._insert_templates(conn, subject_id, vectors, fingerprint, sources, digests, now)
                 logged = self._log_change(conn, _ENROLL if created else _ADD, subject_id)
                 stored = self._subject(conn, self._subject_row(conn, subject_id))
-            self._index_added(subject_id, stored.name, template_ids, vectors)
+            if template_ids.size:
+                self._index_added(subject_id, stored.name, template_ids, vectors)
             self._own_change_applied(*logged)
-        return stored, created
+        return stored, created, skipped
+
+    def _new_content(self, conn: sqlite3.Connection, subject_id: int, digests: list[str | None]) -> list[int]:
+        """Rows to write: those whose digest (if any) neither the subject's templates nor an earlier row hold."""
+        held: set[str] = set()
+        if any(d is not None for d in digests):
+            held = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT content_sha256 FROM templates WHERE subject_id = ? AND content_sha256 IS NOT NULL",
+                    (subject_id,),
+                )
+            }
+        keep: list[int] = []
+        for i, digest in enumerate(digests):
+            if digest is not None:
+                if digest in held:
+                    continue
+                held.add(digest)
+            keep.append(i)
+        return keep
 
     def _insert_templates(
         self,
@@ -570,14 +616,15 @@ class Gallery(BaseGallery):
         vectors: Float32Array,
         fingerprint: str,
         sources: Sequence[str | None],
+        digests: Sequence[str | None],
         created_at: str,
     ) -> Int64Array:
         ids = np.empty(vectors.shape[0], dtype=np.int64)
-        for i, (vector, source) in enumerate(zip(vectors, sources, strict=True)):
+        for i, (vector, source, digest) in enumerate(zip(vectors, sources, digests, strict=True)):
             cursor = conn.execute(
-                "INSERT INTO templates(subject_id, embedding, fingerprint, source, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (subject_id, vector.tobytes(), fingerprint, source, created_at),
+                "INSERT INTO templates(subject_id, embedding, fingerprint, source, content_sha256, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (subject_id, vector.tobytes(), fingerprint, source, digest, created_at),
             )
             ids[i] = cast(int, cursor.lastrowid)
         return ids
