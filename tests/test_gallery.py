@@ -1005,6 +1005,38 @@ def test_sixteen_processes_enrolling_at_once(db: Path) -> None:
     assert set(counts.values()) == {2}  # every subject whole
 
 
+_SAME_PHOTO = r"""
+import sys, time
+import numpy as np
+from faceprint.gallery import Gallery
+g = Gallery(sys.argv[1])
+while time.time() < float(sys.argv[2]):  # start together
+    time.sleep(0.001)
+s = g.enroll("ann", np.eye(int(sys.argv[3]), dtype=np.float32)[0], fingerprint=sys.argv[4], content_sha256=["a" * 64])
+print(s.n_templates)
+"""
+
+
+def test_processes_enrolling_the_same_photo_at_once_store_it_once(db: Path) -> None:
+    Gallery(db).close()
+    start = time.time() + 3.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAME_PHOTO, str(db), str(start), str(DIM), FP],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(6)
+    ]
+    answers = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        answers.append(int(out))
+    assert answers == [1] * 6
+    check, counts = _integrity(db)
+    assert check == "ok" and counts == {"ann": 1}
+
+
 def test_kill_9_during_bulk_enrollment_loses_no_acknowledged_subject(db: Path) -> None:
     Gallery(db).close()
     acked: set[str] = set()

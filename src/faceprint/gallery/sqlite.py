@@ -176,8 +176,9 @@ class Gallery(BaseGallery):
     updates the index in place; so a search sees every committed change without re-reading the
     gallery. It rebuilds the index from the store instead when the log cannot say what changed:
     the rows it needs were pruned (the log keeps the last :attr:`change_log_keep` rows), the last
-    subject was removed, a commit left no log row (a writer that does not log), or the index
-    refused an update. :meth:`rebuild_index` forces a rebuild; :attr:`index_stats` counts both.
+    subject was removed, a commit left no log row (a writer that does not log; SQLite also counts
+    a ``wal_checkpoint(TRUNCATE)`` by another connection as a commit), or the index refused an
+    update. :meth:`rebuild_index` forces a rebuild; :attr:`index_stats` counts both.
 
     Examples
     --------
@@ -782,7 +783,7 @@ class Gallery(BaseGallery):
                 "SELECT seq, op, subject_id FROM changes WHERE seq > ? ORDER BY seq", (applied,)
             ).fetchall()
             if not log:
-                return "a commit without change-log rows"
+                return "a commit without change-log rows (a writer that does not log, or a WAL truncation)"
             if any(op == _CLEAR for _, op, _ in log):
                 return "the gallery was emptied"
             _, dim = self._meta(conn)
