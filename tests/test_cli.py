@@ -860,3 +860,39 @@ def test_same_photo_twice_is_enrolled_once_and_said_so(gallery: Path, lfw_image:
     assert as_json(ok(invoke("enroll", "GWB", photo, "--gallery", gallery, "--json"))) == {
         "id": 1, "name": "GWB", "templates": 2
     }
+
+
+@pytest.mark.real
+@pytest.mark.data
+def test_same_photo_in_two_processes_is_stored_once_by_its_sha256(tmp_path: Path, lfw_image: LfwImage) -> None:
+    # Two separate `faceprint enroll` processes; the second gets a copy of the first one's photo
+    # under another name: the gallery holds the file's sha256 and the copy is skipped, said so.
+    import hashlib
+
+    photo = lfw_image("Colin_Powell", 1)
+    copy = tmp_path / "same [photo].jpg"
+    copy.write_bytes(photo.read_bytes())
+    db = tmp_path / "two.db"
+
+    def enroll(*images: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "faceprint.cli", "enroll", "Colin Powell", *map(str, images), "--gallery", str(db),
+             "--threads", "1"],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a pipe: one line, however long
+        )
+
+    first = enroll(photo)
+    assert first.returncode == 0, first.stderr
+    assert "enrolled Colin Powell (id 1): 1 template(s)" in first.stdout
+    second = enroll(copy, lfw_image("Colin_Powell", 2))
+    assert second.returncode == 0, second.stderr
+    assert [line for line in second.stderr.splitlines() if line.strip()] == [
+        f"skipped: {copy} is the same photo as a stored template"
+    ]
+    assert "enrolled Colin Powell (id 1): 2 template(s)" in second.stdout
+    with Gallery(db) as g:
+        assert g.content_hashes("Colin Powell") == {
+            hashlib.sha256(photo.read_bytes()).hexdigest(),
+            hashlib.sha256(lfw_image("Colin_Powell", 2).read_bytes()).hexdigest(),
+        }

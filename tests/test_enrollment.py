@@ -242,6 +242,26 @@ def test_prepared_enrollment_pickles(pipe: FacePipeline, red_png: Path) -> None:
 
 
 # -- duplicates (issue 16, item 5) ----------------------------------------------------------------
+def test_commit_stores_content_digests_and_the_same_file_is_found_by_them(tmp_path: Path) -> None:
+    # The stored digest finds the same file although its embedding differs (another detector
+    # setting, a re-run on other hardware): drop_duplicates says so, commit does not store it twice.
+    from faceprint.enrollment import Duplicate, drop_duplicates
+
+    e = np.eye(4, dtype=np.float32)
+    first = PreparedEnrollment("Ann", e[:2], "fp", ("a.jpg", "b.jpg"), ("h-a", "h-b"))
+    later = PreparedEnrollment("Ann", e[2:], "fp", ("a-copy.jpg", "c.jpg"), ("h-a", "h-c"))
+    with Gallery(tmp_path / "g.db") as g:
+        assert commit(first, g).n_templates == 2
+        assert g.content_hashes("Ann") == {"h-a", "h-b"}
+        rest, left_out = drop_duplicates(later, g)
+        assert left_out == (Duplicate("a-copy.jpg", "a stored template"),) and rest.sources == ("c.jpg",)
+        assert commit(later, g).n_templates == 3  # without drop_duplicates the gallery still skips it
+        np.testing.assert_array_equal(g.templates("Ann"), e[[0, 1, 3]])
+    target = RecordingGallery()  # a target whose enroll takes no digests still gets its one call
+    commit(first, target)
+    assert len(target.calls) == 1 and "content_sha256" not in target.calls[0][2]
+
+
 def test_drop_duplicates_by_content_and_against_stored_templates(tmp_path: Path) -> None:
     from faceprint.enrollment import Duplicate, drop_duplicates
 

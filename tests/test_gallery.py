@@ -21,6 +21,7 @@ from faceprint.errors import (
     SubjectNotFoundError,
 )
 from faceprint.gallery import INDEXES, ExactIndex, Gallery, VectorIndex, make_index
+from faceprint.gallery.base import rank_hits
 from faceprint.types import Match
 
 FP = "test-embedder-v1"
@@ -150,8 +151,10 @@ def test_sqlite_settings_and_schema(db: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"meta", "subjects", "templates"} <= tables
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert {"meta", "subjects", "templates", "changes"} <= tables
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(templates)")}
+        assert "content_sha256" in columns
     finally:
         conn.close()
 
@@ -316,6 +319,46 @@ def test_invalid_sources_and_metadata(gallery: Gallery) -> None:
     assert gallery.enroll("x" * 200, e, fingerprint=FP).name == "x" * 200
 
 
+def test_same_content_is_stored_once_per_subject(db: Path, gallery: Gallery) -> None:
+    # content_sha256 is stored with each template; a digest the subject holds (or an earlier row
+    # of the call has) is left out in the same transaction, for this subject only
+    rng = np.random.default_rng(14)
+    x = unit(rng, 4)
+    h = [f"{i:064x}" for i in range(4)]
+    assert gallery.enroll("ann", x[:2], fingerprint=FP, content_sha256=h[:2], sources=["a", "b"]).n_templates == 2
+    assert gallery.content_hashes("ann") == frozenset(h[:2])
+    again = gallery.enroll("ann", x[[1, 2, 2]] + 0, fingerprint=FP, content_sha256=[h[1], h[2], h[2]])
+    assert again.n_templates == 3  # h1 held, the second h2 repeats the first: one row written
+    np.testing.assert_array_equal(gallery.templates("ann"), x[[0, 1, 2]])
+    assert gallery.add("ann", x[0], fingerprint=FP, content_sha256=[h[0]]).n_templates == 3
+    assert gallery.add("ann", x[3], fingerprint=FP, content_sha256=[None]).n_templates == 4  # no digest: kept
+    assert gallery.enroll("bob", x[0], fingerprint=FP, content_sha256=[h[0]]).n_templates == 1  # another subject
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT subject_id, source, content_sha256 FROM templates ORDER BY id").fetchall()
+    conn.close()
+    assert rows == [(1, "a", h[0]), (1, "b", h[1]), (1, None, h[2]), (1, None, None), (2, None, h[0])]
+    hits = gallery.search(x[0], k=5, threshold=0.9, fingerprint=FP)
+    assert [(m.name, m.same) for m in hits] == [("ann", True), ("bob", True)]
+    with pytest.raises(SubjectNotFoundError):
+        gallery.content_hashes("nobody")
+    for bad in ([h[0]], "ab", [7, h[0]], ["", h[0]], ["x" * 129, h[0]], ["a\nb", h[0]], ["é", h[0]]):
+        with pytest.raises(InvalidSubjectError, match="content"):
+            gallery.enroll("cat", x[:2], fingerprint=FP, content_sha256=bad)  # type: ignore[arg-type]
+    assert "cat" not in gallery
+
+
+def test_all_duplicate_write_is_logged_so_readers_do_not_rebuild(db: Path) -> None:
+    rng = np.random.default_rng(15)
+    x = unit(rng, 1)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.enroll("ann", x, fingerprint=FP, content_sha256=["d" * 64])
+        reader.search(x[0], k=1, threshold=0.9, fingerprint=FP)
+        same = writer.enroll("ann", x, fingerprint=FP, content_sha256=["d" * 64], metadata={"seen": 2})
+        assert same.n_templates == 1 and same.metadata == {"seen": 2}
+        assert reader.search(x[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "ann"
+        assert reader.index_stats.builds == 1 and reader.index_stats.refreshes == 1
+
+
 def test_failure_after_subject_insert_rolls_back(
     db: Path, gallery: Gallery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -462,6 +505,44 @@ def test_exact_index_matches_brute_force() -> None:
         np.testing.assert_allclose(sims[row], brute[order], atol=1e-5)
 
 
+def test_template_index_updates_match_a_fresh_build() -> None:
+    # added / removed (whole subjects and single templates, ids in any order) leave the index
+    # answering as one built from the final state
+    from faceprint.gallery import TemplateIndex
+
+    rng = np.random.default_rng(21)
+    live = TemplateIndex("exact")
+    live.build(np.empty(0, np.int64), np.empty(0, np.int64), None, {})
+    vectors: dict[int, tuple[int, np.ndarray]] = {}
+    queries = unit(rng, 4)
+    for _ in range(80):
+        live.search(queries, 3)  # the sorted lookup exists, so updates must keep it right
+        subject = int(rng.integers(6))
+        owned = [t for t, (s, _) in vectors.items() if s == subject]
+        if owned and rng.random() < 0.4:
+            gone = owned if rng.random() < 0.5 else owned[:1]
+            live.removed(subject, np.array(gone, np.int64))
+            for t in gone:
+                vectors.pop(t)
+        else:
+            ids = rng.choice(np.setdiff1d(np.arange(1000), list(vectors)), size=int(rng.integers(1, 3)), replace=False)
+            x = unit(rng, ids.size)
+            live.added(subject, f"s{subject}", ids.astype(np.int64), x)
+            vectors.update({int(t): (subject, v) for t, v in zip(ids, x, strict=True)})
+        fresh = TemplateIndex("exact")
+        tids = np.array(sorted(vectors), np.int64)
+        fresh.build(
+            tids,
+            np.array([vectors[t][0] for t in tids], np.int64),
+            np.stack([vectors[t][1] for t in tids]) if tids.size else None,
+            {s: f"s{s}" for s, _ in vectors.values()},
+        )
+        got, want = rank_hits(live.search(queries, 3), 3, 0.0), rank_hits(fresh.search(queries, 3), 3, 0.0)
+        for got_row, want_row in zip(got, want, strict=True):
+            assert_same_matches(got_row, want_row)
+        assert all(live.subject_templates(s) == fresh.subject_templates(s) for s in range(6))
+
+
 def test_exact_index_pads_when_fewer_than_k() -> None:
     index = ExactIndex(3)
     sims, ids = index.search(np.eye(3, dtype=np.float32)[:1], 2)
@@ -562,6 +643,13 @@ for line in sys.stdin:
         x = np.random.default_rng(int(rest[0])).standard_normal((2, int(rest[1])))
         s = g.enroll(name, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), fingerprint=sys.argv[2])
         print("ok", s.id, flush=True)
+    elif op == "add":
+        x = np.random.default_rng(int(rest[0])).standard_normal((1, int(rest[1])))
+        s = g.add(name, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), fingerprint=sys.argv[2])
+        print("ok", s.id, flush=True)
+    elif op == "rename":
+        g.rename(name, rest[0])
+        print("ok", flush=True)
     elif op == "remove":
         g.remove(name)
         print("ok", flush=True)
@@ -617,7 +705,7 @@ def writer(db: Path):
 def test_long_lived_reader_sees_every_commit_of_another_process(db: Path, writer: WriterProcess) -> None:
     # The reader's index is built once; every later commit by the other process must show in its
     # next search, and a removed subject must never come back (before: 99 % of enrollments unseen,
-    # deleted subjects returned).
+    # deleted subjects returned). Each commit is applied from the change log: no full rebuild.
     with Gallery(db) as reader:
         alive: dict[str, np.ndarray] = {}
         for i in range(12):
@@ -633,6 +721,15 @@ def test_long_lived_reader_sees_every_commit_of_another_process(db: Path, writer
                 assert all(m.name != gone for row in hits for m in row)  # never a deleted subject
                 assert {m.name for m in hits[0]} == set(alive)
                 assert gone not in reader and len(reader) == len(alive)
+        writer.ask(f"add p0 7 {DIM}")  # one more template for an existing subject
+        x = np.random.default_rng(7).standard_normal(DIM)
+        x = (x / np.linalg.norm(x)).astype(np.float32)
+        assert reader.search(x, k=1, threshold=0.9, fingerprint=FP)[0].name == "p0"
+        writer.ask("rename p0 q0")
+        assert reader.search(alive["p0"][0], k=1, threshold=0.9, fingerprint=FP)[0].name == "q0"
+        stats = reader.index_stats
+        assert stats.builds == 1  # the first search's; every later commit came from the log
+        assert (stats.refreshes, stats.changes_applied) == (11 + 4 + 2, 11 + 4 + 2)  # p0 came before the build
 
 
 class _CommitBetween:
@@ -663,10 +760,14 @@ def test_rebuild_index_reads_one_snapshot(db: Path, writer: WriterProcess) -> No
         late = writer.enroll("bob", seed=2)
         for probe, name in ((first[0], "ann"), (late[0], "bob")):
             assert reader.search(probe, k=1, threshold=0.9, fingerprint=FP)[0].name == name
-        # the search above saw the other commits and rebuilt (inside that rebuild a third commit
-        # landed); a search now sees every subject, none without its name
+        # the search above saw the other commits and applied them from the change log (the commit
+        # inside the snapshot included: it came after the snapshot's log position); every subject
+        # is there, none without its name, and nothing was rebuilt
         names = {m.name for m in reader.search(first[0], k=50, threshold=-1.0, fingerprint=FP)}
-        assert names == {"ann", "bob", "between0", "between1"} | ({"between2"} if proxy.commits > 2 else set())
+        assert names == {"ann", "bob", "between0"}
+        assert proxy.commits == 1
+        stats = reader.index_stats
+        assert (stats.builds, stats.refreshes, stats.changes_applied) == (1, 1, 2)
         reader._conn = proxy._conn
 
 
@@ -682,6 +783,174 @@ def test_rebuilds_and_searches_while_another_process_churns(db: Path, writer: Wr
             assert all(m.name for m in hits)
             rounds += 1
     assert rounds > 10
+
+
+# -- incremental refresh from the change log ------------------------------------------------------
+def _fresh_answer(db: Path, queries: np.ndarray) -> list[list[Match]]:
+    """What a newly opened gallery (a full build from the store) answers."""
+    with Gallery(db) as fresh:
+        return fresh.search_many(queries, k=8, threshold=-1.0, fingerprint=FP)
+
+
+def test_refresh_equals_a_full_build_under_random_writes(db: Path) -> None:
+    # Random enroll / add / rename / remove by another connection, 1-3 between searches (ids of
+    # removed subjects are reused by SQLite): after each batch the long-lived reader answers
+    # exactly what a freshly built index answers, and it never rebuilds.
+    rng = np.random.default_rng(31)
+    queries = unit(rng, 6)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        for i in range(8):
+            writer.enroll(f"s{i}", unit(rng, 2), fingerprint=FP)
+        reader.search(queries[0], k=1, threshold=0.0, fingerprint=FP)
+        serial = 8
+        for _ in range(60):
+            for _ in range(int(rng.integers(1, 4))):
+                names = [x.name for x in writer.subjects()]
+                op = rng.choice(["enroll", "add", "rename", "remove"] if len(names) > 2 else ["enroll"])
+                victim = names[int(rng.integers(len(names)))]
+                if op == "enroll":
+                    writer.enroll(f"s{serial}", unit(rng, int(rng.integers(1, 4))), fingerprint=FP)
+                    serial += 1
+                elif op == "add":
+                    writer.add(victim, unit(rng, 1), fingerprint=FP)
+                elif op == "rename":
+                    writer.rename(victim, f"s{serial}")
+                    serial += 1
+                else:
+                    writer.remove(max(writer.subjects(), key=lambda x: x.id).id if rng.random() < 0.5 else victim)
+            got = reader.search_many(queries, k=8, threshold=-1.0, fingerprint=FP)
+            for got_row, want_row in zip(got, _fresh_answer(db, queries), strict=True):
+                assert_same_matches(got_row, want_row)
+        assert reader.index_stats.builds == 1
+        assert reader.index_stats.refreshes == 60
+
+
+def test_own_writes_move_the_log_position(db: Path) -> None:
+    # Writes through the reader itself update its index directly; a later commit by another
+    # connection is then the only change-log row it applies.
+    rng = np.random.default_rng(32)
+    with Gallery(db) as g, Gallery(db) as other:
+        g.enroll("a", unit(rng, 1), fingerprint=FP)
+        g.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)
+        for i in range(5):
+            g.enroll(f"own{i}", unit(rng, 1), fingerprint=FP)
+        g.rename("own0", "mine")
+        g.remove("own1")
+        late = unit(rng, 1)
+        other.enroll("theirs", late, fingerprint=FP)
+        assert g.search(late[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "theirs"
+        stats = g.index_stats
+        assert (stats.builds, stats.refreshes, stats.changes_applied) == (1, 1, 1)
+        assert stats.seq == 1 + 5 + 2 + 1
+
+
+def test_reader_that_missed_pruned_rows_rebuilds(db: Path) -> None:
+    rng = np.random.default_rng(33)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.change_log_keep = 4  # prune every write beyond the last 4 rows
+        writer.enroll("a", unit(rng, 1), fingerprint=FP)
+        reader.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)  # log position 1
+        writer.enroll("b", unit(rng, 1), fingerprint=FP)
+        reader.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)  # row 2 is still there
+        assert reader.index_stats.builds == 1
+        added = {f"n{i}": unit(rng, 1) for i in range(6)}  # rows 3-8; 3 and 4 are pruned
+        for name, x in added.items():
+            writer.enroll(name, x, fingerprint=FP)
+        conn = sqlite3.connect(db)
+        assert conn.execute("SELECT MIN(seq), MAX(seq) FROM changes").fetchone() == (5, 8)
+        conn.close()
+        for name, x in added.items():
+            assert reader.search(x[0], k=1, threshold=0.9, fingerprint=FP)[0].name == name
+        assert reader.index_stats.builds == 2  # the reader could not apply rows 3-4: it rebuilt once
+        writer.remove("n0")
+        assert "n0" not in {m.name for m in reader.search(added["n0"][0], k=9, threshold=-1.0, fingerprint=FP)}
+        assert reader.index_stats.builds == 2 and reader.index_stats.refreshes == 2
+
+
+def test_commit_without_log_rows_and_emptied_gallery_rebuild(db: Path) -> None:
+    rng = np.random.default_rng(34)
+    e = np.eye(DIM, dtype=np.float32)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.enroll("a", e[0], fingerprint=FP)
+        assert reader.search(e[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "a"
+        # a writer that does not log (an old faceprint, the sqlite3 shell): the reader rebuilds
+        conn = sqlite3.connect(db)
+        conn.execute("INSERT INTO subjects(id, name) VALUES (50, 'by hand')")
+        conn.execute(
+            "INSERT INTO templates(subject_id, embedding, fingerprint) VALUES (50, ?, ?)", (e[1].tobytes(), FP)
+        )
+        conn.commit()
+        conn.close()
+        assert reader.search(e[1], k=1, threshold=0.9, fingerprint=FP)[0].name == "by hand"
+        assert reader.index_stats.builds == 2
+        # the last subject goes, the next one comes from another model with another dimension
+        writer.remove("a")
+        writer.remove("by hand")
+        other = unit(rng, 1, dim=DIM + 4)
+        writer.enroll("wide", other, fingerprint="other-model")
+        assert reader.search(other[0], k=1, threshold=0.9, fingerprint="other-model")[0].name == "wide"
+        assert reader.index_stats.builds == 3
+
+
+def test_index_that_refuses_an_update_is_rebuilt(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(35)
+    with Gallery(db) as writer, Gallery(db) as reader:
+        writer.enroll("a", unit(rng, 1), fingerprint=FP)
+        reader.search(unit(rng, 1)[0], k=1, threshold=0.0, fingerprint=FP)
+        late = unit(rng, 1)
+        writer.enroll("b", late, fingerprint=FP)
+
+        def refuse(self: ExactIndex, ids: np.ndarray, vectors: np.ndarray) -> None:
+            raise RuntimeError("no incremental updates here")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ExactIndex, "add", refuse)
+            with pytest.raises(RuntimeError, match="no incremental"):  # the rebuild cannot add either
+                reader.search(late[0], k=1, threshold=0.9, fingerprint=FP)
+        assert reader.search(late[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "b"
+        assert reader.index_stats.builds == 2 and reader.index_stats.refreshes == 0
+
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE subjects (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_at TEXT, metadata TEXT);
+CREATE TABLE templates (id INTEGER PRIMARY KEY,
+    subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL, fingerprint TEXT NOT NULL, source TEXT, created_at TEXT);
+CREATE INDEX templates_subject_id ON templates(subject_id);
+"""
+
+
+def test_schema_1_file_is_migrated_on_open(db: Path) -> None:
+    rng = np.random.default_rng(36)
+    old = unit(rng, 3)
+    conn = sqlite3.connect(db)
+    conn.executescript(_SCHEMA_V1)
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)", [("schema_version", "1"), ("fingerprint", FP), ("dim", str(DIM))]
+    )
+    conn.execute("INSERT INTO subjects VALUES (1, 'ann', '', NULL), (2, 'bob', '', NULL)")
+    conn.executemany(
+        "INSERT INTO templates(subject_id, embedding, fingerprint) VALUES (?, ?, ?)",
+        [(1, old[0].tobytes(), FP), (1, old[1].tobytes(), FP), (2, old[2].tobytes(), FP)],
+    )
+    conn.commit()
+    conn.close()
+    with Gallery(db) as reader, Gallery(db) as writer:  # the first open migrates, the second finds v2
+        assert [x.name for x in reader.subjects()] == ["ann", "bob"]
+        assert reader.search(old[2], k=1, threshold=0.9, fingerprint=FP)[0].name == "bob"
+        late = unit(rng, 1)
+        writer.enroll("cat", late, fingerprint=FP)
+        writer.remove("ann")
+        assert reader.search(late[0], k=1, threshold=0.9, fingerprint=FP)[0].name == "cat"
+        assert "ann" not in {m.name for m in reader.search(old[0], k=5, threshold=-1.0, fingerprint=FP)}
+        assert reader.index_stats.builds == 1
+    rows = snapshot(db)
+    assert ("schema_version", "2") in rows["meta"]
+    conn = sqlite3.connect(db)
+    assert [r[1] for r in conn.execute("SELECT seq, op FROM changes ORDER BY seq")] == ["enroll", "remove"]
+    assert "content_sha256" in {r[1] for r in conn.execute("PRAGMA table_info(templates)")}
+    conn.close()
 
 
 # -- durability: many writers at once, kill -9 mid-enrollment (issue 16) --------------------------
@@ -734,6 +1003,38 @@ def test_sixteen_processes_enrolling_at_once(db: Path) -> None:
     assert check == "ok"
     assert len(acked) == 128 and set(counts) == acked  # nothing lost, nothing extra
     assert set(counts.values()) == {2}  # every subject whole
+
+
+_SAME_PHOTO = r"""
+import sys, time
+import numpy as np
+from faceprint.gallery import Gallery
+g = Gallery(sys.argv[1])
+while time.time() < float(sys.argv[2]):  # start together
+    time.sleep(0.001)
+s = g.enroll("ann", np.eye(int(sys.argv[3]), dtype=np.float32)[0], fingerprint=sys.argv[4], content_sha256=["a" * 64])
+print(s.n_templates)
+"""
+
+
+def test_processes_enrolling_the_same_photo_at_once_store_it_once(db: Path) -> None:
+    Gallery(db).close()
+    start = time.time() + 3.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAME_PHOTO, str(db), str(start), str(DIM), FP],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(6)
+    ]
+    answers = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        answers.append(int(out))
+    assert answers == [1] * 6
+    check, counts = _integrity(db)
+    assert check == "ok" and counts == {"ann": 1}
 
 
 def test_kill_9_during_bulk_enrollment_loses_no_acknowledged_subject(db: Path) -> None:

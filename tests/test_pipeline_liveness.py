@@ -169,9 +169,11 @@ def test_enroll_spoof_returns_rejection_and_writes_nothing(pipe: FacePipeline, g
 
 
 def test_enroll_live_photos_enrolls(pipe: FacePipeline, gallery: Gallery) -> None:
-    subject = pipe.enroll("Alice", [solid_image(RED), solid_image(RED)], gallery, liveness="passive")
+    subject = pipe.enroll("Alice", [solid_image(RED), solid_image((200, 40, 40))], gallery, liveness="passive")
     assert not isinstance(subject, LivenessRejection)
     assert subject.name == "Alice" and subject.n_templates == 2
+    again = pipe.enroll("Alice", [solid_image(RED), solid_image(RED)], gallery, liveness="passive")
+    assert not isinstance(again, LivenessRejection) and again.n_templates == 2  # the same photo is stored once
 
 
 def test_enroll_unsure_is_rejected(pipe: FacePipeline, gallery: Gallery) -> None:

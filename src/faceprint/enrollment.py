@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import os
 from collections.abc import Sequence
@@ -114,7 +115,7 @@ class Duplicate:
         The photo left out.
     same_as : str
         The earlier photo of the same enrollment with the same bytes, or ``"a stored template"``
-        when the subject already holds its template.
+        when the subject already holds its template (the same content sha256, or the same pixels).
     """
 
     source: str
@@ -122,7 +123,8 @@ class Duplicate:
 
 
 class DuplicateSource(Protocol):
-    """What :func:`drop_duplicates` reads: whether the subject exists, and its stored templates."""
+    """What :func:`drop_duplicates` reads: whether the subject exists, and its stored templates
+    (and, where the gallery has it, ``content_hashes(name)``: the digests it stored with them)."""
 
     def __contains__(self, name_or_id: object) -> bool: ...
 
@@ -130,7 +132,11 @@ class DuplicateSource(Protocol):
 
 
 class EnrollmentTarget(Protocol):
-    """What :func:`commit` writes to: a gallery's one-transaction ``enroll``."""
+    """What :func:`commit` writes to: a gallery's one-transaction ``enroll``.
+
+    When that ``enroll`` also takes ``content_sha256=`` (every :class:`~faceprint.gallery.BaseGallery`
+    does), :func:`commit` passes the photos' digests and the gallery stores a photo once per subject.
+    """
 
     def enroll(
         self,
@@ -218,6 +224,11 @@ def commit(
 ) -> Subject:
     """Write a prepared enrollment in the gallery's one ``enroll`` transaction (all templates or none).
 
+    The photos' :attr:`~PreparedEnrollment.content_sha256` go with them where the gallery takes
+    them: a photo whose file bytes the subject already holds is then not stored again (checked in
+    the write transaction, so two processes enrolling the same photo at once store it once).
+    :func:`drop_duplicates` says beforehand which photos those are.
+
     Raises
     ------
     EnrollmentRejectedError
@@ -231,22 +242,37 @@ def commit(
             f"{prepared.name!r} is not enrolled: the liveness check said {rej.decision} "
             f"for {', '.join(s for s, lv in zip(rej.sources, rej.liveness) if not lv.live) or 'a photo'}"
         )
+    extra: dict[str, Any] = {}
+    if _takes(gallery.enroll, "content_sha256"):
+        extra["content_sha256"] = list(prepared.content_sha256)
     return gallery.enroll(
         prepared.name,
         prepared.embeddings,
         fingerprint=prepared.fingerprint,
         sources=list(prepared.sources),
         metadata=metadata,
+        **extra,
     )
+
+
+def _takes(method: Any, keyword: str) -> bool:
+    """Whether ``method`` accepts the keyword argument ``keyword`` (an older target may not)."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def drop_duplicates(
     prepared: PreparedEnrollment, gallery: DuplicateSource | None = None
 ) -> tuple[PreparedEnrollment, tuple[Duplicate, ...]]:
     """``prepared`` without the photos it already has: the same file given twice (same
-    :attr:`~PreparedEnrollment.content_sha256`), and, with ``gallery``, a photo whose template the
-    subject already holds (similarity >= :data:`SAME_PHOTO_SIMILARITY`: the same picture enrolled
-    before). Returns the rest (possibly no photos) and what was left out, in order.
+    :attr:`~PreparedEnrollment.content_sha256`), and, with ``gallery``, a photo the subject already
+    holds: the same content sha256 stored with one of its templates (the same file enrolled before,
+    in any process), or a template at similarity >= :data:`SAME_PHOTO_SIMILARITY` (the same
+    pixels, e.g. from a template enrolled without a digest). Returns the rest (possibly no photos)
+    and what was left out, in order.
 
     Examples
     --------
@@ -257,8 +283,12 @@ def drop_duplicates(
     (1, (Duplicate(source='b.jpg', same_as='a.jpg'),))
     """
     stored = np.empty((0, prepared.embeddings.shape[1]), np.float32)
+    stored_digests: frozenset[str] = frozenset()
     if gallery is not None and prepared.name.strip() in gallery:
         stored = np.asarray(gallery.templates(prepared.name.strip()), np.float32)
+        hashes = getattr(gallery, "content_hashes", None)
+        if callable(hashes):
+            stored_digests = frozenset(hashes(prepared.name.strip()))
     first_of: dict[str, str] = {}
     keep: list[int] = []
     left_out: list[Duplicate] = []
@@ -267,6 +297,9 @@ def drop_duplicates(
             left_out.append(Duplicate(source, first_of[digest]))
             continue
         first_of[digest] = source
+        if digest in stored_digests:
+            left_out.append(Duplicate(source, "a stored template"))
+            continue
         if stored.shape[0] and stored.shape[1] == prepared.embeddings.shape[1]:
             if float(np.max(stored @ prepared.embeddings[i])) >= SAME_PHOTO_SIMILARITY:
                 left_out.append(Duplicate(source, "a stored template"))

@@ -589,6 +589,10 @@ class FacePipeline:
         attack (a given result, e.g. a video challenge, applies to all of them); if any is not
         judged live nothing is written and a :class:`LivenessRejection` is returned.
 
+        A photo whose file bytes the subject already holds (the same sha256, enrolled before in
+        any process, or given twice) is stored once; the gallery logs each one it leaves out.
+        :func:`faceprint.enrollment.drop_duplicates` says which, before the write.
+
         The two steps are :func:`faceprint.enrollment.prepare_enrollment` and
         :func:`faceprint.enrollment.commit`.
         """

@@ -37,7 +37,7 @@ from .base import (
     TemplateHits,
 )
 from .index import INDEXES, ExactIndex, ScoringIndex, TemplateIndex, VectorIndex, make_index
-from .sqlite import SCHEMA_VERSION, Gallery, SQLiteGallery
+from .sqlite import SCHEMA_VERSION, Gallery, IndexStats, SQLiteGallery
 
 __all__ = [
     "GalleryBackend",
@@ -53,6 +53,7 @@ __all__ = [
     "TemplateIndex",
     "Gallery",
     "SQLiteGallery",
+    "IndexStats",
     "SCHEMA_VERSION",
     "MAX_NAME_LENGTH",
     "UNIT_NORM_TOLERANCE",

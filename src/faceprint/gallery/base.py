@@ -189,8 +189,9 @@ class GalleryBackend(Protocol):
         fingerprint: str,
         sources: Sequence[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        content_sha256: Sequence[str | None] | None = None,
     ) -> Subject:
-        """Store templates for a subject, creating it when new."""
+        """Store templates for a subject, creating it when new (a photo's content once per subject)."""
         ...
 
     def add(
@@ -200,8 +201,13 @@ class GalleryBackend(Protocol):
         *,
         fingerprint: str,
         sources: Sequence[str] | None = None,
+        content_sha256: Sequence[str | None] | None = None,
     ) -> Subject:
         """Append templates to an existing subject."""
+        ...
+
+    def content_hashes(self, name_or_id: str | int) -> frozenset[str]:
+        """The content digests of one subject's stored templates (those enrolled with one)."""
         ...
 
     def rename(self, name_or_id: str | int, new_name: str) -> Subject:
@@ -339,6 +345,27 @@ def _validate_sources(sources: Sequence[str] | None, n: int) -> list[str | None]
     return source_list
 
 
+MAX_DIGEST_LENGTH = 128
+"""Longest content digest accepted (a hex sha256 has 64 characters)."""
+
+
+def _validate_digests(digests: Sequence[str | None] | None, n: int) -> list[str | None]:
+    if digests is None:
+        return [None] * n
+    if isinstance(digests, str) or not all(d is None or isinstance(d, str) for d in digests):
+        raise InvalidSubjectError("expected content_sha256 as a sequence of str (or None), one per embedding")
+    digest_list = list(digests)
+    if len(digest_list) != n:
+        raise InvalidSubjectError(f"expected {n} content digests (one per embedding), got {len(digest_list)}")
+    for d in digest_list:
+        if d is not None and not (0 < len(d) <= MAX_DIGEST_LENGTH and d.isascii() and d.isprintable()):
+            raise InvalidSubjectError(
+                f"expected content digests of 1-{MAX_DIGEST_LENGTH} printable ASCII characters (a hex sha256), "
+                f"got {ascii(d)[:80]}"
+            )
+    return digest_list
+
+
 def _validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidSubjectError(f"expected metadata as a dict, got {type(metadata).__name__}")
@@ -397,12 +424,13 @@ class BaseGallery(ABC):
 
     - ``_stored_embedder()``: the stored fingerprint and dimension;
     - ``_write_templates(...)``: one write transaction that calls :meth:`_check_embedder` on the
-      stored fingerprint and dimension before it writes;
+      stored fingerprint and dimension before it writes, and leaves out rows whose content digest
+      the subject already holds;
     - ``_write_rename(...)``, ``_write_remove(...)``;
     - ``_search_templates(queries, k)``: template hits that contain the best template of each
       of the ``k`` best subjects of every query;
-    - the reads ``subjects``, ``get``, ``templates``, ``_read_templates``, ``__len__``,
-      ``n_templates``, ``path`` and ``close``.
+    - the reads ``subjects``, ``get``, ``templates``, ``_read_templates``, ``content_hashes``,
+      ``__len__``, ``n_templates``, ``path`` and ``close``.
 
     ``_score_subjects`` has a default that computes similarities from the stored templates.
     """
@@ -431,12 +459,15 @@ class BaseGallery(ABC):
         metadata: dict[str, Any],
         *,
         create: bool,
-    ) -> tuple[Subject, bool]:
-        """Store ``vectors`` for ``subject`` in one transaction; return the subject and whether it is new.
+        digests: list[str | None],
+    ) -> tuple[Subject, bool, tuple[int, ...]]:
+        """Store ``vectors`` for ``subject`` in one transaction; return the subject, whether it is
+        new, and the rows left out.
 
         With ``create`` ``subject`` is a validated name, created when absent (``metadata`` stored,
         or merged into an existing subject's); without it ``subject`` must exist
-        (:class:`SubjectNotFoundError`).
+        (:class:`SubjectNotFoundError`). A row whose digest (not None) the subject already holds,
+        or an earlier row of the call has, is left out: a photo's content is stored once per subject.
         """
 
     @abstractmethod
@@ -476,6 +507,16 @@ class BaseGallery(ABC):
     @abstractmethod
     def templates(self, name_or_id: str | int) -> Float32Array:
         """The templates of one subject, shape (n, d) float32, in enrollment order."""
+
+    @abstractmethod
+    def content_hashes(self, name_or_id: str | int) -> frozenset[str]:
+        """The content digests of one subject's stored templates (those enrolled with one).
+
+        Raises
+        ------
+        SubjectNotFoundError
+            If there is no such subject.
+        """
 
     @property
     @abstractmethod
@@ -593,10 +634,13 @@ class BaseGallery(ABC):
         fingerprint: str,
         sources: Sequence[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        content_sha256: Sequence[str | None] | None = None,
     ) -> Subject:
         """Store templates for a subject, creating the subject if it is new.
 
         Everything happens in one transaction: on any error the gallery is left as it was.
+        A photo's content is stored once per subject: a row whose ``content_sha256`` the subject
+        already holds (or an earlier row has) is left out, in the same transaction, and logged.
 
         Parameters
         ----------
@@ -612,6 +656,10 @@ class BaseGallery(ABC):
         metadata : dict, optional
             JSON-serialisable data. Stored on creation; for an existing subject its keys
             are merged into the stored metadata.
+        content_sha256 : sequence of str or None, optional
+            One content digest per embedding row (what
+            :attr:`faceprint.enrollment.PreparedEnrollment.content_sha256` holds: the hex sha256 of
+            the photo's file bytes); None for a row without one. Stored with the template.
 
         Returns
         -------
@@ -626,9 +674,18 @@ class BaseGallery(ABC):
             Embeddings not finite float, empty, of the wrong shape or not unit-norm.
         EmbedderMismatchError
             ``fingerprint`` or the dimension differs from the gallery's.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from faceprint.gallery import Gallery
+        >>> with Gallery(":memory:") as g:
+        ...     _ = g.enroll("ann", np.eye(3)[0], fingerprint="demo", content_sha256=["ab12"])
+        ...     g.enroll("ann", np.eye(3)[:2], fingerprint="demo", content_sha256=["ab12", "cd34"]).n_templates
+        2
         """
         clean_name = validate_name(name)
-        return self._store(clean_name, embeddings, fingerprint, sources, metadata, create=True)
+        return self._store(clean_name, embeddings, fingerprint, sources, metadata, content_sha256, create=True)
 
     def add(
         self,
@@ -637,6 +694,7 @@ class BaseGallery(ABC):
         *,
         fingerprint: str,
         sources: Sequence[str] | None = None,
+        content_sha256: Sequence[str | None] | None = None,
     ) -> Subject:
         """Append templates to an existing subject (as :meth:`enroll`, but never creates one).
 
@@ -648,7 +706,7 @@ class BaseGallery(ABC):
             As :meth:`enroll`.
         """
         subject = validate_name_or_id(name_or_id)
-        return self._store(subject, embeddings, fingerprint, sources, None, create=False)
+        return self._store(subject, embeddings, fingerprint, sources, None, content_sha256, create=False)
 
     def _store(
         self,
@@ -657,6 +715,7 @@ class BaseGallery(ABC):
         fingerprint: str,
         sources: Sequence[str] | None,
         metadata: dict[str, Any] | None,
+        digests: Sequence[str | None] | None,
         *,
         create: bool,
     ) -> Subject:
@@ -664,19 +723,27 @@ class BaseGallery(ABC):
         fingerprint = validate_fingerprint(fingerprint)
         n = vectors.shape[0]
         source_list = _validate_sources(sources, n)
+        digest_list = _validate_digests(digests, n)
         clean_metadata = _validate_metadata(metadata)
         with self._lock:
-            stored, created = self._write_templates(
-                subject, vectors, fingerprint, source_list, clean_metadata, create=create
+            stored, created, skipped = self._write_templates(
+                subject, vectors, fingerprint, source_list, clean_metadata, create=create, digests=digest_list
             )
         logger.info(
             "%s subject %r (id %d): +%d template(s), %d in total",
             "enrolled" if created else "extended",
             stored.name,
             stored.id,
-            n,
+            n - len(skipped),
             stored.n_templates,
         )
+        for i in skipped:
+            logger.info(
+                "skipped %s for subject %r: the same content (sha256 %s) as a template it holds",
+                source_list[i] or f"row {i}",
+                stored.name,
+                (digest_list[i] or "")[:12],
+            )
         return stored
 
     def rename(self, name_or_id: str | int, new_name: str) -> Subject:

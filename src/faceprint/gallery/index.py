@@ -239,6 +239,7 @@ class TemplateIndex:
     def _clear(self) -> None:
         self._index: VectorIndex | None = None
         self._template_subject: dict[int, int] = {}
+        self._subject_templates: dict[int, set[int]] = {}
         self._subject_count: dict[int, int] = {}
         self._subject_name: dict[int, str] = {}
         self._max_templates = 0
@@ -266,9 +267,11 @@ class TemplateIndex:
             index.add(template_ids, vectors)
             self._index = index
         self._template_subject = dict(zip(template_ids.tolist(), subject_ids.tolist(), strict=True))
-        counts: dict[int, int] = {}
-        for subject_id in self._template_subject.values():
-            counts[subject_id] = counts.get(subject_id, 0) + 1
+        owned: dict[int, set[int]] = {}
+        for template_id, subject_id in self._template_subject.items():
+            owned.setdefault(subject_id, set()).add(template_id)
+        self._subject_templates = owned
+        counts = {subject_id: len(ids) for subject_id, ids in owned.items()}
         self._subject_count = counts
         self._subject_name = dict(names)
         self._max_templates = max(counts.values(), default=0)
@@ -279,28 +282,60 @@ class TemplateIndex:
         if self._index is None:
             self._index = make_index(self.name, vectors.shape[1])
         self._index.add(template_ids, vectors)
+        owned = self._subject_templates.setdefault(subject_id, set())
         for template_id in template_ids.tolist():
             self._template_subject[template_id] = subject_id
-        count = self._subject_count.get(subject_id, 0) + template_ids.size
+            owned.add(template_id)
+        count = len(owned)
         self._subject_count[subject_id] = count
         self._subject_name[subject_id] = name
         self._max_templates = max(self._max_templates, count)
-        self._lookup = None
+        if self._lookup is not None:  # merge into the sorted lookup rather than rebuild it
+            keys, values = self._lookup
+            new_keys = np.sort(np.asarray(template_ids, dtype=np.int64).reshape(-1))
+            new_values = np.full(new_keys.size, subject_id, dtype=np.int64)
+            if keys.size == 0 or new_keys.size == 0 or new_keys[0] > keys[-1]:  # the usual case: newer ids
+                self._lookup = (np.concatenate([keys, new_keys]), np.concatenate([values, new_values]))
+            else:
+                keys, values = np.concatenate([keys, new_keys]), np.concatenate([values, new_values])
+                order = np.argsort(keys, kind="stable")
+                self._lookup = (keys[order], values[order])
 
     def removed(self, subject_id: int, template_ids: Int64Array) -> None:
-        """Forget a subject just deleted with its templates; raises if the index refuses."""
+        """Forget templates of ``subject_id`` just deleted; raises if the index refuses.
+
+        The subject itself is forgotten once none of its templates is left (a removed subject
+        is given with all its templates).
+        """
         if self._index is not None:
             self._index.remove(template_ids)
+        owned = self._subject_templates.get(subject_id, set())
         for template_id in template_ids.tolist():
             self._template_subject.pop(template_id, None)
-        self._subject_count.pop(subject_id, None)
-        self._subject_name.pop(subject_id, None)
+            owned.discard(template_id)
+        if owned:
+            self._subject_count[subject_id] = len(owned)
+        else:
+            self._subject_templates.pop(subject_id, None)
+            self._subject_count.pop(subject_id, None)
+            self._subject_name.pop(subject_id, None)
         self._max_templates = max(self._subject_count.values(), default=0)
-        self._lookup = None
+        if self._lookup is not None:
+            keys, values = self._lookup
+            keep = ~np.isin(keys, np.asarray(template_ids, dtype=np.int64))
+            self._lookup = (keys[keep], values[keep])
 
     def renamed(self, subject_id: int, name: str) -> None:
         """Record a subject's new name."""
         self._subject_name[subject_id] = name
+
+    def subject_templates(self, subject_id: int) -> frozenset[int]:
+        """Ids of the templates of ``subject_id`` the index holds (empty for an unknown subject)."""
+        return frozenset(self._subject_templates.get(subject_id, ()))
+
+    def subject_name(self, subject_id: int) -> str | None:
+        """The name the index holds for ``subject_id``; None for an unknown subject."""
+        return self._subject_name.get(subject_id)
 
     def _sorted_lookup(self) -> tuple[Int64Array, Int64Array]:
         if self._lookup is None:

@@ -3,8 +3,9 @@
 The SQLite store is the system of record. The vector index (:mod:`faceprint.gallery.index`) is an
 in-memory acceleration structure built lazily from the ``templates`` table on the first search,
 kept in sync by :meth:`Gallery.enroll`, :meth:`Gallery.remove` and :meth:`Gallery.rename`,
-rebuilt when another connection has committed to the file, and can always be rebuilt with
-:meth:`Gallery.rebuild_index`.
+brought up to date when another connection has committed to the file (from the ``changes`` log
+that every write appends to in its own transaction; a full rebuild only when the log cannot
+say what changed), and can always be rebuilt with :meth:`Gallery.rebuild_index`.
 
 Every template records the fingerprint of the embedder that produced it; the first enrollment
 fixes the gallery's fingerprint and dimension and the gallery refuses to mix models after that
@@ -19,8 +20,9 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -36,12 +38,17 @@ from .base import (
 )
 from .index import INDEXES, TemplateIndex
 
-__all__ = ["Gallery", "SQLiteGallery", "SCHEMA_VERSION"]
+__all__ = ["Gallery", "SQLiteGallery", "SCHEMA_VERSION", "IndexStats"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""Version of the on-disk schema this module writes and reads."""
+SCHEMA_VERSION = 2
+"""Version of the on-disk schema this module writes and reads.
+
+1: ``meta``, ``subjects``, ``templates``. 2: adds the ``changes`` log (one row per write, for
+incremental index refresh in other processes) and ``templates.content_sha256``. A version-1 file
+is migrated in place when it is opened; a newer one is refused.
+"""
 
 _SQL_CHUNK = 500
 """Most ``?`` parameters put in one ``IN (...)`` list (SQLite's limit is 999 on old builds)."""
@@ -68,6 +75,22 @@ CREATE TABLE IF NOT EXISTS templates (
 CREATE INDEX IF NOT EXISTS templates_subject_id ON templates(subject_id);
 """
 
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    subject_id INTEGER NOT NULL,
+    created_at TEXT
+);
+ALTER TABLE templates ADD COLUMN content_sha256 TEXT;
+CREATE INDEX IF NOT EXISTS templates_content_sha256 ON templates(subject_id, content_sha256);
+"""
+"""What schema version 2 adds to version 1 (a new gallery runs both scripts)."""
+
+# The change log's ops: what a write did to one subject. "clear" = the last subject went and the
+# gallery forgot its embedder (a reader rebuilds: the next enrollment may have another dimension).
+_ENROLL, _ADD, _RENAME, _REMOVE, _CLEAR = "enroll", "add", "rename", "remove", "clear"
+
 Float32Array = npt.NDArray[np.float32]
 Int64Array = npt.NDArray[np.int64]
 
@@ -88,6 +111,36 @@ def _storable(text: str) -> bool:
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), _SQL_CHUNK):
         yield values[start : start + _SQL_CHUNK]
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """How a :class:`Gallery`'s in-memory index has been kept in step with the store.
+
+    Attributes
+    ----------
+    builds : int
+        Full builds from the store (the first search's, :meth:`Gallery.rebuild_index`, and the
+        fall-backs when the change log could not be applied).
+    refreshes : int
+        Incremental refreshes: another connection committed and only the subjects its change log
+        names were re-read.
+    changes_applied : int
+        Change-log rows those refreshes applied.
+    seq : int or None
+        The last change-log row the index reflects; None while there is no index.
+    """
+
+    builds: int
+    refreshes: int
+    changes_applied: int
+    seq: int | None
 
 
 class Gallery(BaseGallery):
@@ -115,10 +168,17 @@ class Gallery(BaseGallery):
 
     Notes
     -----
-    The index is kept in sync with writes made through *this* object; when another connection
-    (another process, or another ``Gallery`` on the same file) has committed, the next search
-    rebuilds it from the store first (SQLite's ``PRAGMA data_version``), so a search sees every
-    committed change. :meth:`rebuild_index` forces a rebuild.
+    The index is kept in sync with writes made through *this* object. Every write also appends one
+    row per subject it touched to the ``changes`` log, in the same transaction. When another
+    connection (another process, or another ``Gallery`` on the same file) has committed, which each
+    search checks cheaply with SQLite's ``PRAGMA data_version``, the next search reads the log rows
+    it has not applied and the current rows of just those subjects, in one read transaction, and
+    updates the index in place; so a search sees every committed change without re-reading the
+    gallery. It rebuilds the index from the store instead when the log cannot say what changed:
+    the rows it needs were pruned (the log keeps the last :attr:`change_log_keep` rows), the last
+    subject was removed, a commit left no log row (a writer that does not log; SQLite also counts
+    a ``wal_checkpoint(TRUNCATE)`` by another connection as a commit), or the index refused an
+    update. :meth:`rebuild_index` forces a rebuild; :attr:`index_stats` counts both.
 
     Examples
     --------
@@ -131,6 +191,10 @@ class Gallery(BaseGallery):
     ['alice', 'bob']
     """
 
+    change_log_keep: ClassVar[int] = 10_000
+    """Change-log rows a writer keeps (older ones are pruned in batches of a tenth of this); a
+    reader that has not applied the rows pruned meanwhile rebuilds its index instead."""
+
     def __init__(self, path: str | os.PathLike[str], *, index: str = "exact") -> None:
         super().__init__()
         INDEXES.factory(index)  # unknown names fail here, listing the valid ones
@@ -139,7 +203,9 @@ class Gallery(BaseGallery):
         self._conn: sqlite3.Connection | None = None
         # In-memory search state; valid only while self._tindex.ready.
         self._tindex = TemplateIndex(index)
-        self._index_version: int | None = None  # PRAGMA data_version when the index was built
+        self._index_version: int | None = None  # PRAGMA data_version of the snapshot the index reflects
+        self._index_seq: int | None = None  # the last change-log row the index reflects
+        self._builds = self._refreshes = self._changes_applied = 0
         self._conn = self._open()
 
     # ---------------------------------------------------------------- connection & schema
@@ -169,6 +235,7 @@ class Gallery(BaseGallery):
                 f"{self._path} is not a faceprint gallery: it holds tables {sorted(tables)} "
                 "but no 'meta' table"
             )
+        version: int | None = None
         if "meta" in tables:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             try:
@@ -192,18 +259,41 @@ class Gallery(BaseGallery):
         if not tables:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+                # Under the write lock: another process may have created the schema meanwhile.
+                created = conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() is None
+                if created:
+                    _run_script(conn, _SCHEMA)
+                    _run_script(conn, _SCHEMA_V2)
+                    conn.execute(
+                        "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            logger.info("created gallery %s (schema version %d)", self._path, SCHEMA_VERSION)
+            if created:
+                logger.info("created gallery %s (schema version %d)", self._path, SCHEMA_VERSION)
+            else:
+                self._migrate(conn)  # whatever version the other process wrote
+        elif version is not None and version < SCHEMA_VERSION:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a file of an older schema version to :data:`SCHEMA_VERSION`, in one transaction."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row is not None else SCHEMA_VERSION
+            if version == 1:
+                _run_script(conn, _SCHEMA_V2)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if version == 1:
+            logger.info("migrated gallery %s from schema version 1 to %d", self._path, SCHEMA_VERSION)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -366,6 +456,23 @@ class Gallery(BaseGallery):
             return np.empty((0, dim or 0), dtype=np.float32)
         return self._decode(blobs, dim)
 
+    def content_hashes(self, name_or_id: str | int) -> frozenset[str]:
+        """The content digests (hex sha256 of the photo's file bytes, as enrollment records them)
+        of one subject's stored templates; templates stored without one are not counted.
+
+        Raises
+        ------
+        SubjectNotFoundError
+            If there is no such subject.
+        """
+        with self._lock, self._snapshot() as conn:
+            subject_id = self._subject_row(conn, name_or_id)[0]
+            rows = conn.execute(
+                "SELECT content_sha256 FROM templates WHERE subject_id = ? AND content_sha256 IS NOT NULL",
+                (subject_id,),
+            ).fetchall()
+        return frozenset(r[0] for r in rows)
+
     def _resolve(self, names_or_ids: Sequence[str | int], *, missing_ok: bool) -> list[int]:
         names = list(dict.fromkeys(x.strip() for x in names_or_ids if isinstance(x, str) and _storable(x)))
         numbers = list(dict.fromkeys(int(x) for x in names_or_ids if not isinstance(x, str)))
@@ -433,7 +540,8 @@ class Gallery(BaseGallery):
         metadata: dict[str, Any],
         *,
         create: bool,
-    ) -> tuple[Subject, bool]:
+        digests: list[str | None],
+    ) -> tuple[Subject, bool, tuple[int, ...]]:
         dim = vectors.shape[1]
         now = _now()
         with self._lock:
@@ -467,10 +575,40 @@ class Gallery(BaseGallery):
                             "UPDATE subjects SET metadata = ? WHERE id = ?",
                             (json.dumps(merged, sort_keys=True), subject_id),
                         )
-                template_ids = self._insert_templates(conn, subject_id, vectors, fingerprint, sources, now)
+                keep = self._new_content(conn, subject_id, digests)
+                kept = set(keep)
+                skipped = tuple(i for i in range(len(digests)) if i not in kept)
+                if skipped:
+                    vectors = vectors[keep]
+                    sources = [sources[i] for i in keep]
+                    digests = [digests[i] for i in keep]
+                template_ids = self._insert_templates(conn, subject_id, vectors, fingerprint, sources, digests, now)
+                logged = self._log_change(conn, _ENROLL if created else _ADD, subject_id)
                 stored = self._subject(conn, self._subject_row(conn, subject_id))
-            self._index_added(subject_id, stored.name, template_ids, vectors)
-        return stored, created
+            if template_ids.size:
+                self._index_added(subject_id, stored.name, template_ids, vectors)
+            self._own_change_applied(*logged)
+        return stored, created, skipped
+
+    def _new_content(self, conn: sqlite3.Connection, subject_id: int, digests: list[str | None]) -> list[int]:
+        """Rows to write: those whose digest (if any) neither the subject's templates nor an earlier row hold."""
+        held: set[str] = set()
+        if any(d is not None for d in digests):
+            held = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT content_sha256 FROM templates WHERE subject_id = ? AND content_sha256 IS NOT NULL",
+                    (subject_id,),
+                )
+            }
+        keep: list[int] = []
+        for i, digest in enumerate(digests):
+            if digest is not None:
+                if digest in held:
+                    continue
+                held.add(digest)
+            keep.append(i)
+        return keep
 
     def _insert_templates(
         self,
@@ -479,14 +617,15 @@ class Gallery(BaseGallery):
         vectors: Float32Array,
         fingerprint: str,
         sources: Sequence[str | None],
+        digests: Sequence[str | None],
         created_at: str,
     ) -> Int64Array:
         ids = np.empty(vectors.shape[0], dtype=np.int64)
-        for i, (vector, source) in enumerate(zip(vectors, sources, strict=True)):
+        for i, (vector, source, digest) in enumerate(zip(vectors, sources, digests, strict=True)):
             cursor = conn.execute(
-                "INSERT INTO templates(subject_id, embedding, fingerprint, source, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (subject_id, vector.tobytes(), fingerprint, source, created_at),
+                "INSERT INTO templates(subject_id, embedding, fingerprint, source, content_sha256, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (subject_id, vector.tobytes(), fingerprint, source, digest, created_at),
             )
             ids[i] = cast(int, cursor.lastrowid)
         return ids
@@ -503,9 +642,14 @@ class Gallery(BaseGallery):
                             f"belongs to subject id {taken[0]} in gallery {self._path}"
                         )
                     conn.execute("UPDATE subjects SET name = ? WHERE id = ?", (new_name, subject_id))
+                    logged = self._log_change(conn, _RENAME, int(subject_id))
+                else:
+                    logged = None
                 subject = self._subject(conn, self._subject_row(conn, int(subject_id)))
             if self._tindex.ready:
                 self._tindex.renamed(int(subject_id), new_name)
+            if logged is not None:
+                self._own_change_applied(*logged)
         return subject, old_name
 
     def _write_remove(self, name_or_id: str | int) -> tuple[int, str, int]:
@@ -518,14 +662,57 @@ class Gallery(BaseGallery):
                 emptied = conn.execute("SELECT COUNT(*) FROM subjects").fetchone()[0] == 0
                 if emptied:
                     conn.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'dim')")
+                logged = self._log_change(conn, _CLEAR if emptied else _REMOVE, int(subject_id))
             self._index_removed(int(subject_id), template_ids, emptied)
+            self._own_change_applied(*logged)
         return int(subject_id), name, int(template_ids.size)
+
+    # ---------------------------------------------------------------- the change log
+
+    def _last_seq(self, conn: sqlite3.Connection) -> int:
+        """The largest change-log seq ever written (0 for none; survives pruning)."""
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _pruned_through(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'changes_pruned_through'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _log_change(self, conn: sqlite3.Connection, op: str, subject_id: int) -> tuple[int, int]:
+        """Append one change-log row inside the caller's write transaction; prune old rows in
+        batches. Returns ``(seq before, seq of this row)``."""
+        before = self._last_seq(conn)
+        cursor = conn.execute(
+            "INSERT INTO changes(op, subject_id, created_at) VALUES (?, ?, ?)", (op, subject_id, _now())
+        )
+        seq = cast(int, cursor.lastrowid)
+        keep = max(1, int(self.change_log_keep))
+        if seq - keep - self._pruned_through(conn) >= max(1, keep // 10):
+            conn.execute("DELETE FROM changes WHERE seq <= ?", (seq - keep,))
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('changes_pruned_through', ?)", (str(seq - keep),)
+            )
+        return before, seq
+
+    def _own_change_applied(self, before: int, seq: int) -> None:
+        """After a write of ours reached the index: the index now reflects log row ``seq`` too,
+        if it reflected every row before it (else rows of other writers are still to apply)."""
+        if self._tindex.ready and self._index_seq == before:
+            self._index_seq = seq
 
     # ---------------------------------------------------------------- index maintenance
 
     def _invalidate_index(self) -> None:
         self._tindex.invalidate()
         self._index_version = None
+        self._index_seq = None
+
+    @property
+    def index_stats(self) -> IndexStats:
+        """How often the in-memory index was built in full and refreshed from the change log."""
+        with self._lock:
+            seq = self._index_seq if self._tindex.ready else None
+            return IndexStats(self._builds, self._refreshes, self._changes_applied, seq)
 
     def _data_version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA data_version").fetchone()[0])
@@ -534,15 +721,15 @@ class Gallery(BaseGallery):
         """Rebuild the in-memory vector index from the store; return the number of templates.
 
         Subjects and templates are read in one read transaction, so a commit by another connection
-        meanwhile is either wholly in the index or not at all. The change counter is read before
-        that snapshot starts: a commit that lands in between makes the next search rebuild again,
-        never leaves the index stale.
+        meanwhile is either wholly in the index or not at all. The change counter
+        (``PRAGMA data_version``) and the last change-log row are read in that same snapshot (the
+        counter's read starts it), so the next search refreshes from exactly the commits after it.
         """
         with self._lock:
             self._invalidate_index()
-            with self._reading() as conn:
-                version = self._data_version(conn)
             with self._snapshot() as conn:
+                version = self._data_version(conn)  # first: it starts the snapshot
+                seq = self._last_seq(conn)
                 _, dim = self._meta(conn)
                 names = {int(i): name for i, name in conn.execute("SELECT id, name FROM subjects")}
                 rows = conn.execute("SELECT id, subject_id, embedding FROM templates ORDER BY id").fetchall()
@@ -558,15 +745,90 @@ class Gallery(BaseGallery):
                 names,
             )
             self._index_version = version
+            self._index_seq = seq
+            self._builds += 1
         logger.debug("built %s index of %d template(s) for %s", self._index_name, len(rows), self._path)
         return len(rows)
 
     def _sync_index(self) -> None:
-        """Build the index when it is missing or another connection has committed since it was built."""
-        with self._reading() as conn:
-            version = self._data_version(conn)
-        if not self._tindex.ready or version != self._index_version:
-            self.rebuild_index()
+        """Bring the index up to date: build it when missing; when another connection has committed
+        since (``PRAGMA data_version``, one cheap call per search), apply the change log, or rebuild
+        when the log cannot be applied."""
+        if self._tindex.ready:
+            with self._reading() as conn:
+                if self._data_version(conn) == self._index_version:
+                    return
+            why = self._refresh_index()
+            if why is None:
+                return
+            logger.debug("rebuilding the index of %s: %s", self._path, why)
+        self.rebuild_index()
+
+    def _refresh_index(self) -> str | None:
+        """Apply the change-log rows the index has not seen; None when done, else why it cannot.
+
+        The log rows, the current names and templates of the subjects they name, and the change
+        counter are read in one snapshot. Each named subject is then made to match the store: its
+        templates the index holds but the store does not are removed, the store's new ones added,
+        its name updated, so the result does not depend on how the logged writes interleaved.
+        """
+        applied = self._index_seq
+        if applied is None:
+            return "no change-log position"
+        with self._snapshot() as conn:
+            version = self._data_version(conn)  # first: it starts the snapshot
+            if self._pruned_through(conn) > applied:
+                return f"change-log rows after {applied} were pruned"
+            log = conn.execute(
+                "SELECT seq, op, subject_id FROM changes WHERE seq > ? ORDER BY seq", (applied,)
+            ).fetchall()
+            if not log:
+                return "a commit without change-log rows (a writer that does not log, or a WAL truncation)"
+            if any(op == _CLEAR for _, op, _ in log):
+                return "the gallery was emptied"
+            _, dim = self._meta(conn)
+            subject_ids = list(dict.fromkeys(int(r[2]) for r in log))
+            names: dict[int, str] = {}
+            current: dict[int, list[tuple[int, bytes]]] = {}
+            for chunk in _chunks(subject_ids):
+                marks = ", ".join("?" * len(chunk))
+                names.update(conn.execute(f"SELECT id, name FROM subjects WHERE id IN ({marks})", chunk))
+                for template_id, subject_id, blob in conn.execute(
+                    f"SELECT t.id, t.subject_id, t.embedding FROM templates t WHERE t.subject_id IN ({marks})", chunk
+                ):
+                    current.setdefault(int(subject_id), []).append((int(template_id), blob))
+        try:
+            for subject_id in subject_ids:
+                self._match_subject(subject_id, names.get(subject_id), current.get(subject_id, []), dim)
+        except Exception as err:  # the index refused an update: rebuild from the store
+            self._invalidate_index()
+            return f"the index refused an update ({err})"
+        self._index_version = version
+        self._index_seq = int(log[-1][0])
+        self._refreshes += 1
+        self._changes_applied += len(log)
+        logger.debug("refreshed the index of %s from %d change(s)", self._path, len(log))
+        return None
+
+    def _match_subject(
+        self, subject_id: int, name: str | None, stored: list[tuple[int, bytes]], dim: int | None
+    ) -> None:
+        """Make the index's view of one subject equal the store's (``name`` None: no such subject)."""
+        held = self._tindex.subject_templates(subject_id)
+        in_store = {template_id for template_id, _ in stored}
+        gone = sorted(held - in_store)
+        if gone:
+            self._tindex.removed(subject_id, np.array(gone, dtype=np.int64))
+        if name is None:
+            return
+        new = sorted((t, blob) for t, blob in stored if t not in held)
+        if new:
+            if dim is None:
+                raise GalleryError(f"gallery {self._path} is corrupt: templates but no dimension")
+            ids = np.fromiter((t for t, _ in new), dtype=np.int64, count=len(new))
+            self._tindex.added(subject_id, name, ids, self._decode([blob for _, blob in new], dim))
+        elif self._tindex.subject_name(subject_id) != name:
+            self._tindex.renamed(subject_id, name)
 
     def _index_added(
         self, subject_id: int, name: str, template_ids: Int64Array, vectors: Float32Array
