@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["BusyError", "InferencePool"]
 
 T = TypeVar("T")
@@ -41,7 +43,7 @@ class InferencePool(Generic[P]):
 
     def __init__(self, resources: Sequence[P], *, queue_size: int, retry_after_s: int = 1) -> None:
         if not resources:
-            raise ValueError("InferencePool needs at least one resource (thread)")
+            raise InvalidArgumentError("InferencePool needs at least one resource (thread)")
         self.threads = len(resources)
         self.capacity = self.threads + queue_size
         self.retry_after_s = retry_after_s
