@@ -29,7 +29,7 @@ def served(
     tmp_path_factory: pytest.TempPathFactory, yunet: Detector, sface: Embedder, lfw_image: Callable[[str, int], Path]
 ) -> Iterator[tuple[TestClient, str, FacePipeline]]:
     tmp = tmp_path_factory.mktemp("service")
-    settings = Settings(gallery=tmp / "gallery.db", keys=tmp / "keys.db", service_threads=1)
+    settings = Settings(gallery=tmp / "gallery.db", keys=tmp / "keys.db", service_threads=2)
     with KeyStore(settings.keys_path()) as store:
         token = store.create("admin")[1]
     pipe = FacePipeline(detector=yunet, embedder=sface)
@@ -93,6 +93,15 @@ def test_enroll_recognise_verify_delete_lfw_people(served: Any, lfw_image: Calla
     assert client.delete(f"{API}/recognition/faces/{image_ids['Tony_Blair'][0]}", headers=key).status_code == 200
     r = client.post(f"{API}/recognition/recognize", files=blair3, headers=key)
     assert r.json()["result"][0]["subjects"][0]["subject"] == "Tony_Blair"
+
+
+def test_each_inference_thread_has_its_own_warm_pipeline(served: Any) -> None:
+    client, token, pipe = served
+    pool = client.app.state.service.pool
+    first, second = pool.resources
+    assert first is pipe and second is not pipe and second.spec == pipe.spec
+    assert second.detector is not pipe.detector and second.embedder is not pipe.embedder
+    assert client.get("/ready", headers={"x-api-key": token}).json()["inference_threads"] == 2
 
 
 def test_detect_an_lfw_face_with_landmarks_inside_its_box(served: Any, lfw_image: Callable[[str, int], Path]) -> None:

@@ -35,13 +35,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(tmp: Path) -> Iterator[tuple[str, int, Path]]:
+def serving(tmp: Path, *options: str) -> Iterator[tuple[str, int, Path]]:
     """``faceprint serve`` on a free port; yields its URL, port and log file; stops it (SIGTERM) after."""
     port = _free_port()
     log = tmp / "serve.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FACEPRINT_SERVICE_THREADS": "1"}
     cmd = [sys.executable, "-m", "faceprint.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--gallery", str(tmp / "gallery.db"), "--keys", str(tmp / "keys.db")]
+           "--gallery", str(tmp / "gallery.db"), "--keys", str(tmp / "keys.db"), *options]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -103,6 +103,27 @@ def test_faceprint_serve_runs_under_uvicorn_and_stops(
         assert token not in log.read_text()
     text = log.read_text()
     assert "Application startup complete" in text and "Application shutdown complete" in text
+
+
+@pytest.mark.timeout(300)
+def test_workers_are_processes_that_each_see_every_enrollment(
+    tmp_path: Path, yunet: Detector, sface: Embedder, lfw_image: Callable[[str, int], Path]
+) -> None:
+    token = _admin_key(tmp_path)
+    key = {"x-api-key": token}
+    with serving(tmp_path, "--workers", "2") as (url, _, log):
+        for person in ("Tony_Blair", "Colin_Powell"):
+            photo = lfw_image(person, 1)
+            r = httpx.post(f"{url}/api/v1/recognition/faces", params={"subject": person},
+                           files={"file": (photo.name, photo.read_bytes())}, headers=key, timeout=30)
+            assert r.status_code == 201, r.text
+        probe = lfw_image("Colin_Powell", 2).read_bytes()
+        for _ in range(6):  # new connections: both processes answer, and both know both people
+            r = httpx.post(f"{url}/api/v1/recognition/recognize", files={"file": ("p.jpg", probe)}, headers=key,
+                           timeout=30)
+            assert r.json()["result"][0]["subjects"][0]["subject"] == "Colin_Powell", r.text
+    pids = {line.split("[")[1].split("]")[0] for line in log.read_text().splitlines() if "Started server process" in line}
+    assert len(pids) == 2, log.read_text()
 
 
 # ------------------------------------------------------------------ the CompreFace SDK, unchanged

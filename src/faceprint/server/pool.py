@@ -47,6 +47,7 @@ class InferencePool(Generic[P]):
         self.threads = len(resources)
         self.capacity = self.threads + queue_size
         self.retry_after_s = retry_after_s
+        self.resources: tuple[P, ...] = tuple(resources)
         self._free: queue.SimpleQueue[P] = queue.SimpleQueue()
         for r in resources:
             self._free.put(r)
