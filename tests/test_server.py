@@ -277,6 +277,7 @@ def test_bad_input_gets_a_json_4xx(tmp_path: Path) -> None:
         assert bad_query.status_code == 400 and "limit" in bad_query.json()["message"]
         unknown = client.delete(f"{API}/recognition/subjects/nobody", headers=enroll)
         assert unknown.status_code == 404 and "nobody" in unknown.json()["message"]
+        assert "collection 'default'" in unknown.json()["message"] and str(tmp_path) not in unknown.text
         unknown_faces = client.get(f"{API}/recognition/faces", params={"subject": "nobody"}, headers=enroll)
         assert unknown_faces.status_code == 404
         not_uuid = client.delete(f"{API}/recognition/faces/12", headers=enroll)

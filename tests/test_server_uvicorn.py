@@ -122,7 +122,8 @@ def test_workers_are_processes_that_each_see_every_enrollment(
             r = httpx.post(f"{url}/api/v1/recognition/recognize", files={"file": ("p.jpg", probe)}, headers=key,
                            timeout=30)
             assert r.json()["result"][0]["subjects"][0]["subject"] == "Colin_Powell", r.text
-    pids = {line.split("[")[1].split("]")[0] for line in log.read_text().splitlines() if "Started server process" in line}
+    started = [line for line in log.read_text().splitlines() if "Started server process" in line]
+    pids = {line.split("[")[1].split("]")[0] for line in started}
     assert len(pids) == 2, log.read_text()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,13 +11,16 @@ from rich.table import Table
 
 from .common import JsonOpt, _print_json, _run, _settings, err, out
 
+if TYPE_CHECKING:
+    from ..keys import KeyStore
+
 KeysOpt = Annotated[
     Path | None,
     typer.Option("--keys", help="Key store (default: $FACEPRINT_KEYS, else keys.db beside the gallery)."),
 ]
 
 
-def _store(path: Path | None):  # type: ignore[no-untyped-def]
+def _store(path: Path | None) -> KeyStore:
     from ..keys import KeyStore
 
     return KeyStore(path if path is not None else _settings().keys_path())

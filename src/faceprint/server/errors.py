@@ -90,9 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FaceprintError)
     async def _faceprint(request: Request, err: FaceprintError) -> JSONResponse:
+        text = _without_paths(request, str(err))
         if isinstance(err, NoFaceError):  # CompreFace's exact message and code; faceprint's reason beside them
-            return JSONResponse({"message": NO_FACE_MESSAGE, "code": NO_FACE_CODE, "reason": str(err)}, 400)
-        return error_response(status_of(err), str(err))
+            return JSONResponse({"message": NO_FACE_MESSAGE, "code": NO_FACE_CODE, "reason": text}, 400)
+        return error_response(status_of(err), text)
 
     @app.exception_handler(BusyError)
     async def _busy(request: Request, err: BusyError) -> JSONResponse:
@@ -115,6 +116,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bug(request: Request, err: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error (logged by the server)")
+
+
+def _without_paths(request: Request, text: str) -> str:
+    """``text`` with the server's gallery paths replaced by collection names (a client needs the
+    collection, not where the server keeps it)."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return text
+    for name, path in service.collections.paths().items():
+        text = text.replace(f"gallery {path}", f"collection {name!r}").replace(str(path), f"collection {name!r}")
+    return text
 
 
 class UploadTooLarge(ApiError):

@@ -49,6 +49,11 @@ class Collections:
                 self._write_locks[name] = threading.Lock()
             return gallery
 
+    def paths(self) -> dict[str, str]:
+        """Collection name -> gallery path, of the collections open now."""
+        with self._lock:
+            return {name: gallery.path for name, gallery in self._open.items()}
+
     def write_lock(self, name: str) -> threading.Lock:
         """Held around an enrollment and the read of the examples it wrote (their ids)."""
         self.get(name)
