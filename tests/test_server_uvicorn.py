@@ -124,7 +124,7 @@ def test_workers_are_processes_that_each_see_every_enrollment(
             assert r.json()["result"][0]["subjects"][0]["subject"] == "Colin_Powell", r.text
     started = [line for line in log.read_text().splitlines() if "Started server process" in line]
     pids = {line.split("[")[1].split("]")[0] for line in started}
-    assert len(pids) == 2, log.read_text()
+    assert len(pids) == 2 and "died" not in log.read_text(), log.read_text()
 
 
 # ------------------------------------------------------------------ the CompreFace SDK, unchanged

@@ -10,6 +10,10 @@ import typer
 from .common import GalleryOpt, _fail, _run, _settings, err
 
 
+WORKER_HEALTHCHECK_S = 60
+"""Seconds uvicorn's supervisor waits for a worker's health-check answer before it restarts the worker."""
+
+
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
@@ -59,6 +63,9 @@ def serve(
             uvicorn.run(
                 "faceprint.server:create_app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="info",
+                # a worker loading its models can keep uvicorn's health-check thread off the GIL for
+                # seconds on a busy machine; 5 s (uvicorn's default) got workers killed and restarted
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
             )
         return 0
 
