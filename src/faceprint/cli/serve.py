@@ -9,7 +9,6 @@ import typer
 
 from .common import GalleryOpt, _fail, _run, _settings, err
 
-
 WORKER_HEALTHCHECK_S = 60
 """Seconds uvicorn's supervisor waits for a worker's health-check answer before it restarts the worker."""
 
