@@ -87,3 +87,17 @@ def test_rename_onto_a_taken_name_is_a_subject_exists_error() -> None:
         with pytest.raises(SubjectExistsError) as info:
             g.rename("ann", "bob")
         assert isinstance(info.value, GalleryError)  # what callers caught before
+
+
+def test_merge_moves_every_template_and_search_follows() -> None:
+    with _filled() as g:
+        assert g.search(E[0], k=1, threshold=0.5, fingerprint=FP)[0].name == "ann"  # builds the index
+        bob = g.get("bob")
+        merged = g.merge("ann", "bob")
+        assert (merged.id, merged.name, merged.n_templates) == (bob.id, "bob", 5)
+        assert "ann" not in g and [e.subject for e in g.examples()] == ["bob"] * 5
+        assert g.search(E[0], k=1, threshold=0.5, fingerprint=FP)[0].name == "bob"
+        with pytest.raises(InvalidArgumentError):
+            g.merge("bob", bob.id)
+        with pytest.raises(SubjectNotFoundError):
+            g.merge("nobody", "bob")

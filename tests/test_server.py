@@ -195,7 +195,6 @@ def test_subjects_and_examples_round_trip_in_compreface_shapes(server: Any) -> N
     assert client.put(f"{API}/recognition/subjects/bob", json={"subject": "rob"}, headers=enroll).json() == {
         "updated": True
     }
-    assert client.put(f"{API}/recognition/subjects/rob", json={"subject": "ann"}, headers=enroll).status_code == 409
     assert client.delete(f"{API}/recognition/faces/{first['image_id']}", headers=enroll).json() == first
     assert client.delete(f"{API}/recognition/faces/{first['image_id']}", headers=enroll).status_code == 404
     gone = client.post(f"{API}/recognition/faces/{first['image_id']}/verify", files={"file": ("p.png", RED)},
@@ -206,6 +205,15 @@ def test_subjects_and_examples_round_trip_in_compreface_shapes(server: Any) -> N
         "deleted": 2
     }
     assert client.delete(f"{API}/recognition/subjects/rob", headers=enroll).json() == {"subject": "rob"}
+    ann_left = client.get(f"{API}/recognition/faces", params={"subject": "ann"}, headers=enroll).json()["faces"]
+    # a rename onto an existing name merges (CompreFace): ann's examples move to zoe, ann goes
+    add(client, tokens["enroll"], "zoe", BLUE)
+    assert client.put(f"{API}/recognition/subjects/ann", json={"subject": "zoe"}, headers=enroll).json() == {
+        "updated": True
+    }
+    merged = client.get(f"{API}/recognition/faces", params={"subject": "zoe"}, headers=enroll).json()
+    assert merged["total_elements"] == 1 + len(ann_left)
+    assert client.get(f"{API}/recognition/subjects", headers=enroll).json() == {"subjects": ["zoe"]}
     assert client.delete(f"{API}/recognition/subjects", headers=h(tokens["admin"])).json() == {"deleted": 1}
     assert client.get(f"{API}/recognition/subjects", headers=enroll).json() == {"subjects": []}
 

@@ -248,6 +248,10 @@ class GalleryBackend(Protocol):
         """Stored templates (of one subject, or of all), oldest first, without their vectors."""
         ...
 
+    def merge(self, name_or_id: str | int, into: str | int) -> Subject:
+        """Move every template of one subject to another and delete the first; return the other."""
+        ...
+
     def count_examples(self, name_or_id: str | int | None = None) -> int:
         """How many templates :meth:`examples` would list without ``offset`` / ``limit``."""
         ...
@@ -507,6 +511,11 @@ class BaseGallery(ABC):
     @abstractmethod
     def _write_create(self, name: str, metadata: dict[str, Any]) -> Subject:
         """Create a subject without templates in one transaction (:class:`SubjectExistsError` if taken)."""
+
+    @abstractmethod
+    def _write_merge(self, source: str | int, target: str | int) -> tuple[Subject, str, int]:
+        """Move ``source``'s templates to ``target`` and delete ``source``, in one transaction;
+        return the target, the source's name and the number of templates moved."""
 
     @abstractmethod
     def _read_examples(
@@ -807,6 +816,36 @@ class BaseGallery(ABC):
         with self._lock:
             subject = self._write_create(clean_name, clean_metadata)
         logger.info("created subject %r (id %d) without templates", subject.name, subject.id)
+        return subject
+
+    def merge(self, name_or_id: str | int, into: str | int) -> Subject:
+        """Move every template of subject ``name_or_id`` to subject ``into`` and delete the first.
+
+        One transaction; ``into`` keeps its name, id and metadata. What a CompreFace client expects
+        of a rename onto a name that exists.
+
+        Raises
+        ------
+        SubjectNotFoundError
+            Either subject does not exist.
+        InvalidArgumentError
+            Both name the same subject.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from faceprint.gallery import Gallery
+        >>> with Gallery(":memory:") as g:
+        ...     _ = g.enroll("ann", np.eye(3)[0], fingerprint="demo")
+        ...     _ = g.enroll("anne", np.eye(3)[1], fingerprint="demo")
+        ...     g.merge("anne", "ann").n_templates, "anne" in g
+        (2, False)
+        """
+        source, target = validate_name_or_id(name_or_id), validate_name_or_id(into)
+        with self._lock:
+            subject, old_name, moved = self._write_merge(source, target)
+        logger.info("merged subject %r into %r (id %d): %d template(s) moved", old_name, subject.name, subject.id,
+                    moved)
         return subject
 
     def examples(

@@ -25,7 +25,13 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from faceprint.errors import ExampleNotFoundError, GalleryError, SubjectExistsError, SubjectNotFoundError
+from faceprint.errors import (
+    ExampleNotFoundError,
+    GalleryError,
+    InvalidArgumentError,
+    SubjectExistsError,
+    SubjectNotFoundError,
+)
 
 from .base import (
     BaseGallery,
@@ -538,6 +544,21 @@ class Gallery(BaseGallery):
             if self._tindex.ready:  # a subject without templates: nothing to index, but its name is known
                 self._invalidate_index()
         return subject
+
+    def _write_merge(self, source: str | int, target: str | int) -> tuple[Subject, str, int]:
+        with self._lock:
+            with self._transaction() as conn:
+                source_id, source_name = self._subject_row(conn, source)[:2]
+                target_id = self._subject_row(conn, target)[0]
+                if source_id == target_id:
+                    raise InvalidArgumentError(f"cannot merge subject {source_name!r} into itself")
+                moved = conn.execute(
+                    "UPDATE templates SET subject_id = ? WHERE subject_id = ?", (target_id, source_id)
+                ).rowcount
+                conn.execute("DELETE FROM subjects WHERE id = ?", (source_id,))
+                subject = self._subject(conn, self._subject_row(conn, int(target_id)))
+            self._invalidate_index()  # templates changed subject: rebuilt from the store on the next search
+        return subject, str(source_name), int(moved)
 
     _EXAMPLE_COLUMNS = "t.id, t.subject_id, s.name, t.source, t.created_at"
 

@@ -8,9 +8,8 @@ methods to list, rename and delete) on an inference thread, and renders the resu
 
 Differences from CompreFace: ``similarity`` is faceprint's cosine similarity (clipped to [0, 1]),
 whose calibrated decision threshold ``faceprint models`` lists; an ``image_id`` is a UUID that
-encodes the stored template's id; no uploaded image is stored (so no image download routes);
-renaming a subject onto an existing name is refused (409) instead of merging; of the face
-plugins only ``landmarks`` is supported (others are ignored).
+encodes the stored template's id; no uploaded image is stored (so no image download routes); of
+the face plugins only ``landmarks`` is supported (others are ignored).
 """
 
 from __future__ import annotations
@@ -182,9 +181,14 @@ def list_subjects(caller: Recognizer) -> dict[str, list[str]]:
     return {"subjects": [s.name for s in caller.gallery.subjects()]}
 
 
-@router.put("/recognition/subjects/{subject}", summary="Rename a subject")
+@router.put("/recognition/subjects/{subject}", summary="Rename a subject (onto an existing name: merge into it)")
 def rename_subject(subject: str, body: SubjectBody, caller: Enroller) -> dict[str, bool]:
-    caller.gallery.rename(subject, body.subject)
+    gallery = caller.gallery
+    current, new = gallery.get(subject), body.subject.strip()
+    if new != current.name and new in gallery:
+        gallery.merge(current.id, gallery.get(new).id)  # CompreFace: the examples move to the existing subject
+    else:
+        gallery.rename(current.id, body.subject)
     return {"updated": True}
 
 
