@@ -42,6 +42,14 @@ def test_authenticate_accepts_the_token_only(tmp_path: Path) -> None:
         assert store.authenticate(other_token).collection == "b"  # type: ignore[union-attr]
 
 
+def test_secrets_with_underscores_and_dashes_authenticate() -> None:
+    # the URL-safe alphabet has '_' and '-': a secret may hold (or start with) the separator
+    with KeyStore(":memory:") as store:
+        tokens = [store.create("recognize")[1] for _ in range(40)]
+        assert all(store.authenticate(t) is not None for t in tokens)
+    assert any("_" in t.split("_", 2)[2] for t in tokens) and any("-" in t for t in tokens)
+
+
 def test_revoke_and_last_use(tmp_path: Path) -> None:
     with KeyStore(tmp_path / "keys.db") as store:
         key, token = store.create("admin")
@@ -82,7 +90,8 @@ def test_cli_keys_create_prints_the_key_once_list_and_revoke(tmp_path: Path) -> 
     assert token.startswith("fp_")
     assert "shown only now" in made.stderr
     listed = runner.invoke(app, ["keys", "list", "--keys", db])
-    assert listed.exit_code == 0 and token.split("_")[1] in listed.stdout and token.split("_")[2] not in listed.stdout
+    key_id, secret = token.split("_", 2)[1:]
+    assert listed.exit_code == 0 and key_id in listed.stdout and secret not in listed.stdout
     assert "never" in listed.stdout
     as_json = json.loads(runner.invoke(app, ["keys", "list", "--json", "--keys", db]).stdout)
     assert as_json["keys"][0]["role"] == "admin" and as_json["keys"][0]["revoked_at"] is None
