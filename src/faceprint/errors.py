@@ -17,6 +17,9 @@ __all__ = [
     "NotFittedError",
     "GalleryError",
     "SubjectNotFoundError",
+    "ExampleNotFoundError",
+    "SubjectExistsError",
+    "KeyNotFoundError",
     "EmbedderMismatchError",
     "DatasetNotFoundError",
     "InvalidEmbeddingError",
@@ -74,6 +77,24 @@ class SubjectNotFoundError(GalleryError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
         return str(self.args[0]) if self.args else "subject not found"
+
+
+class ExampleNotFoundError(GalleryError, KeyError):
+    """No stored example (template) with that id exists in the gallery."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "example not found"
+
+
+class SubjectExistsError(GalleryError, ValueError):
+    """A subject was to be created (or renamed) under a name another subject already has."""
+
+
+class KeyNotFoundError(FaceprintError, KeyError):
+    """No API key with that id exists in the key store (:mod:`faceprint.keys`)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "key not found"
 
 
 class EmbedderMismatchError(GalleryError, ValueError):

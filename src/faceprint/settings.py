@@ -20,13 +20,15 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import FaceprintError, InvalidImageError
+from .errors import FaceprintError, InvalidArgumentError, InvalidImageError
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_UPLOAD_BYTES",
     "DEFAULT_MAX_PIXELS",
     "Settings",
     "current_settings",
+    "export_settings",
     "setdefault_omp_num_threads",
 ]
 
@@ -35,6 +37,12 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 DEFAULT_MAX_FILE_BYTES = 50_000_000
 """Default limit on the bytes of one encoded image (50 MB); override with ``FACEPRINT_MAX_FILE_BYTES``."""
+
+DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
+"""Default limit on the body of one service request (10 MB); override with ``FACEPRINT_MAX_UPLOAD_BYTES``."""
+
+_VARIABLE_OF: dict[str, str] = {}
+"""Field name -> variable, for the validators' messages (filled once the class exists)."""
 
 
 class Settings(BaseSettings):
@@ -67,6 +75,17 @@ class Settings(BaseSettings):
         ``FACEPRINT_CALIBRATION``: a calibration file written by ``faceprint calibrate``; its
         thresholds replace the shipped ones for the models it names (:mod:`faceprint.calibration`).
         ``None`` (unset or empty) means the shipped LFW calibration only.
+    max_upload_bytes : int, default DEFAULT_MAX_UPLOAD_BYTES
+        ``FACEPRINT_MAX_UPLOAD_BYTES``: ``faceprint serve`` answers 413 to a request whose body is
+        larger, before reading it whole.
+    keys : Path or None, default None
+        ``FACEPRINT_KEYS``: the API key store of ``faceprint serve`` and ``faceprint keys``; ``None``
+        (unset or empty) means :meth:`keys_path`'s default, ``keys.db`` beside the gallery.
+    service_threads : int, default 2
+        ``FACEPRINT_SERVICE_THREADS``: inference threads of one ``faceprint serve`` process.
+    service_queue : int, default 8
+        ``FACEPRINT_SERVICE_QUEUE``: requests that may wait for an inference thread; one more is
+        answered 503 with ``Retry-After``.
 
     Raises
     ------
@@ -123,6 +142,26 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_CALIBRATION",
         description="FACEPRINT_CALIBRATION: a faceprint calibrate file whose thresholds replace the shipped ones.",
     )
+    max_upload_bytes: int = Field(
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        validation_alias="FACEPRINT_MAX_UPLOAD_BYTES",
+        description="FACEPRINT_MAX_UPLOAD_BYTES: the largest request body faceprint serve accepts (else 413).",
+    )
+    keys: Path | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_KEYS",
+        description="FACEPRINT_KEYS: the API key store (default: keys.db beside the gallery).",
+    )
+    service_threads: int = Field(
+        default=2,
+        validation_alias="FACEPRINT_SERVICE_THREADS",
+        description="FACEPRINT_SERVICE_THREADS: inference threads of one faceprint serve process.",
+    )
+    service_queue: int = Field(
+        default=8,
+        validation_alias="FACEPRINT_SERVICE_QUEUE",
+        description="FACEPRINT_SERVICE_QUEUE: requests that may wait for an inference thread (then 503).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -166,7 +205,23 @@ class Settings(BaseSettings):
             raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be positive, got {value}")
         return value
 
-    @field_validator("gallery", "data", "calibration", mode="before")
+    @field_validator("max_upload_bytes", "service_threads", "service_queue", mode="before")
+    @classmethod
+    def _check_service_int(cls, raw: object, info: Any) -> int:
+        variable = _VARIABLE_OF.get(info.field_name, info.field_name)
+        if isinstance(raw, str):
+            try:
+                raw = int(raw)
+            except ValueError:
+                raise InvalidArgumentError(f"{variable} must be an integer, got {raw!r}") from None
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise InvalidArgumentError(f"{variable} must be an integer, got {raw!r}")
+        least = 0 if info.field_name == "service_queue" else 1
+        if raw < least:
+            raise InvalidArgumentError(f"{variable} must be >= {least}, got {raw}")
+        return raw
+
+    @field_validator("gallery", "data", "calibration", "keys", mode="before")
     @classmethod
     def _empty_is_unset(cls, raw: object) -> object:
         return None if raw == "" else raw
@@ -204,6 +259,16 @@ class Settings(BaseSettings):
         base = self.xdg_data_home if self.xdg_data_home is not None else Path.home() / ".local" / "share"
         return base / "faceprint" / "gallery.db"
 
+    def keys_path(self) -> Path:
+        """The API key store: ``keys``, else ``keys.db`` in the folder of :meth:`gallery_path`.
+
+        Examples
+        --------
+        >>> Settings(gallery=Path("/srv/fp/gallery.db")).keys_path()
+        PosixPath('/srv/fp/keys.db')
+        """
+        return self.keys if self.keys is not None else self.gallery_path().parent / "keys.db"
+
 
 class _Variables(PydanticBaseSettingsSource):
     """Each field from the one environment variable its alias names (case-sensitive, as ``os.environ``)."""
@@ -223,6 +288,7 @@ class _Variables(PydanticBaseSettingsSource):
 
 _VARIABLES: dict[str, str] = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
 """Field name -> the environment variable it is read from."""
+_VARIABLE_OF.update(_VARIABLES)
 
 _cached: tuple[tuple[str | None, ...], Settings] | None = None
 
@@ -258,6 +324,22 @@ def current_settings() -> Settings:
     settings = Settings(**{field: fields[field].default if raw is None else raw for field, raw in zip(_VARIABLES, key)})
     _cached = (key, settings)
     return settings
+
+
+def export_settings(settings: Settings) -> None:
+    """Put ``settings`` into ``os.environ`` (each field that is set, under its variable), for the
+    processes this one starts: ``faceprint serve --workers N`` hands its options to uvicorn's
+    worker processes this way, which build their :class:`Settings` from the environment.
+
+    Examples
+    --------
+    >>> export_settings(Settings(service_queue=4))  # doctest: +SKIP
+    """
+    for name, variable in _VARIABLES.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        os.environ[variable] = ("1" if value else "0") if isinstance(value, bool) else str(value)
 
 
 def setdefault_omp_num_threads(threads: int) -> None:

@@ -15,7 +15,7 @@ import sys
 import typer
 from typer.core import TyperCommand
 
-from . import calibrate, dataset, evaluate, gallery, liveness, models, recognize, train
+from . import calibrate, dataset, evaluate, gallery, keys, liveness, models, recognize, serve, train
 from .common import Command, Group, err
 
 __all__ = ["app", "main"]
@@ -31,9 +31,11 @@ app = typer.Typer(
 gallery_app = typer.Typer(help="Manage the persistent gallery.", no_args_is_help=True, cls=Group)
 evaluate_app = typer.Typer(help="Evaluate models on standard protocols.", no_args_is_help=True, cls=Group)
 dataset_app = typer.Typer(help="Inspect face data sets.", no_args_is_help=True, cls=Group)
+keys_app = typer.Typer(help="API keys of `faceprint serve`.", no_args_is_help=True, cls=Group)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(keys_app, name="keys")
 # `faceprint train`: the command module imports torch only when the command runs
 app.command("train")(train.train)
 app.command()(recognize.detect)
@@ -53,10 +55,14 @@ dataset_app.command("stats")(dataset.dataset_stats_cmd)
 app.command()(liveness.liveness)
 app.command("challenge")(liveness.new_challenge)
 app.command()(models.models)
+app.command()(serve.serve)
+keys_app.command("create")(keys.keys_create)
+keys_app.command("list")(keys.keys_list)
+keys_app.command("revoke")(keys.keys_revoke)
 app.command()(recognize.demo)
 
 # every command, registered above or later: flags show no <bool> in --help (common.Command)
-for _typer in (app, gallery_app, evaluate_app, dataset_app):
+for _typer in (app, gallery_app, evaluate_app, dataset_app, keys_app):
     for _info in _typer.registered_commands:
         if _info.cls in (None, TyperCommand):  # Typer's default: ours instead
             _info.cls = Command

@@ -37,6 +37,7 @@ from ..errors import InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = [
     "Subject",
+    "Example",
     "TemplateBatch",
     "TemplateHits",
     "GalleryBackend",
@@ -81,6 +82,31 @@ class Subject:
     n_templates: int
     created_at: str
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One stored template of a subject (an "example" or "face" in CompreFace's terms).
+
+    Attributes
+    ----------
+    id : int
+        Stable template id (never reused while the gallery holds larger ids).
+    subject_id : int
+        Its subject's id.
+    subject : str
+        Its subject's name.
+    source : str or None
+        The provenance string given at enrollment (a path, ``"1234 bytes"`` ...).
+    created_at : str
+        ISO 8601 UTC time it was stored.
+    """
+
+    id: int
+    subject_id: int
+    subject: str
+    source: str | None
+    created_at: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,6 +244,32 @@ class GalleryBackend(Protocol):
         """Delete a subject and its templates; return the number of templates erased."""
         ...
 
+    def create(self, name: str, *, metadata: dict[str, Any] | None = None) -> Subject:
+        """A new subject without templates (:class:`SubjectExistsError` if the name is taken)."""
+        ...
+
+    def examples(
+        self, name_or_id: str | int | None = None, *, offset: int = 0, limit: int | None = None
+    ) -> list[Example]:
+        """Stored templates (of one subject, or of all), oldest first, without their vectors."""
+        ...
+
+    def merge(self, name_or_id: str | int, into: str | int) -> Subject:
+        """Move every template of one subject to another and delete the first; return the other."""
+        ...
+
+    def count_examples(self, name_or_id: str | int | None = None) -> int:
+        """How many templates :meth:`examples` would list without ``offset`` / ``limit``."""
+        ...
+
+    def example(self, example_id: int) -> tuple[Example, Float32Array]:
+        """One stored template and its vector (d,); :class:`ExampleNotFoundError` if none."""
+        ...
+
+    def remove_examples(self, example_ids: Sequence[int]) -> list[Example]:
+        """Delete these templates (all or none; their subjects stay); return what was deleted."""
+        ...
+
     def search(
         self, embedding: npt.ArrayLike, *, k: int = 5, threshold: float, fingerprint: str
     ) -> list[Match]:
@@ -278,6 +330,12 @@ def validate_name(name: object) -> str:
         what = "a lone surrogate (not valid UTF-8 text)" if unicodedata.category(bad) == "Cs" else "a control character"
         raise InvalidSubjectError(f"expected a printable subject name, got {ascii(stripped)} with {what}")
     return stripped
+
+
+def _example_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidArgumentTypeError(f"expected an example id (int), got {type(value).__name__}")
+    return int(value)
 
 
 def validate_fingerprint(fingerprint: object) -> str:
@@ -480,6 +538,29 @@ class BaseGallery(ABC):
 
         When the last subject goes, the gallery forgets its fingerprint and dimension.
         """
+
+    @abstractmethod
+    def _write_create(self, name: str, metadata: dict[str, Any]) -> Subject:
+        """Create a subject without templates in one transaction (:class:`SubjectExistsError` if taken)."""
+
+    @abstractmethod
+    def _write_merge(self, source: str | int, target: str | int) -> tuple[Subject, str, int]:
+        """Move ``source``'s templates to ``target`` and delete ``source``, in one transaction;
+        return the target, the source's name and the number of templates moved."""
+
+    @abstractmethod
+    def _read_examples(
+        self, subject: str | int | None, offset: int, limit: int | None
+    ) -> tuple[list[Example], int]:
+        """A page of examples (of ``subject``, or of all) by id, and how many there are in all."""
+
+    @abstractmethod
+    def _read_example(self, example_id: int) -> tuple[Example, Float32Array]:
+        """One example and its vector; :class:`ExampleNotFoundError` if none."""
+
+    @abstractmethod
+    def _write_remove_examples(self, example_ids: list[int]) -> list[Example]:
+        """Delete these templates in one transaction (any unknown id: nothing deleted, raise)."""
 
     @abstractmethod
     def _search_templates(self, queries: Float32Array, k: int) -> TemplateHits:
@@ -779,6 +860,124 @@ class BaseGallery(ABC):
             subject_id, name, n = self._write_remove(name_or_id)
         logger.info("removed subject %r (id %d) and %d template(s)", name, subject_id, n)
         return n
+
+    def create(self, name: str, *, metadata: dict[str, Any] | None = None) -> Subject:
+        """Create a subject that has no templates yet (add them with :meth:`add` or :meth:`enroll`).
+
+        Raises
+        ------
+        SubjectExistsError
+            Another subject has this name.
+        InvalidSubjectError
+            Bad name or metadata.
+
+        Examples
+        --------
+        >>> from faceprint.gallery import Gallery
+        >>> with Gallery(":memory:") as g:
+        ...     g.create("ann").n_templates
+        0
+        """
+        clean_name = validate_name(name)
+        clean_metadata = _validate_metadata(metadata)
+        with self._lock:
+            subject = self._write_create(clean_name, clean_metadata)
+        logger.info("created subject %r (id %d) without templates", subject.name, subject.id)
+        return subject
+
+    def merge(self, name_or_id: str | int, into: str | int) -> Subject:
+        """Move every template of subject ``name_or_id`` to subject ``into`` and delete the first.
+
+        One transaction; ``into`` keeps its name, id and metadata. What a CompreFace client expects
+        of a rename onto a name that exists.
+
+        Raises
+        ------
+        SubjectNotFoundError
+            Either subject does not exist.
+        InvalidArgumentError
+            Both name the same subject.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from faceprint.gallery import Gallery
+        >>> with Gallery(":memory:") as g:
+        ...     _ = g.enroll("ann", np.eye(3)[0], fingerprint="demo")
+        ...     _ = g.enroll("anne", np.eye(3)[1], fingerprint="demo")
+        ...     g.merge("anne", "ann").n_templates, "anne" in g
+        (2, False)
+        """
+        source, target = validate_name_or_id(name_or_id), validate_name_or_id(into)
+        with self._lock:
+            subject, old_name, moved = self._write_merge(source, target)
+        logger.info("merged subject %r into %r (id %d): %d template(s) moved", old_name, subject.name, subject.id,
+                    moved)
+        return subject
+
+    def examples(
+        self, name_or_id: str | int | None = None, *, offset: int = 0, limit: int | None = None
+    ) -> list[Example]:
+        """The stored templates of one subject (or of every subject), oldest first, without vectors.
+
+        Parameters
+        ----------
+        name_or_id : str or int, optional
+            The subject; default: every subject.
+        offset, limit : int
+            Paging: skip ``offset`` templates, return at most ``limit`` (default: all).
+
+        Raises
+        ------
+        SubjectNotFoundError
+            No such subject.
+        InvalidArgumentError
+            A negative ``offset`` or ``limit``.
+        """
+        return self._examples_page(name_or_id, offset, limit)[0]
+
+    def count_examples(self, name_or_id: str | int | None = None) -> int:
+        """The number of templates of one subject, or of the gallery (:class:`SubjectNotFoundError` if unknown)."""
+        return self._examples_page(name_or_id, 0, 0)[1]
+
+    def _examples_page(self, name_or_id: str | int | None, offset: int, limit: int | None) -> tuple[list[Example], int]:
+        subject = None if name_or_id is None else validate_name_or_id(name_or_id)
+        for what, value in (("offset", offset), ("limit", limit)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+                raise InvalidArgumentError(f"{what} must be a non-negative integer, got {value!r}")
+        with self._lock:
+            return self._read_examples(subject, int(offset), None if limit is None else int(limit))
+
+    def example(self, example_id: int) -> tuple[Example, Float32Array]:
+        """One stored template: its :class:`Example` record and its vector, shape (d,) float32.
+
+        Raises
+        ------
+        ExampleNotFoundError
+            No template with this id.
+        """
+        with self._lock:
+            return self._read_example(_example_id(example_id))
+
+    def remove_examples(self, example_ids: Sequence[int]) -> list[Example]:
+        """Delete templates by id, all or none; their subjects stay (possibly with no template left).
+
+        Returns the deleted examples, in the order given (an id given twice counts once).
+
+        Raises
+        ------
+        ExampleNotFoundError
+            An id names no template; nothing is deleted.
+        """
+        if isinstance(example_ids, (str, bytes)) or not isinstance(example_ids, Sequence):
+            raise InvalidArgumentTypeError("expected a sequence of example ids (int)")
+        ids = list(dict.fromkeys(_example_id(i) for i in example_ids))
+        if not ids:
+            return []
+        with self._lock:
+            removed = self._write_remove_examples(ids)
+        logger.info("removed %d example(s)", len(removed))
+        return removed
 
     # ---------------------------------------------------------------- search
 

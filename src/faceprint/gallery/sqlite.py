@@ -27,10 +27,17 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from faceprint.errors import GalleryError, SubjectNotFoundError
+from faceprint.errors import (
+    ExampleNotFoundError,
+    GalleryError,
+    InvalidArgumentError,
+    SubjectExistsError,
+    SubjectNotFoundError,
+)
 
 from .base import (
     BaseGallery,
+    Example,
     Subject,
     TemplateBatch,
     TemplateHits,
@@ -637,7 +644,7 @@ class Gallery(BaseGallery):
                 if new_name != old_name:
                     taken = conn.execute("SELECT id FROM subjects WHERE name = ?", (new_name,)).fetchone()
                     if taken is not None:
-                        raise GalleryError(
+                        raise SubjectExistsError(
                             f"cannot rename {old_name!r} to {new_name!r}: that name already "
                             f"belongs to subject id {taken[0]} in gallery {self._path}"
                         )
@@ -699,6 +706,97 @@ class Gallery(BaseGallery):
         if it reflected every row before it (else rows of other writers are still to apply)."""
         if self._tindex.ready and self._index_seq == before:
             self._index_seq = seq
+
+    def _write_create(self, name: str, metadata: dict[str, Any]) -> Subject:
+        with self._lock:
+            with self._transaction() as conn:
+                taken = conn.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
+                if taken is not None:
+                    raise SubjectExistsError(
+                        f"a subject named {name!r} already exists (id {taken[0]}) in gallery {self._path}"
+                    )
+                cursor = conn.execute(
+                    "INSERT INTO subjects(name, created_at, metadata) VALUES (?, ?, ?)",
+                    (name, _now(), json.dumps(metadata, sort_keys=True)),
+                )
+                subject = self._subject(conn, self._subject_row(conn, cast(int, cursor.lastrowid)))
+                self._log_change(conn, _ENROLL, subject.id)
+            if self._tindex.ready:  # a subject without templates: nothing to index, but its name is known
+                self._invalidate_index()
+        return subject
+
+    def _write_merge(self, source: str | int, target: str | int) -> tuple[Subject, str, int]:
+        with self._lock:
+            with self._transaction() as conn:
+                source_id, source_name = self._subject_row(conn, source)[:2]
+                target_id = self._subject_row(conn, target)[0]
+                if source_id == target_id:
+                    raise InvalidArgumentError(f"cannot merge subject {source_name!r} into itself")
+                moved = conn.execute(
+                    "UPDATE templates SET subject_id = ? WHERE subject_id = ?", (target_id, source_id)
+                ).rowcount
+                conn.execute("DELETE FROM subjects WHERE id = ?", (source_id,))
+                self._log_change(conn, _REMOVE, int(source_id))
+                self._log_change(conn, _ADD, int(target_id))
+                subject = self._subject(conn, self._subject_row(conn, int(target_id)))
+            self._invalidate_index()  # templates changed subject: rebuilt from the store on the next search
+        return subject, str(source_name), int(moved)
+
+    _EXAMPLE_COLUMNS = "t.id, t.subject_id, s.name, t.source, t.created_at"
+
+    def _read_examples(
+        self, subject: str | int | None, offset: int, limit: int | None
+    ) -> tuple[list[Example], int]:
+        with self._lock, self._snapshot() as conn:
+            where, args = "", cast(tuple[int, ...], ())
+            if subject is not None:
+                where, args = " WHERE t.subject_id = ?", (int(self._subject_row(conn, subject)[0]),)
+            joined = "FROM templates t JOIN subjects s ON s.id = t.subject_id"
+            (total,) = conn.execute(f"SELECT COUNT(*) {joined}{where}", args).fetchone()
+            rows = conn.execute(
+                f"SELECT {self._EXAMPLE_COLUMNS} {joined}{where} ORDER BY t.id LIMIT ? OFFSET ?",
+                (*args, -1 if limit is None else limit, offset),
+            ).fetchall()
+        return [Example(int(i), int(sid), name, src, created or "") for i, sid, name, src, created in rows], int(total)
+
+    def _read_example(self, example_id: int) -> tuple[Example, Float32Array]:
+        with self._lock, self._snapshot() as conn:
+            row = conn.execute(
+                f"SELECT {self._EXAMPLE_COLUMNS}, t.embedding FROM templates t JOIN subjects s ON s.id = t.subject_id "
+                "WHERE t.id = ?",
+                (example_id,),
+            ).fetchone()
+            _, dim = self._meta(conn)
+        if row is None or dim is None:
+            raise ExampleNotFoundError(f"no example with id {example_id} in gallery {self._path}")
+        i, sid, name, src, created, blob = row
+        return Example(int(i), int(sid), name, src, created or ""), self._decode([blob], dim)[0]
+
+    def _write_remove_examples(self, example_ids: list[int]) -> list[Example]:
+        with self._lock:
+            with self._transaction() as conn:
+                found: dict[int, Example] = {}
+                for chunk in _chunks(example_ids):
+                    marks = ", ".join("?" * len(chunk))
+                    for i, sid, name, src, created in conn.execute(
+                        f"SELECT {self._EXAMPLE_COLUMNS} FROM templates t JOIN subjects s ON s.id = t.subject_id "
+                        f"WHERE t.id IN ({marks})",
+                        chunk,
+                    ):
+                        found[int(i)] = Example(int(i), int(sid), name, src, created or "")
+                missing = [i for i in example_ids if i not in found]
+                if missing:
+                    raise ExampleNotFoundError(
+                        f"no example with id {', '.join(map(str, missing[:10]))} in gallery {self._path}; "
+                        "nothing was deleted"
+                    )
+                for chunk in _chunks(example_ids):
+                    conn.execute(f"DELETE FROM templates WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+                for subject_id in sorted({e.subject_id for e in found.values()}):
+                    self._log_change(conn, _REMOVE, subject_id)  # readers re-match these subjects to the store
+            # the index drops whole subjects only: rebuilt from the store on the next search
+            self._invalidate_index()
+        return [found[i] for i in example_ids]
 
     # ---------------------------------------------------------------- index maintenance
 

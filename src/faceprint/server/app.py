@@ -1,0 +1,116 @@
+"""``create_app(settings)``: the FastAPI app of ``faceprint serve``.
+
+The lifespan builds the pipelines once and warms them (one per inference thread, rebuilt from the
+first one's :class:`~faceprint.pipeline.PipelineSpec`, so threads do not wait on each other's model
+locks), opens the key store and the default collection's gallery, and closes them on shutdown.
+Inference runs on :class:`~faceprint.server.pool.InferencePool`'s threads, never on the event loop.
+
+Examples
+--------
+>>> from faceprint.settings import Settings
+>>> app = create_app(Settings(gallery="/tmp/fp/gallery.db"))  # nothing loads until the app starts
+>>> app.title
+'faceprint'
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..keys import DEFAULT_COLLECTION, KeyStore
+from ..pipeline import FacePipeline
+from ..settings import Settings
+from .errors import BodyLimitMiddleware, install_error_handlers
+from .pool import InferencePool
+from .routes import compreface, health
+from .state import Collections, Service
+
+__all__ = ["create_app", "create_app_from_environment"]
+
+log = logging.getLogger(__name__)
+
+
+def _pipelines(pipeline: FacePipeline, n: int) -> list[FacePipeline]:
+    """``n`` warm pipelines like ``pipeline``: copies from its spec, or ``pipeline`` itself ``n``
+    times when it has no spec (a custom backend; the backends lock themselves)."""
+    pipeline.warm_up()
+    try:
+        spec = pipeline.spec
+    except TypeError:
+        return [pipeline] * n
+    return [pipeline] + [FacePipeline.from_spec(spec).warm_up() for _ in range(n - 1)]
+
+
+def create_app(
+    settings: Settings | None = None, *, pipeline: FacePipeline | None = None, gallery: Path | None = None
+) -> FastAPI:
+    """The service app; models load and galleries open when it starts (its lifespan), not here.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Limits, paths and pool sizes (default: read from the environment now).
+    pipeline : FacePipeline, optional
+        The pipeline to serve (default: YuNet + SFace, the CLI's default).
+    gallery : Path, optional
+        The default collection's gallery (default: ``settings.gallery_path()``).
+    """
+    settings = Settings() if settings is None else settings
+    gallery_path = gallery if gallery is not None else settings.gallery_path()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        base = pipeline if pipeline is not None else FacePipeline(detector="yunet", embedder="sface")
+        started = time.perf_counter()
+        workers = _pipelines(base, settings.service_threads)
+        collections = Collections(gallery_path)
+        keys = KeyStore(settings.keys_path())
+        try:
+            collections.get(DEFAULT_COLLECTION)
+        except BaseException:
+            keys.close()
+            raise
+        service = Service(
+            settings=settings,
+            pipeline=base,
+            pool=InferencePool(workers, queue_size=settings.service_queue),
+            keys=keys,
+            collections=collections,
+            started_at=time.time(),
+            ready=True,
+        )
+        app.state.service = service
+        log.info(
+            "faceprint service ready in %.1f s: model %s, %d inference thread(s), gallery %s, keys %s",
+            time.perf_counter() - started, base.model_key, settings.service_threads, gallery_path, keys.path,
+        )
+        try:
+            yield
+        finally:
+            service.close()
+            app.state.service = None
+
+    app = FastAPI(
+        title="faceprint",
+        version=__version__,
+        description="Face recognition service: a CompreFace-compatible REST API under /api/v1 (x-api-key).",
+        lifespan=lifespan,
+    )
+    app.state.service = None
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.include_router(health.router)
+    app.include_router(compreface.router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """:func:`create_app` with the settings of the environment (uvicorn's factory for ``--workers N``)."""
+    return create_app(Settings())

@@ -1,0 +1,191 @@
+"""One mapping from errors to HTTP answers, and the request-body limit.
+
+Every error answer is JSON in CompreFace's shape, ``{"message": ..., "code": ...}``, with a 4xx
+status for bad input (never a traceback); ``code`` is CompreFace's number where it has one (28: no
+face found) and the HTTP status otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import (
+    EmbedderMismatchError,
+    EnrollmentRejectedError,
+    ExampleNotFoundError,
+    FaceprintError,
+    GalleryError,
+    ImageTooLargeError,
+    InvalidArgumentError,
+    InvalidImageError,
+    KeyNotFoundError,
+    MultipleFacesError,
+    NoFaceError,
+    SubjectExistsError,
+    SubjectNotFoundError,
+)
+from .pool import BusyError
+
+__all__ = ["ApiError", "BodyLimitMiddleware", "install_error_handlers", "NO_FACE_MESSAGE", "error_response"]
+
+log = logging.getLogger(__name__)
+
+NO_FACE_MESSAGE = "No face is found in the given image"
+"""CompreFace's message (code 28) for an image without a face; clients match on it."""
+NO_FACE_CODE = 28
+
+
+class ApiError(Exception):
+    """An HTTP error answer raised by route code: status, message and (optional) CompreFace code."""
+
+    def __init__(self, status: int, message: str, *, code: int | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = status if code is None else code
+        self.headers = headers
+
+
+def error_response(
+    status: int, message: str, code: int | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"message": message, "code": status if code is None else code}, status, headers=headers)
+
+
+# most specific first: the first class an error is an instance of decides
+_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (NoFaceError, 400),
+    (MultipleFacesError, 400),
+    (ImageTooLargeError, 400),  # a decompression bomb, seen from the header: bad input, not a big upload
+    (InvalidImageError, 400),
+    (SubjectNotFoundError, 404),
+    (ExampleNotFoundError, 404),
+    (KeyNotFoundError, 404),
+    (SubjectExistsError, 409),
+    (EmbedderMismatchError, 409),
+    (EnrollmentRejectedError, 400),
+    (InvalidArgumentError, 400),
+    (GalleryError, 400),
+    (FaceprintError, 400),
+)
+
+
+def status_of(err: FaceprintError) -> int:
+    return next(status for cls, status in _STATUS if isinstance(err, cls))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers: faceprint errors, HTTP errors, validation errors, busy pool, anything else."""
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, err: ApiError) -> JSONResponse:
+        return error_response(err.status, err.message, err.code, err.headers)
+
+    @app.exception_handler(FaceprintError)
+    async def _faceprint(request: Request, err: FaceprintError) -> JSONResponse:
+        text = _without_paths(request, str(err))
+        if isinstance(err, NoFaceError):  # CompreFace's exact message and code; faceprint's reason beside them
+            return JSONResponse({"message": NO_FACE_MESSAGE, "code": NO_FACE_CODE, "reason": text}, 400)
+        return error_response(status_of(err), text)
+
+    @app.exception_handler(BusyError)
+    async def _busy(request: Request, err: BusyError) -> JSONResponse:
+        return error_response(503, str(err), headers={"Retry-After": str(err.retry_after_s)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        # the location and the reason only: never the input (it could be a header value)
+        parts = []
+        for detail in err.errors():
+            where = ".".join(str(p) for p in detail.get("loc", ()) if p != "body") or "request"
+            parts.append(f"{where}: {detail.get('msg', 'invalid')}")
+        return error_response(400, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return error_response(err.status_code, str(err.detail), headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error (logged by the server)")
+
+
+def _without_paths(request: Request, text: str) -> str:
+    """``text`` with the server's gallery paths replaced by collection names (a client needs the
+    collection, not where the server keeps it)."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return text
+    for name, path in service.collections.paths().items():
+        text = text.replace(f"gallery {path}", f"collection {name!r}").replace(str(path), f"collection {name!r}")
+    return text
+
+
+class UploadTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over the limit of {limit} bytes (FACEPRINT_MAX_UPLOAD_BYTES)")
+
+
+class BodyLimitMiddleware:
+    """413 for a request body over ``limit`` bytes: at once from ``Content-Length``, else (a chunked
+    body) as soon as the bytes received pass the limit, before the body is read whole."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await _send(send, 400, "malformed Content-Length header")
+                return
+            if size > self.limit:
+                await _send(send, 413, str(UploadTooLarge(self.limit)))
+                return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise UploadTooLarge(self.limit)
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracked)
+        except UploadTooLarge as err:
+            if started:
+                raise
+            await _send(send, 413, err.message)
+
+
+async def _send(send: Send, status: int, message: str) -> None:
+    response: Any = error_response(status, message)
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,1 @@
+"""The service's routes: ``health`` (``/health``, ``/ready``) and ``compreface`` (``/api/v1/...``)."""

@@ -1,0 +1,39 @@
+"""``/health`` (is the process up; no key) and ``/ready`` (models loaded, gallery reachable; any key)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+
+from ...errors import FaceprintError
+from ..errors import ApiError
+from ..security import Caller, require
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="The process is up (no key needed)")
+async def health(request: Request) -> dict[str, str]:
+    service = getattr(request.app.state, "service", None)
+    return {"status": "ok" if service is not None and service.ready else "starting"}
+
+
+@router.get("/ready", summary="Models loaded and the key's gallery reachable")
+def ready(caller: Annotated[Caller, require("recognize")]) -> dict[str, Any]:
+    service = caller.service
+    try:
+        templates = caller.gallery.n_templates
+    except FaceprintError as err:
+        raise ApiError(503, f"gallery of collection {caller.collection!r} unreachable: {err}") from err
+    return {
+        "status": "ready",
+        "model": service.pipeline.model_key,
+        "collection": caller.collection,
+        "templates": templates,
+        "inference_threads": service.pool.threads,
+        "queue_capacity": service.pool.capacity,
+        "admitted": service.pool.admitted,
+    }

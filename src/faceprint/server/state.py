@@ -1,0 +1,85 @@
+"""What the app holds while it runs: settings, the warm pipelines, the key store and the open galleries."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..keys import DEFAULT_COLLECTION, KeyStore, validate_collection
+from ..settings import Settings
+from .pool import InferencePool
+
+if TYPE_CHECKING:
+    from ..gallery import GalleryBackend
+    from ..pipeline import FacePipeline
+
+__all__ = ["Collections", "Service"]
+
+
+class Collections:
+    """One gallery per collection, each opened once and kept open until :meth:`close`.
+
+    The ``default`` collection is the service's gallery (``--gallery``, else
+    :meth:`Settings.gallery_path`); collection ``NAME`` is ``collections/NAME.db`` beside it.
+    """
+
+    def __init__(self, default_path: Path) -> None:
+        self.default_path = default_path
+        self.folder = default_path.parent / "collections"
+        self._open: dict[str, GalleryBackend] = {}
+        self._write_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def path(self, name: str) -> Path:
+        validate_collection(name)
+        return self.default_path if name == DEFAULT_COLLECTION else self.folder / f"{name}.db"
+
+    def get(self, name: str) -> GalleryBackend:
+        """The open gallery of collection ``name`` (created on first use)."""
+        from ..gallery import open_gallery
+
+        with self._lock:
+            gallery = self._open.get(name)
+            if gallery is None:
+                path = self.path(name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                gallery = self._open[name] = open_gallery(path)
+                self._write_locks[name] = threading.Lock()
+            return gallery
+
+    def paths(self) -> dict[str, str]:
+        """Collection name -> gallery path, of the collections open now."""
+        with self._lock:
+            return {name: gallery.path for name, gallery in self._open.items()}
+
+    def write_lock(self, name: str) -> threading.Lock:
+        """Held around an enrollment and the read of the examples it wrote (their ids)."""
+        self.get(name)
+        return self._write_locks[name]
+
+    def close(self) -> None:
+        with self._lock:
+            for gallery in self._open.values():
+                gallery.close()
+            self._open.clear()
+
+
+@dataclass
+class Service:
+    """The state :func:`faceprint.server.create_app`'s lifespan builds once and routes share."""
+
+    settings: Settings
+    pipeline: FacePipeline
+    pool: InferencePool[FacePipeline]
+    keys: KeyStore
+    collections: Collections
+    started_at: float = 0.0
+    ready: bool = field(default=False)
+
+    def close(self) -> None:
+        self.ready = False
+        self.pool.shutdown()
+        self.collections.close()
+        self.keys.close()

@@ -1,0 +1,82 @@
+"""Images in a request: multipart form files, or base64 strings in a JSON body (CompreFace's two ways)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from .errors import ApiError
+
+__all__ = ["read_images", "image_body"]
+
+
+async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The encoded bytes of each image field in ``names`` (all required).
+
+    ``multipart/form-data``: a file part per name. ``application/json``: an object with a base64
+    string per name (a ``data:image/...;base64,`` prefix is allowed). Anything else: 415.
+    """
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=len(names), max_fields=16)
+        except ApiError:
+            raise
+        except Exception as err:  # a malformed multipart body (python-multipart / starlette)
+            raise ApiError(400, f"malformed multipart body: {err}") from err
+        found: dict[str, bytes] = {}
+        try:
+            for name in names:
+                part = form.get(name)
+                if isinstance(part, UploadFile):
+                    found[name] = await part.read()
+                elif isinstance(part, str):
+                    raise ApiError(400, f"form field {name!r} must be a file part (with a filename), got a text field")
+                else:
+                    raise ApiError(400, f"missing form field {name!r} (an image file)")
+        finally:
+            await form.close()
+        return found
+    if kind == "application/json":
+        try:
+            body: Any = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ApiError(400, f"malformed JSON body: {err}") from err
+        if not isinstance(body, dict):
+            raise ApiError(400, "expected a JSON object with base64 image fields")
+        return {name: _b64(body.get(name), name) for name in names}
+    shown = kind or "none"
+    raise ApiError(
+        415, f"unsupported content type {shown!r}: send multipart/form-data or application/json (base64)"
+    )
+
+
+def _b64(value: object, name: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"missing JSON field {name!r} (a base64 image)")
+    if value.startswith("data:") and "," in value:
+        value = value.split(",", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ApiError(400, f"field {name!r} is not valid base64: {err}") from err
+
+
+def image_body(*names: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads ``names`` with :func:`read_images`."""
+    files = {n: {"type": "string", "format": "binary"} for n in names}
+    b64 = {n: {"type": "string", "format": "byte", "description": "base64 image"} for n in names}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": files, "required": list(names)}},
+                "application/json": {"schema": {"type": "object", "properties": b64, "required": list(names)}},
+            },
+        }
+    }
