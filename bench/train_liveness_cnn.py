@@ -24,13 +24,15 @@ Protocol: the folds of :func:`faceprint.liveness.session_subject_folds` (as ``be
 whose LBP cells are copied beside). A fold fine-tunes on 4 of its 6 training subjects (training
 session only); the other 2 training subjects (same session) are its validation set, which fixes
 the thresholds ("eer": validation EER; "apcer5" / "apcer1" / "apcer0": lowest with validation APCER
-<= 5 / 1 / 0 %; "bpcer1": highest with validation BPCER <= 1 %). No image of
+<= 5 / 1 / 0 %; "bpcer1": highest with validation BPCER <= 1 %; "mid": the logit midpoint of the
+gap between the validation classes, :func:`gap_midpoint`). No image of
 a test subject or of the test session is used for training or thresholds. Ablations on the same
 cells: "synthetic_only" (the pretrained net, no NUAA image) and "nuaa_only" (same recipe from
 scratch without the external / synthetic data). The shipped model fine-tunes on all NUAA images;
 it says "live" at or above the median of the folds' ``--threshold-rule`` thresholds (default
-"apcer1"), "spoof" below the median of their "bpcer1" thresholds, "unsure" in between (each cell
-also reports this two-threshold decision). Out-of-domain bona fide: BPCER (and spoof / unsure
+"mid"), "spoof" below the median of their ``--spoof-rule`` thresholds (default "apcer5"), "unsure"
+in between (each cell also reports this two-threshold decision). Training batches get random
+capture conditions (``--capture``, :func:`faceprint.liveness.simulate_capture`) on both classes. Out-of-domain bona fide: BPCER (and spoof / unsure
 rates) of the shipped CNN and LBP models on the *measurement* halves of LFW and UTKFace.
 """
 
@@ -76,7 +78,6 @@ MODEL_DIR = REPO / "src" / "faceprint" / "models"
 CROP = {"input_size": 64, "work_size": 96, "expand": 2.0}
 SEED = 0
 CAPTURE = 0.5  # share of each training batch given random capture conditions (exposure, blur, ...)
-SPOOF_RULE = "bpcer1"  # below the median of this validation threshold the shipped model says "spoof"
 
 
 def log(msg: str) -> None:
@@ -246,9 +247,15 @@ def main() -> None:
     )
     ap.add_argument(
         "--threshold-rule",
-        default="apcer1",
+        default="mid",
         choices=["eer", "apcer5", "apcer1", "apcer0", "mid"],
-        help="validation rule whose median over the folds is the shipped threshold",
+        help="validation rule whose median over the folds is the shipped threshold ('live' at or above)",
+    )
+    ap.add_argument(
+        "--spoof-rule",
+        default="apcer5",
+        choices=["eer", "apcer5", "apcer1", "apcer0", "bpcer1", "mid"],
+        help="validation rule whose median over the folds is the shipped 'spoof below' (else 'unsure')",
     )
     args = ap.parse_args()
     faceprint.runtime.set_num_threads(args.threads)
@@ -378,7 +385,7 @@ def main() -> None:
                 }
                 if name == "cnn":
                     fold_thresholds.append(thresholds[args.threshold_rule])
-                    fold_spoof.append(min(thresholds[SPOOF_RULE], thresholds[args.threshold_rule]))
+                    fold_spoof.append(min(thresholds[args.spoof_rule], thresholds[args.threshold_rule]))
                 cells = {}
                 saved[f"{fold.name}/{name}/validation"] = np.stack([vs, att[val]])
                 for kind in CELL_KINDS:
@@ -387,7 +394,7 @@ def main() -> None:
                     saved[f"{fold.name}/{name}/{kind}"] = np.stack([ts, att[te]])
                     cells[kind] = cell_report(ts, att[te], thresholds)
                     cells[kind]["two_threshold"] = two_threshold(
-                        ts, att[te], thresholds[args.threshold_rule], thresholds[SPOOF_RULE]
+                        ts, att[te], thresholds[args.threshold_rule], thresholds[args.spoof_rule]
                     )
                 entry["models"][name] = {"thresholds": thresholds, "cells": cells}
             if lbp_proto is not None and fold.name in lbp_proto["folds"]:
@@ -405,18 +412,32 @@ def main() -> None:
             )
         result["folds"] = out_folds
         result["summary"] = summarise(out_folds)
+        result["rules"] = {"live": args.threshold_rule, "spoof": args.spoof_rule}
         result["timing_s"]["finetune_per_fold_mean"] = round(float(np.mean(t_ft)), 1)
     elif args.protocol_from is not None:
         earlier = json.loads(args.protocol_from.read_text())
         if earlier["config"] != result["config"] or earlier["sizes"] != result["sizes"]:
             raise SystemExit(f"{args.protocol_from}: another recipe (config / sizes differ)")
-        for k in ("folds", "summary"):
-            result[k] = earlier[k]
+        result["folds"] = earlier["folds"]
         result["timing_s"]["finetune_per_fold_mean"] = earlier["timing_s"].get("finetune_per_fold_mean")
-        for entry in earlier["folds"].values():
+        scores_path = None if cache is None else cache / "liveness_cnn_scores.npz"
+        old = np.load(scores_path) if scores_path is not None and scores_path.is_file() else None
+        for fold_name, entry in earlier["folds"].items():
             th = entry["models"]["cnn"]["thresholds"]
             fold_thresholds.append(th[args.threshold_rule])
-            fold_spoof.append(min(th[SPOOF_RULE], th[args.threshold_rule]))
+            fold_spoof.append(min(th[args.spoof_rule], th[args.threshold_rule]))
+            for name, m in entry["models"].items():  # the two-threshold decision of the rules now shipped
+                for kind, cell in m["cells"].items():
+                    key = f"{fold_name}/{name}/{kind}"
+                    cell.pop("two_threshold", None)
+                    rules_known = {args.threshold_rule, args.spoof_rule} <= set(m["thresholds"])
+                    if old is not None and key in old.files and rules_known:
+                        ts, ta = old[key][0], old[key][1].astype(bool)
+                        cell["two_threshold"] = two_threshold(
+                            ts, ta, m["thresholds"][args.threshold_rule], m["thresholds"][args.spoof_rule]
+                        )
+        result["summary"] = summarise(result["folds"])
+        result["rules"] = {"live": args.threshold_rule, "spoof": args.spoof_rule}
 
     # the shipped model: fine-tune on every NUAA image
     t1 = time.perf_counter()
@@ -441,7 +462,7 @@ def main() -> None:
             "threshold_source": f"median over the protocol folds of the validation '{args.threshold_rule}' threshold"
             if fold_thresholds
             else "0.5 (no protocol run)",
-            "spoof_below_source": f"median over the protocol folds of the validation '{SPOOF_RULE}' threshold"
+            "spoof_below_source": f"median over the protocol folds of the validation '{args.spoof_rule}' threshold"
             if fold_spoof
             else "= threshold (no protocol run)",
         },

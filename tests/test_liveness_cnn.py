@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_registry_names_and_default() -> None:
     assert PASSIVE_CHECKERS.names() == ["cnn", "lbp"]
-    assert DEFAULT_PASSIVE_CHECKER == "lbp"
+    assert DEFAULT_PASSIVE_CHECKER == "cnn"
     with pytest.raises(UnknownBackendError):
         get_passive_checker("svm")
 

@@ -328,8 +328,9 @@ def evaluate_liveness_cmd(
 ) -> None:
     """Passive PAD on a labelled folder: APCER per attack type, BPCER, ACER, EER, BPCER@APCER, failures to acquire.
 
-    The shipped model was trained on all of the shared NUAA subset: on that folder these are
-    training-set numbers. The held-out (leave-one-subject-out) numbers come from bench/liveness.py.
+    The default model (the CNN) was fine-tuned on all of the shared NUAA subset: on that folder
+    these are training-set numbers. Held-out numbers (other session, other people) come from
+    bench/train_liveness_cnn.py. With the full NUAA set, --split test runs the official protocol.
     """
 
     def body() -> int:

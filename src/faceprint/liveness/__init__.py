@@ -1,11 +1,13 @@
 """Liveness (presentation-attack detection): passive on one image, active on a video, PAD metrics.
 
 * :mod:`.passive` -- the NUAA-trained colour-LBP checker (:func:`default_passive_checker`);
-* :mod:`.cnn` -- the compact CNN checker run by onnxruntime (:func:`default_cnn_checker`);
-* :mod:`.checkers` -- the passive checkers by name (:func:`get_passive_checker`: ``"lbp"``, ``"cnn"``);
+* :mod:`.cnn` -- the compact CNN checker run by onnxruntime (:func:`default_cnn_checker`; the default);
+* :mod:`.quality` -- is a face fit for a passive verdict (size, exposure, sharpness, pose)?
+* :mod:`.checkers` -- the passive checkers by name (:func:`get_passive_checker`: ``"cnn"``, ``"lbp"``);
 * :mod:`.metrics` -- ISO/IEC 30107-3 error rates (:func:`pad_metrics`);
 * :mod:`.protocol` -- session- and subject-disjoint evaluation folds (:func:`session_subject_folds`);
-* :mod:`.synthetic` -- simulated print / screen-replay attacks for training (:func:`simulate_attack`);
+* :mod:`.synthetic` -- simulated print / screen-replay attacks (:func:`simulate_attack`) and capture
+  conditions (:func:`simulate_capture`) for training;
 * :mod:`.landmarks` -- MediaPipe's 478-point face mesh and blendshapes run with ai-edge-litert;
 * :mod:`.active` -- blink / head-turn events and challenge-response checks on a video;
 * :mod:`.video` -- reading videos, passive checks on video frames, folder evaluation.
@@ -42,7 +44,8 @@ from .passive import (
     lbp_colour_features,
 )
 from .protocol import CELL_KINDS, NUAA_SUBJECT_GROUPS, SessionSubjectFold, session_subject_folds
-from .synthetic import ATTACK_EFFECTS, ATTACK_KINDS, simulate_attack
+from .quality import DEFAULT_QUALITY_LIMITS, FaceQuality, QualityLimits, assess_face
+from .synthetic import ATTACK_EFFECTS, ATTACK_KINDS, CAPTURE_EFFECTS, simulate_attack, simulate_capture
 from .video import (
     REPLAY_LIGHTNESS_THRESHOLD,
     VideoFrames,
@@ -63,7 +66,14 @@ __all__ = [
     "NUAA_SUBJECT_GROUPS",
     "SessionSubjectFold",
     "session_subject_folds",
+    # quality gate
+    "DEFAULT_QUALITY_LIMITS",
+    "FaceQuality",
+    "QualityLimits",
+    "assess_face",
     # synthetic attacks
+    "CAPTURE_EFFECTS",
+    "simulate_capture",
     "ATTACK_EFFECTS",
     "ATTACK_KINDS",
     "simulate_attack",

@@ -49,7 +49,7 @@ __all__ = [
 
 CNN_SPEC_FORMAT = "faceprint-passive-cnn/1"
 DEFAULT_CNN_SPEC = "passive_cnn.json"
-DEFAULT_CNN_SPEC_SHA256 = "195427646c4b04fa1126434e7bec13a8af307c8ff82eadc57bae414bc09d4e0b"
+DEFAULT_CNN_SPEC_SHA256 = "ed84a7283ccd3b98321b24473847c6dc03b4ac234ab9bc3b66746dc83548038e"
 """sha256 of the shipped spec (which holds the ONNX file's sha256)."""
 
 CROP_DEFAULTS: dict[str, Any] = {"input_size": 64, "work_size": 96, "expand": 2.0}
