@@ -32,8 +32,9 @@ scratch without the external / synthetic data). The shipped model fine-tunes on 
 it says "live" at or above the median of the folds' ``--threshold-rule`` thresholds (default
 "mid"), "spoof" below the median of their ``--spoof-rule`` thresholds (default "apcer5"), "unsure"
 in between (each cell also reports this two-threshold decision). Training batches get random
-capture conditions (``--capture``, :func:`faceprint.liveness.simulate_capture`) on both classes. Out-of-domain bona fide: BPCER (and spoof / unsure
-rates) of the shipped CNN and LBP models on the *measurement* halves of LFW and UTKFace.
+capture conditions (``--capture``, :func:`faceprint.liveness.simulate_capture`) on both classes.
+Out-of-domain bona fide: BPCER (and spoof / unsure rates) of the shipped CNN and LBP models on the
+*measurement* halves of LFW and UTKFace.
 """
 
 from __future__ import annotations
