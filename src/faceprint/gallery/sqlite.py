@@ -224,6 +224,8 @@ class Gallery(BaseGallery):
             raise GalleryError(f"{self._path} is not a faceprint gallery: {err}") from err
         try:
             conn.execute("PRAGMA foreign_keys=ON")
+            # deleted rows are overwritten with zeros, not just unlinked (erasure: see _erase_journal)
+            conn.execute("PRAGMA secure_delete=ON")
             self._check_or_create_schema(conn)
         except sqlite3.Error as err:
             conn.close()
@@ -670,9 +672,34 @@ class Gallery(BaseGallery):
                 if emptied:
                     conn.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'dim')")
                 logged = self._log_change(conn, _CLEAR if emptied else _REMOVE, int(subject_id))
+            self._erase_journal()
             self._index_removed(int(subject_id), template_ids, emptied)
             self._own_change_applied(*logged)
         return int(subject_id), name, int(template_ids.size)
+
+    def _erase_journal(self) -> bool:
+        """After a delete: copy the WAL into the database and truncate it to zero bytes, so the
+        deleted templates' bytes survive in neither file.
+
+        ``secure_delete`` zeroes a deleted row in the page it lived in, but the write-ahead log
+        still holds the older copies of that page (the enrollment's frames) until a checkpoint
+        overwrites the database pages and the log is truncated. Returns False (and logs why) when
+        another connection's open read transaction kept the checkpoint from finishing; the next
+        delete, or the last connection's close, completes it.
+        """
+        if self._path == ":memory:":
+            return True
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as err:
+            logger.warning("gallery %s: checkpoint after a delete failed: %s", self._path, err)
+            return False
+        if busy:
+            logger.warning(
+                "gallery %s: another connection is reading; the deleted templates stay in the WAL until the "
+                "next checkpoint", self._path,
+            )
+        return not busy
 
     # ---------------------------------------------------------------- the change log
 
@@ -794,6 +821,7 @@ class Gallery(BaseGallery):
                     conn.execute(f"DELETE FROM templates WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
                 for subject_id in sorted({e.subject_id for e in found.values()}):
                     self._log_change(conn, _REMOVE, subject_id)  # readers re-match these subjects to the store
+            self._erase_journal()
             # the index drops whole subjects only: rebuilt from the store on the next search
             self._invalidate_index()
         return [found[i] for i in example_ids]
