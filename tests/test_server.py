@@ -69,6 +69,8 @@ def add(client: TestClient, token: str, subject: str, image: bytes) -> Any:
 # the least role each route needs; the test fails when a route is added without a line here
 NEEDS = {
     ("GET", "/ready"): "recognize",
+    ("GET", "/metrics"): "admin",
+    ("GET", "/v1/audit"): "admin",
     ("GET", "/api/v1/recognition/subjects"): "recognize",
     ("POST", "/api/v1/recognition/subjects"): "enroll",
     ("DELETE", "/api/v1/recognition/subjects"): "admin",
@@ -122,7 +124,8 @@ def test_every_route_but_health_needs_a_key_of_the_right_role_and_collection(ser
             seen.append(r)
         seen += [no_key, bad, other]
     assert client.get("/health").json() == {"status": "ok"}
-    for r in seen:  # no answer echoes a key, in its body or its headers
+    for r in seen:  # no answer echoes a key, in its body or its headers; each names its request
+        assert r.headers["x-request-id"]
         text = r.text + " ".join(f"{k}: {v}" for k, v in r.headers.items())
         assert not any(s in text for s in secrets)
         assert not any(s.split("_", 2)[2] in text for s in secrets)

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     keys : Path or None, default None
         ``FACEPRINT_KEYS``: the API key store of ``faceprint serve`` and ``faceprint keys``; ``None``
         (unset or empty) means :meth:`keys_path`'s default, ``keys.db`` beside the gallery.
+    audit : Path or None, default None
+        ``FACEPRINT_AUDIT``: the append-only audit log of ``faceprint serve`` and ``faceprint audit``;
+        ``None`` (unset or empty) means :meth:`audit_path`'s default, ``audit.db`` beside the key store.
     service_threads : int, default 2
         ``FACEPRINT_SERVICE_THREADS``: inference threads of one ``faceprint serve`` process.
     service_queue : int, default 8
@@ -152,6 +155,11 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_KEYS",
         description="FACEPRINT_KEYS: the API key store (default: keys.db beside the gallery).",
     )
+    audit: Path | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_AUDIT",
+        description="FACEPRINT_AUDIT: the service's append-only audit log (default: audit.db beside keys.db).",
+    )
     service_threads: int = Field(
         default=2,
         validation_alias="FACEPRINT_SERVICE_THREADS",
@@ -221,7 +229,7 @@ class Settings(BaseSettings):
             raise InvalidArgumentError(f"{variable} must be >= {least}, got {raw}")
         return raw
 
-    @field_validator("gallery", "data", "calibration", "keys", mode="before")
+    @field_validator("gallery", "data", "calibration", "keys", "audit", mode="before")
     @classmethod
     def _empty_is_unset(cls, raw: object) -> object:
         return None if raw == "" else raw
@@ -268,6 +276,17 @@ class Settings(BaseSettings):
         PosixPath('/srv/fp/keys.db')
         """
         return self.keys if self.keys is not None else self.gallery_path().parent / "keys.db"
+
+    def audit_path(self) -> Path:
+        """The audit log: ``audit``, else ``audit.db`` in the folder of :meth:`keys_path` (which is the
+        gallery's folder unless ``FACEPRINT_KEYS`` says otherwise).
+
+        Examples
+        --------
+        >>> Settings(gallery=Path("/srv/fp/gallery.db")).audit_path()
+        PosixPath('/srv/fp/audit.db')
+        """
+        return self.audit if self.audit is not None else self.keys_path().parent / "audit.db"
 
 
 class _Variables(PydanticBaseSettingsSource):

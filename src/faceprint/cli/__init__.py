@@ -15,7 +15,7 @@ import sys
 import typer
 from typer.core import TyperCommand
 
-from . import calibrate, dataset, evaluate, gallery, keys, liveness, models, recognize, serve, train
+from . import audit, calibrate, dataset, evaluate, gallery, keys, liveness, models, recognize, serve, train
 from .common import Command, Group, err
 
 __all__ = ["app", "main"]
@@ -59,6 +59,7 @@ app.command()(serve.serve)
 keys_app.command("create")(keys.keys_create)
 keys_app.command("list")(keys.keys_list)
 keys_app.command("revoke")(keys.keys_revoke)
+app.command("audit")(audit.audit)
 app.command()(recognize.demo)
 
 # every command, registered above or later: flags show no <bool> in --help (common.Command)

@@ -12,6 +12,7 @@ from rich.table import Table
 from .common import JsonOpt, _print_json, _run, _settings, err, out
 
 if TYPE_CHECKING:
+    from ..audit import AuditLog
     from ..keys import KeyStore
 
 KeysOpt = Annotated[
@@ -26,6 +27,14 @@ def _store(path: Path | None) -> KeyStore:
     return KeyStore(path if path is not None else _settings().keys_path())
 
 
+def _audit(store: KeyStore) -> AuditLog:
+    """The audit log beside the key store used (``FACEPRINT_AUDIT`` when set), as the service finds it."""
+    from ..audit import AuditLog
+
+    settings = _settings()
+    return AuditLog(settings.audit if settings.audit is not None else Path(store.path).parent / "audit.db")
+
+
 def keys_create(
     role: Annotated[str, typer.Option("--role", help="recognize, enroll or admin.")],
     collection: Annotated[str, typer.Option("--collection", help="The collection (gallery) the key may use.")] = (
@@ -38,8 +47,9 @@ def keys_create(
     """Create an API key and print it, once: only its hash is stored."""
 
     def body() -> int:
-        with _store(keys) as store:
+        with _store(keys) as store, _audit(store) as audit:
             key, token = store.create(role, collection=collection, label=label)
+            audit.record("key-create", collection=key.collection, detail={"key": key.id, "role": key.role})
         if as_json:
             _print_json({**key.to_dict(), "key": token})
         else:
@@ -84,8 +94,9 @@ def keys_revoke(
     """Revoke an API key: it is refused from the next request on."""
 
     def body() -> int:
-        with _store(keys) as store:
+        with _store(keys) as store, _audit(store) as audit:
             key = store.revoke(key_id)
+            audit.record("key-revoke", collection=key.collection, detail={"key": key.id})
         out.print(f"revoked key {key.id} at {key.revoked_at}", markup=False, highlight=False)
         return 0
 

@@ -24,12 +24,14 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from .. import __version__
+from ..audit import AuditLog
 from ..keys import DEFAULT_COLLECTION, KeyStore
 from ..pipeline import FacePipeline
 from ..settings import Settings
 from .errors import BodyLimitMiddleware, install_error_handlers
+from .observe import Metrics, RequestContextMiddleware
 from .pool import InferencePool
-from .routes import compreface, health
+from .routes import compreface, health, v1
 from .state import Collections, Service
 
 __all__ = ["create_app", "create_app_from_environment"]
@@ -73,9 +75,15 @@ def create_app(
         collections = Collections(gallery_path)
         keys = KeyStore(settings.keys_path())
         try:
+            audit = AuditLog(settings.audit_path())
+        except BaseException:
+            keys.close()
+            raise
+        try:
             collections.get(DEFAULT_COLLECTION)
         except BaseException:
             keys.close()
+            audit.close()
             raise
         service = Service(
             settings=settings,
@@ -83,10 +91,12 @@ def create_app(
             pool=InferencePool(workers, queue_size=settings.service_queue),
             keys=keys,
             collections=collections,
+            audit=audit,
             started_at=time.time(),
             ready=True,
         )
         app.state.service = service
+        metrics.watch(service)
         log.info(
             "faceprint service ready in %.1f s: model %s, %d inference thread(s), gallery %s, keys %s",
             time.perf_counter() - started, base.model_key, settings.service_threads, gallery_path, keys.path,
@@ -94,6 +104,7 @@ def create_app(
         try:
             yield
         finally:
+            metrics.watch(None)
             service.close()
             app.state.service = None
 
@@ -103,11 +114,15 @@ def create_app(
         description="Face recognition service: a CompreFace-compatible REST API under /api/v1 (x-api-key).",
         lifespan=lifespan,
     )
+    metrics = Metrics()
     app.state.service = None
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: its id is on every answer
     app.include_router(health.router)
     app.include_router(compreface.router)
+    app.include_router(v1.router)
     return app
 
 

@@ -86,10 +86,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, err: ApiError) -> JSONResponse:
+        request.state.error_type = f"http_{err.status}"
         return error_response(err.status, err.message, err.code, err.headers)
 
     @app.exception_handler(FaceprintError)
     async def _faceprint(request: Request, err: FaceprintError) -> JSONResponse:
+        request.state.error_type = type(err).__name__
         text = _without_paths(request, str(err))
         if isinstance(err, NoFaceError):  # CompreFace's exact message and code; faceprint's reason beside them
             return JSONResponse({"message": NO_FACE_MESSAGE, "code": NO_FACE_CODE, "reason": text}, 400)
@@ -97,11 +99,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BusyError)
     async def _busy(request: Request, err: BusyError) -> JSONResponse:
+        request.state.error_type = "BusyError"
         return error_response(503, str(err), headers={"Retry-After": str(err.retry_after_s)})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         # the location and the reason only: never the input (it could be a header value)
+        request.state.error_type = "RequestValidationError"
         parts = []
         for detail in err.errors():
             where = ".".join(str(p) for p in detail.get("loc", ()) if p != "body") or "request"
@@ -115,7 +119,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(request: Request, err: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error (logged by the server)")
+        request.state.error_type = "internal"
+        # outside the request-id middleware (Starlette answers a 500 from its outermost layer): add the id here
+        request_id = getattr(request.state, "request_id", None)
+        headers = {"x-request-id": request_id} if isinstance(request_id, str) else None
+        return error_response(500, "internal error (logged by the server)", headers=headers)
 
 
 def _without_paths(request: Request, text: str) -> str:

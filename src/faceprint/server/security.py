@@ -7,7 +7,7 @@ refused with 403, never served from another gallery). No answer ever contains a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request, Security
@@ -32,6 +32,9 @@ class Caller:
     key: ApiKey
     gallery: GalleryBackend
     service: Service
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Facts for the request's audit entry and metrics: ``subject`` (when the path or query does not
+    name it), ``faces`` (found), anything else small (into the entry's ``detail``)."""
 
     @property
     def collection(self) -> str:
@@ -61,11 +64,14 @@ def require(role: str) -> Any:
         key = service.keys.authenticate(token)
         if key is None:
             raise ApiError(401, "invalid or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
+        notes: dict[str, Any] = {}
+        state = request.state
+        state.key_id, state.collection, state.service, state.audit_notes = key.id, key.collection, service, notes
         if collection is not None and collection != key.collection:
             raise ApiError(403, "this key belongs to another collection than the one named in x-collection")
         if not role_allows(key.role, role):
             raise ApiError(403, f"this key has role {key.role!r}; this request needs role {role!r} or higher")
-        return Caller(key=key, gallery=service.collections.get(key.collection), service=service)
+        return Caller(key=key, gallery=service.collections.get(key.collection), service=service, notes=notes)
 
     caller.__name__ = f"require_{role}"
     return Depends(caller)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..audit import AuditLog
 from ..keys import DEFAULT_COLLECTION, KeyStore, validate_collection
 from ..settings import Settings
 from .pool import InferencePool
@@ -75,6 +76,7 @@ class Service:
     pool: InferencePool[FacePipeline]
     keys: KeyStore
     collections: Collections
+    audit: AuditLog
     started_at: float = 0.0
     ready: bool = field(default=False)
 
@@ -83,3 +85,4 @@ class Service:
         self.pool.shutdown()
         self.collections.close()
         self.keys.close()
+        self.audit.close()

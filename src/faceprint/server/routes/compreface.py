@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from ...enrollment import commit, prepare_enrollment
 from ...errors import EmbedderMismatchError, ExampleNotFoundError, NoFaceError
 from ..errors import ApiError
+from ..observe import audited
 from ..security import Caller, require
 from ..uploads import image_body, read_images
 
@@ -171,8 +172,11 @@ class SubjectBody(BaseModel):
     subject: str = Field(description="The subject's name.", min_length=1)
 
 
-@router.post("/recognition/subjects", status_code=201, summary="Add a subject (no examples yet)")
+@router.post(
+    "/recognition/subjects", status_code=201, summary="Add a subject (no examples yet)", openapi_extra=audited("create")
+)
 def add_subject(body: SubjectBody, caller: Enroller) -> dict[str, str]:
+    caller.notes["subject"] = body.subject
     return {"subject": caller.gallery.create(body.subject).name}
 
 
@@ -181,8 +185,13 @@ def list_subjects(caller: Recognizer) -> dict[str, list[str]]:
     return {"subjects": [s.name for s in caller.gallery.subjects()]}
 
 
-@router.put("/recognition/subjects/{subject}", summary="Rename a subject (onto an existing name: merge into it)")
+@router.put(
+    "/recognition/subjects/{subject}",
+    summary="Rename a subject (onto an existing name: merge into it)",
+    openapi_extra=audited("rename"),
+)
 def rename_subject(subject: str, body: SubjectBody, caller: Enroller) -> dict[str, bool]:
+    caller.notes["new_name"] = body.subject
     gallery = caller.gallery
     current, new = gallery.get(subject), body.subject.strip()
     if new != current.name and new in gallery:
@@ -192,16 +201,21 @@ def rename_subject(subject: str, body: SubjectBody, caller: Enroller) -> dict[st
     return {"updated": True}
 
 
-@router.delete("/recognition/subjects/{subject}", summary="Delete a subject and its examples")
+@router.delete(
+    "/recognition/subjects/{subject}", summary="Delete a subject and its examples", openapi_extra=audited("delete")
+)
 def delete_subject(subject: str, caller: Enroller) -> dict[str, str]:
     name = caller.gallery.get(subject).name
     caller.gallery.remove(name)
     return {"subject": name}
 
 
-@router.delete("/recognition/subjects", summary="Delete every subject of the collection (admin)")
+@router.delete(
+    "/recognition/subjects", summary="Delete every subject of the collection (admin)", openapi_extra=audited("delete")
+)
 def delete_all_subjects(caller: Annotated[Caller, require("admin")]) -> dict[str, int]:
     names = [s.name for s in caller.gallery.subjects()]
+    caller.notes["subjects"] = names
     for name in names:
         caller.gallery.remove(name)
     return {"deleted": len(names)}
@@ -211,7 +225,10 @@ def delete_all_subjects(caller: Annotated[Caller, require("admin")]) -> dict[str
 
 
 @router.post(
-    "/recognition/faces", status_code=201, summary="Add an example of a subject", openapi_extra=image_body("file")
+    "/recognition/faces",
+    status_code=201,
+    summary="Add an example of a subject",
+    openapi_extra={**image_body("file"), **audited("enroll")},
 )
 async def add_example(
     request: Request,
@@ -232,7 +249,9 @@ async def add_example(
             stored = commit(prepared, gallery)
             return gallery.examples(stored.id, offset=stored.n_templates - len(prepared))[0]
 
-    return _example_json(await caller.service.pool.run(job))
+    answer = _example_json(await caller.service.pool.run(job))
+    caller.notes.update(faces=1, image_id=answer["image_id"])
+    return answer
 
 
 @router.get("/recognition/faces", summary="List examples, a page at a time")
@@ -253,17 +272,26 @@ def list_examples(
     }
 
 
-@router.delete("/recognition/faces", summary="Delete the examples of a subject (every example: admin)")
+@router.delete(
+    "/recognition/faces",
+    summary="Delete the examples of a subject (every example: admin)",
+    openapi_extra=audited("delete"),
+)
 def delete_examples(
     caller: Enroller, subject: Annotated[str | None, Query(description="The subject; absent: all.")] = None
 ) -> dict[str, int]:
     if subject is None and caller.key.role != "admin":
         raise ApiError(403, "deleting every example of a collection needs role 'admin'; give ?subject=")
     examples = caller.gallery.examples(subject)
+    caller.notes["image_ids"] = [image_id_of(e.id) for e in examples]
     return {"deleted": len(caller.gallery.remove_examples([e.id for e in examples]))}
 
 
-@router.post("/recognition/faces/delete", summary="Delete several examples by image_id (unknown ids are skipped)")
+@router.post(
+    "/recognition/faces/delete",
+    summary="Delete several examples by image_id (unknown ids are skipped)",
+    openapi_extra=audited("delete"),
+)
 def delete_examples_by_id(caller: Enroller, image_ids: Annotated[list[str], Body()]) -> list[dict[str, str]]:
     ids = [example_id_of(i) for i in image_ids]
     known = []
@@ -272,19 +300,29 @@ def delete_examples_by_id(caller: Enroller, image_ids: Annotated[list[str], Body
             known.append(caller.gallery.example(i)[0].id)
         except ExampleNotFoundError:
             continue
-    return [_example_json(e) for e in caller.gallery.remove_examples(known)]
+    removed = caller.gallery.remove_examples(known)
+    caller.notes["image_ids"] = [image_id_of(e.id) for e in removed]
+    names = sorted({e.subject for e in removed})
+    if len(names) == 1:
+        caller.notes["subject"] = names[0]
+    return [_example_json(e) for e in removed]
 
 
-@router.delete("/recognition/faces/{image_id}", summary="Delete one example")
+@router.delete("/recognition/faces/{image_id}", summary="Delete one example", openapi_extra=audited("delete"))
 def delete_example(image_id: str, caller: Enroller) -> dict[str, str]:
     removed = caller.gallery.remove_examples([example_id_of(image_id)])
+    caller.notes.update(subject=removed[0].subject, image_ids=[image_id])
     return _example_json(removed[0])
 
 
 # ------------------------------------------------------------------ recognition, verification, detection
 
 
-@router.post("/recognition/recognize", summary="Recognize the faces of an image", openapi_extra=image_body("file"))
+@router.post(
+    "/recognition/recognize",
+    summary="Recognize the faces of an image",
+    openapi_extra={**image_body("file"), **audited("search")},
+)
 async def recognize(
     request: Request,
     caller: Recognizer,
@@ -297,7 +335,9 @@ async def recognize(
     def job(pipeline: FacePipeline) -> dict[str, Any]:
         _same_model(caller, pipeline)
         results = pipeline.identify(image, caller.gallery, k=max(1, prediction_count), select="all")
+        caller.notes["faces"] = len(results)
         kept = opts.keep(results, lambda r: r.detection, "file")
+        caller.notes["matches"] = [[m.name for m in r.matches] for r in kept]
         faces = [
             {
                 **_face_json(r.detection, opts),
@@ -313,18 +353,21 @@ async def recognize(
 @router.post(
     "/recognition/faces/{image_id}/verify",
     summary="Compare the faces of an image with one stored example",
-    openapi_extra=image_body("file"),
+    openapi_extra={**image_body("file"), **audited("verify")},
 )
 async def verify_example(request: Request, image_id: str, caller: Recognizer, opts: Options) -> dict[str, Any]:
     example_id = example_id_of(image_id)
-    caller.gallery.example(example_id)  # 404 before the upload is read
+    stored, _ = caller.gallery.example(example_id)  # 404 before the upload is read
+    caller.notes.update(subject=stored.subject, image_id=image_id)
     image = (await read_images(request, ("file",)))["file"]
     started = time.perf_counter()
 
     def job(pipeline: FacePipeline) -> dict[str, Any]:
         _same_model(caller, pipeline)
         _, reference = caller.gallery.example(example_id)
-        faces = opts.keep(pipeline.faces(image), lambda f: f.detection, "file")
+        found = pipeline.faces(image)
+        caller.notes["faces"] = len(found)
+        faces = opts.keep(found, lambda f: f.detection, "file")
         scored = [(f, pipeline.compare(f.embedding, reference).similarity) for f in faces]
         scored.sort(key=lambda fs: -fs[1])
         result = [{**_face_json(f.detection, opts), "similarity": _similarity(s)} for f, s in scored]
@@ -333,13 +376,19 @@ async def verify_example(request: Request, image_id: str, caller: Recognizer, op
     return await caller.service.pool.run(job)
 
 
-@router.post("/detection/detect", summary="Detect the faces of an image", openapi_extra=image_body("file"))
+@router.post(
+    "/detection/detect",
+    summary="Detect the faces of an image",
+    openapi_extra={**image_body("file"), **audited("detect")},
+)
 async def detect(request: Request, caller: Recognizer, opts: Options) -> dict[str, Any]:
     image = (await read_images(request, ("file",)))["file"]
     started = time.perf_counter()
 
     def job(pipeline: FacePipeline) -> dict[str, Any]:
-        dets = opts.keep(pipeline.detect(image), lambda d: d, "file")
+        found = pipeline.detect(image)
+        caller.notes["faces"] = len(found)
+        dets = opts.keep(found, lambda d: d, "file")
         return opts.wrap({"result": [_face_json(d, opts) for d in dets]}, pipeline, started)
 
     return await caller.service.pool.run(job)
@@ -348,7 +397,7 @@ async def detect(request: Request, caller: Recognizer, opts: Options) -> dict[st
 @router.post(
     "/verification/verify",
     summary="Compare the largest face of source_image with the faces of target_image",
-    openapi_extra=image_body("source_image", "target_image"),
+    openapi_extra={**image_body("source_image", "target_image"), **audited("verify")},
 )
 async def verify_images(request: Request, caller: Recognizer, opts: Options) -> dict[str, Any]:
     images = await read_images(request, ("source_image", "target_image"))
@@ -356,7 +405,9 @@ async def verify_images(request: Request, caller: Recognizer, opts: Options) -> 
 
     def job(pipeline: FacePipeline) -> dict[str, Any]:
         source = _named("source_image", lambda: pipeline.face(images["source_image"]))
-        targets = opts.keep(pipeline.faces(images["target_image"]), lambda f: f.detection, "target_image")
+        found = pipeline.faces(images["target_image"])
+        caller.notes["faces"] = 1 + len(found)
+        targets = opts.keep(found, lambda f: f.detection, "target_image")
         matches = [
             {
                 **_face_json(t.detection, opts),

@@ -1,10 +1,12 @@
-"""``/health`` (is the process up; no key) and ``/ready`` (models loaded, gallery reachable; any key)."""
+"""``/health`` (is the process up; no key), ``/ready`` (models loaded, gallery reachable; any key) and
+``/metrics`` (Prometheus text format; an admin key, as every route but ``/health`` needs a key)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ...errors import FaceprintError
 from ..errors import ApiError
@@ -37,3 +39,13 @@ def ready(caller: Annotated[Caller, require("recognize")]) -> dict[str, Any]:
         "queue_capacity": service.pool.capacity,
         "admitted": service.pool.admitted,
     }
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of this process (admin key)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request, caller: Annotated[Caller, require("admin")]) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
