@@ -39,6 +39,7 @@ from .embedding import EMBEDDERS, get_embedder, load_calibration
 from .errors import UnsupportedOperatingPointError
 
 __all__ = [
+    "operating_point_key",
     "ImpostorTail",
     "TailExtrapolation",
     "fmr_for_fpir",
@@ -52,6 +53,29 @@ __all__ = [
 
 TAIL_FMRS: tuple[float, ...] = tuple(float(10 ** (-k / 4)) for k in range(4, 41))
 """The FMR grid of a tail table: 1e-1 down to 1e-10, four steps a decade (cut at what the data support)."""
+
+
+def operating_point_key(value: str | None) -> str | None:
+    """An FMR operating point in the calibration's spelling: ``0.001``, ``1E-3``, ``1e-03`` -> ``1e-3``.
+
+    Powers of ten become ``1e-k``; anything else (``best_accuracy``, ``5e-4``, a typo) is left
+    as given, for the threshold look-up to accept or to refuse with the list of operating points.
+
+    Examples
+    --------
+    >>> [operating_point_key(v) for v in ("0.001", "1E-3", "1e-03", ".01", "best_accuracy", "5e-4")]
+    ['1e-3', '1e-3', '1e-3', '1e-2', 'best_accuracy', '5e-4']
+    """
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(number) or not 0.0 < number < 1.0:
+        return value
+    k = round(-math.log10(number))
+    return f"1e-{k}" if math.isclose(number, 10.0**-k, rel_tol=1e-9) else value
 
 
 def is_tail_calibration_identity(name: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,26 +35,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 
 def fmr_text(value: str | None) -> str | None:
-    """An ``--fmr`` value in the calibration's spelling: ``0.001``, ``1E-3``, ``1e-03`` -> ``1e-3``.
-
-    Powers of ten become ``1e-k``; anything else (``best_accuracy``, ``5e-4``, a typo) is left
-    as given, for the threshold look-up to accept or to refuse with the list of operating points.
+    """An ``--fmr`` value in the calibration's spelling (:func:`faceprint.thresholds.operating_point_key`).
 
     Examples
     --------
     >>> [fmr_text(v) for v in ("0.001", "1E-3", "1e-03", ".01", "best_accuracy", "5e-4")]
     ['1e-3', '1e-3', '1e-3', '1e-2', 'best_accuracy', '5e-4']
     """
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    if not math.isfinite(number) or not 0.0 < number < 1.0:
-        return value
-    k = round(-math.log10(number))
-    return f"1e-{k}" if math.isclose(number, 10.0**-k, rel_tol=1e-9) else value
+    from ..thresholds import operating_point_key
+
+    return operating_point_key(value)
 
 
 FmrOpt = Annotated[

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ...pipeline import FacePipeline
     from ...types import Detection
 
-__all__ = ["router", "image_id_of", "example_id_of"]
+__all__ = ["router", "image_id_of", "example_id_of", "same_model"]
 
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
 
@@ -148,7 +148,7 @@ def _fingerprint(pipeline: FacePipeline) -> str:
     return str(getattr(pipeline.embedder, "fingerprint", ""))
 
 
-def _same_model(caller: Caller, pipeline: FacePipeline) -> None:
+def same_model(caller: Caller, pipeline: FacePipeline) -> None:
     stored = caller.gallery.fingerprint
     if stored is not None and stored != _fingerprint(pipeline):
         raise EmbedderMismatchError(
@@ -333,7 +333,7 @@ async def recognize(
     started = time.perf_counter()
 
     def job(pipeline: FacePipeline) -> dict[str, Any]:
-        _same_model(caller, pipeline)
+        same_model(caller, pipeline)
         results = pipeline.identify(image, caller.gallery, k=max(1, prediction_count), select="all")
         caller.notes["faces"] = len(results)
         kept = opts.keep(results, lambda r: r.detection, "file")
@@ -363,7 +363,7 @@ async def verify_example(request: Request, image_id: str, caller: Recognizer, op
     started = time.perf_counter()
 
     def job(pipeline: FacePipeline) -> dict[str, Any]:
-        _same_model(caller, pipeline)
+        same_model(caller, pipeline)
         _, reference = caller.gallery.example(example_id)
         found = pipeline.faces(image)
         caller.notes["faces"] = len(found)
