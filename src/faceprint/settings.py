@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     audit : Path or None, default None
         ``FACEPRINT_AUDIT``: the append-only audit log of ``faceprint serve`` and ``faceprint audit``;
         ``None`` (unset or empty) means :meth:`audit_path`'s default, ``audit.db`` beside the key store.
+    retention_days : int or None, default None
+        ``FACEPRINT_RETENTION_DAYS``: templates stored more than this many days ago are purged by
+        :func:`faceprint.retention.purge_expired` (``faceprint serve`` at start-up, ``faceprint
+        gallery purge``); ``None`` (unset or empty) keeps them until they are deleted.
     service_threads : int, default 2
         ``FACEPRINT_SERVICE_THREADS``: inference threads of one ``faceprint serve`` process.
     service_queue : int, default 8
@@ -160,6 +164,12 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_AUDIT",
         description="FACEPRINT_AUDIT: the service's append-only audit log (default: audit.db beside keys.db).",
     )
+    retention_days: int | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_RETENTION_DAYS",
+        description="FACEPRINT_RETENTION_DAYS: templates older than this many days are purged (faceprint serve "
+        "at start-up, faceprint gallery purge); unset: kept until deleted.",
+    )
     service_threads: int = Field(
         default=2,
         validation_alias="FACEPRINT_SERVICE_THREADS",
@@ -233,6 +243,20 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, raw: object) -> object:
         return None if raw == "" else raw
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _check_retention(cls, raw: object) -> int | None:
+        if raw is None or raw == "":
+            return None
+        if isinstance(raw, str):
+            try:
+                raw = int(raw)
+            except ValueError:
+                raise InvalidArgumentError(f"FACEPRINT_RETENTION_DAYS must be an integer, got {raw!r}") from None
+        if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+            raise InvalidArgumentError(f"FACEPRINT_RETENTION_DAYS must be an integer >= 1, got {raw!r}")
+        return raw
 
     @field_validator("progress", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""`faceprint gallery list | remove | rename`: parse, one library call, render."""
+"""`faceprint gallery list | remove | rename | purge`: parse, one library call, render."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import GalleryOpt, JsonOpt, _open_gallery, _print_json, _run, out
+from .common import GalleryOpt, JsonOpt, _fail, _open_gallery, _print_json, _run, _settings, out
 
 if TYPE_CHECKING:
     from ..gallery import GalleryBackend
@@ -64,6 +64,36 @@ def gallery_rename(
         with _open_gallery(gallery, create=False) as g:
             s = g.rename(_name_or_id(g, name), new_name)
         out.print(f"renamed {name} -> {s.name}", markup=False, highlight=False)
+        return 0
+
+    _run(body)
+
+
+def gallery_purge(
+    days: Annotated[
+        int | None, typer.Option("--days", help="Retention in days (default: $FACEPRINT_RETENTION_DAYS).")
+    ] = None,
+    gallery: GalleryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete templates stored more than N days ago, and the subjects this leaves empty."""
+
+    def body() -> int:
+        from ..retention import purge_expired
+
+        keep = days if days is not None else _settings().retention_days
+        if keep is None:
+            _fail("give --days N or set FACEPRINT_RETENTION_DAYS")
+        with _open_gallery(gallery, create=False) as g:
+            done = purge_expired(g, keep)
+        if as_json:
+            _print_json(done.to_dict())
+        else:
+            out.print(
+                f"purged {done.templates_removed} template(s) stored before {done.cutoff}; "
+                f"{len(done.subjects_removed)} subject(s) removed",
+                markup=False, highlight=False,
+            )
         return 0
 
     _run(body)

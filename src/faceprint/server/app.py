@@ -50,6 +50,27 @@ def _pipelines(pipeline: FacePipeline, n: int) -> list[FacePipeline]:
     return [pipeline] + [FacePipeline.from_spec(spec).warm_up() for _ in range(n - 1)]
 
 
+def _purge(settings: Settings, collections: Collections, audit: AuditLog) -> None:
+    """``FACEPRINT_RETENTION_DAYS``: purge each collection's expired templates, each purge audited."""
+    from ..retention import purge_expired
+
+    days = settings.retention_days
+    if days is None:
+        return
+    for name in collections.names():
+        done = purge_expired(collections.get(name), days)
+        for subject in done.subjects_touched:
+            audit.record(
+                "purge", collection=name, subject=subject,
+                detail={"cutoff": done.cutoff, "subject_removed": subject in done.subjects_removed},
+            )
+        if done.templates_removed:
+            log.info(
+                "retention %d days: purged %d template(s) of collection %s stored before %s",
+                days, done.templates_removed, name, done.cutoff,
+            )
+
+
 def create_app(
     settings: Settings | None = None, *, pipeline: FacePipeline | None = None, gallery: Path | None = None
 ) -> FastAPI:
@@ -81,9 +102,11 @@ def create_app(
             raise
         try:
             collections.get(DEFAULT_COLLECTION)
+            _purge(settings, collections, audit)
         except BaseException:
             keys.close()
             audit.close()
+            collections.close()
             raise
         service = Service(
             settings=settings,

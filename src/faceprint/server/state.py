@@ -50,6 +50,17 @@ class Collections:
                 self._write_locks[name] = threading.Lock()
             return gallery
 
+    def names(self) -> list[str]:
+        """Every collection with a gallery file now: ``default`` and each ``collections/NAME.db``."""
+        found = [DEFAULT_COLLECTION]
+        if self.folder.is_dir():
+            for path in sorted(self.folder.glob("*.db")):
+                try:
+                    found.append(validate_collection(path.stem))
+                except ValueError:
+                    continue
+        return found
+
     def paths(self) -> dict[str, str]:
         """Collection name -> gallery path, of the collections open now."""
         with self._lock:
