@@ -93,3 +93,25 @@ def test_queue_depth_shows_a_running_job(tmp_path: Path) -> None:
             worker.join(10)
         assert done["r"].status_code == 200
         assert _samples(client, tokens["admin"])[("faceprint_queue_depth", ())] == 0
+
+
+class _BrokenDetector(FakeDetector):
+    def detect(self, image: Any) -> list[Any]:
+        if image.shape[0] > 64:  # not the warm-up's blank 64x64
+            raise RuntimeError("a bug")
+        return super().detect(image)
+
+
+def test_an_internal_error_is_a_json_500_with_its_request_id_counted(tmp_path: Path) -> None:
+    settings = Settings(gallery=tmp_path / "g.db", keys=tmp_path / "k.db", service_threads=1)
+    tokens = _tokens(settings)
+    app = create_app(settings, pipeline=FacePipeline(detector=_BrokenDetector(), embedder=FakeEmbedder()))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post(f"{API}/detection/detect", files={"file": ("x.png", RED)},
+                        headers={**h(tokens["recognize"]), "x-request-id": "bug-1"})
+        assert r.status_code == 500 and r.json()["message"] == "internal error (logged by the server)"
+        assert r.headers["x-request-id"] == "bug-1" and "a bug" not in r.text
+        m = _samples(client, tokens["admin"])
+        assert m[("faceprint_errors_total", (("type", "http_500"),))] == 1
+        entries = client.get("/v1/audit", headers=h(tokens["admin"])).json()["entries"]
+        assert [(e["action"], e["status"], e["request_id"]) for e in entries] == [("detect", 500, "bug-1")]
