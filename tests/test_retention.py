@@ -112,3 +112,28 @@ def test_faceprint_gallery_purge(tmp_path: Path, clock: Clock, monkeypatch: pyte
     done = runner.invoke(cli, ["gallery", "purge", "--gallery", str(db), "--days", "1", "--json"])
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["subjects_removed"] == ["ann", "bob"]
+
+
+def test_two_purges_racing_on_the_same_file_both_succeed(tmp_path: Path, clock: Clock) -> None:
+    # as two `--workers` processes purging at start-up: the second finds rows already gone
+    db = tmp_path / "g.db"
+    _fill(db, clock)
+    with Gallery(db) as first, Gallery(db) as second:
+        listed = second.examples()
+        later = DAY0 + timedelta(days=45)
+        assert purge_expired(first, 30, now=later).subjects_removed == ("ann", "bob")
+
+        class Stale:  # `second`, whose first listing was read before `first` purged
+            calls = 0
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(second, name)
+
+            def examples(self, *args: object, **kw: object) -> object:
+                self.calls += 1
+                return listed if self.calls == 1 else second.examples(*args, **kw)
+
+        stale = Stale()
+        done = purge_expired(stale, 30, now=later)  # type: ignore[arg-type]
+        assert done.subjects_removed == () and [s.name for s in second.subjects()] == ["cy"]
+        assert stale.calls == 2  # the delete found the rows gone and read the listing again

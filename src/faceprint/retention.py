@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from .errors import InvalidArgumentError
+from .errors import ExampleNotFoundError, InvalidArgumentError, SubjectNotFoundError
 
 if TYPE_CHECKING:
     from .gallery import GalleryBackend
@@ -90,11 +90,24 @@ def purge_expired(gallery: GalleryBackend, days: int, *, now: datetime | None = 
         if stored is not None and stored < cutoff:  # a template without a readable time is kept
             expired.append(example)
     touched = sorted({e.subject for e in expired})
-    if expired:
-        gallery.remove_examples([e.id for e in expired])
+    ids = [e.id for e in expired]
+    for attempt in range(3):  # another process (a second --workers worker) may purge the same rows meanwhile
+        if not ids:
+            break
+        try:
+            gallery.remove_examples(ids)
+            break
+        except ExampleNotFoundError:
+            if attempt == 2:
+                raise
+            still = {e.id for e in gallery.examples()}
+            ids = [i for i in ids if i in still]
     removed = []
     for name in touched:
-        if name in gallery and gallery.get(name).n_templates == 0:
-            gallery.remove(name)
-            removed.append(name)
+        try:
+            if gallery.get(name).n_templates == 0:
+                gallery.remove(name)
+                removed.append(name)
+        except SubjectNotFoundError:  # removed meanwhile by another process
+            continue
     return PurgeResult(cutoff.isoformat(timespec="seconds"), len(expired), tuple(removed), tuple(touched))
