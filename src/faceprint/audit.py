@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from .errors import FaceprintError, InvalidArgumentError
+from .sqlite_file import SQLiteFile
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditPage", "parse_time"]
 
@@ -158,7 +156,7 @@ class AuditPage:
     limit: int
 
 
-class AuditLog:
+class AuditLog(SQLiteFile):
     """The append-only audit table in a SQLite file; safe to share between threads.
 
     Parameters
@@ -167,49 +165,10 @@ class AuditLog:
         The database (created with its folder if missing, mode 600), or ``":memory:"``.
     """
 
+    what = "audit log"
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = os.fspath(path)
-        self._lock = threading.Lock()
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self._path, check_same_thread=False, isolation_level=None
-            )
-            if self._path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._conn.execute(statement)
-        except sqlite3.Error as err:
-            raise FaceprintError(f"{self._path} is not a faceprint audit log: {err}") from err
-        if self._path != ":memory:":
-            os.chmod(self._path, 0o600)
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise FaceprintError(f"audit log {self._path} is closed")
-        return self._conn
-
-    def close(self) -> None:
-        """Close the database; idempotent."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        super().__init__(path, _SCHEMA)
 
     def record(
         self,

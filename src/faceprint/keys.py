@@ -26,14 +26,11 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from types import TracebackType
 
-from .errors import FaceprintError, InvalidArgumentError, KeyNotFoundError
+from .errors import InvalidArgumentError, KeyNotFoundError
+from .sqlite_file import SQLiteFile
 
 __all__ = [
     "ROLES",
@@ -156,7 +153,7 @@ class ApiKey:
         }
 
 
-class KeyStore:
+class KeyStore(SQLiteFile):
     """API keys in a SQLite file (``keys.db`` beside the galleries); safe to share between threads.
 
     Parameters
@@ -170,49 +167,11 @@ class KeyStore:
         ``path`` cannot be opened as a key store.
     """
 
+    what = "key store"
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = os.fspath(path)
-        self._lock = threading.Lock()
+        super().__init__(path, (_SCHEMA,))
         self._last_write: dict[str, datetime] = {}
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self._path, check_same_thread=False, isolation_level=None
-            )
-            if self._path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.execute(_SCHEMA)
-        except sqlite3.Error as err:
-            raise FaceprintError(f"{self._path} is not a faceprint key store: {err}") from err
-        if self._path != ":memory:":
-            os.chmod(self._path, 0o600)
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise FaceprintError(f"key store {self._path} is closed")
-        return self._conn
-
-    def close(self) -> None:
-        """Close the database; idempotent."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> KeyStore:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ writes
 
