@@ -518,8 +518,9 @@ def gap_midpoint(scores: np.ndarray, attack: np.ndarray) -> float:
     lo, hi = threshold_at_apcer(scores, attack, 0.05), threshold_at_bpcer(scores, attack, 0.05)
     if hi <= lo:
         return float(eer_threshold(scores, attack)[1])
-    logit = lambda p: float(np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6))))  # noqa: E731
-    return float(1.0 / (1.0 + np.exp(-(logit(lo) + logit(hi)) / 2.0)))
+    p = np.clip([lo, hi], 1e-6, 1 - 1e-6)
+    mid_logit = float(np.mean(np.log(p / (1 - p))))
+    return float(1.0 / (1.0 + np.exp(-mid_logit)))
 
 
 def two_threshold(scores: np.ndarray, attack: np.ndarray, t_live: float, t_spoof: float) -> dict:

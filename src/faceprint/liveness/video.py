@@ -262,7 +262,7 @@ def check_video_passive(
         except NoFaceError:
             no_face += 1
             continue
-        reasons = res.details.get("unsure_reasons") if isinstance(res.details, dict) else None
+        reasons = res.details.get("unsure_reasons")
         if reasons:
             for r in reasons:
                 key = str(r).split(" (")[0]
