@@ -48,6 +48,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+# one OpenMP thread per inference thread, here and in the server process (which inherits it)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 RESULTS = ROOT / "bench" / "results" / "service.json"
 CACHE = ROOT / "bench" / "cache"

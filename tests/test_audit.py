@@ -172,3 +172,26 @@ def test_faceprint_keys_and_audit_on_the_command_line(tmp_path: Path, monkeypatc
     assert bad.exit_code == 2 and "ISO 8601" in bad.output
     missing = runner.invoke(cli, ["audit", "--audit", str(tmp_path / "none.db")])
     assert missing.exit_code == 2 and "no audit log" in missing.output
+
+
+def test_the_audit_entry_is_committed_before_the_answer_starts(tmp_path: Path) -> None:
+    """An acknowledged delete always has its row: the entry is on disk when the first byte leaves."""
+    settings = Settings(gallery=tmp_path / "gallery.db", keys=tmp_path / "keys.db", service_threads=1)
+    with KeyStore(settings.keys_path()) as store:
+        token = store.create("admin")[1]
+    app = create_app(settings, pipeline=FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder()))
+    seen: dict[str, list[tuple[str, str | None]]] = {}
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        async def watching(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope["method"] == "DELETE":
+                with AuditLog(settings.audit_path()) as log:  # another connection: only committed rows
+                    seen[scope["path"]] = [(e.action, e.subject) for e in log.query().entries]
+            await send(message)
+
+        await app(scope, receive, watching)
+
+    with TestClient(outer) as client:
+        add(client, token, "ann", RED)
+        assert client.delete(f"{API}/recognition/subjects/ann", headers=h(token)).status_code == 200
+    assert seen[f"{API}/recognition/subjects/ann"] == [("enroll", "ann"), ("delete", "ann")]

@@ -2,9 +2,10 @@
 
 :class:`RequestContextMiddleware` (outermost) gives every request an id (the client's
 ``x-request-id`` when it is a short token, else a new UUID) and echoes it on every response;
-when the request ends it counts it in :class:`Metrics` (route template, status, latency, errors
-by type, faces) and, for a route marked with :func:`audited` whose key authenticated, appends an
-entry to the audit log: key id, action, collection, subject, request id, status.
+when the answer starts (before its first byte is sent) it counts it in :class:`Metrics` (route
+template, status, latency to the answer, errors by type, faces) and, for a route marked with
+:func:`audited` whose key authenticated, appends an entry to the audit log: key id, action,
+collection, subject, request id, status. The entry is committed before the client is answered.
 
 Routes add facts through :class:`~faceprint.server.security.Caller`'s ``notes`` (the subject a
 body named, the faces found, the subjects matched).
@@ -93,6 +94,15 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         status = 500
         started = time.perf_counter()
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            observed = True
+            try:
+                self._observe(scope, state, status, time.perf_counter() - started)
+            except Exception:  # observing must never turn an answer into an error
+                log.exception("recording metrics / audit of %s failed", scope.get("path"))
 
         async def tagged(message: Message) -> None:
             nonlocal status
@@ -101,15 +111,16 @@ class RequestContextMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
+                # the audit entry is committed before the client hears the answer: an acknowledged
+                # delete always has its row, even if the process dies right after
+                observe()
             await send(message)
 
         try:
             await self.app(scope, receive, tagged)
         finally:
-            try:
-                self._observe(scope, state, status, time.perf_counter() - started)
-            except Exception:  # observing must never turn an answer into an error
-                log.exception("recording metrics / audit of %s failed", scope.get("path"))
+            if not observed:  # no answer started (the app raised): still counted, still audited
+                observe()
 
     def _observe(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
         route = scope.get("route")
