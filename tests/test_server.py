@@ -74,6 +74,10 @@ NEEDS = {
     ("POST", "/v1/identify"): "recognize",
     ("POST", "/v1/verify"): "recognize",
     ("POST", "/v1/liveness"): "recognize",
+    ("POST", "/v1/enroll"): "enroll",
+    ("POST", "/v1/challenge"): "recognize",
+    ("POST", "/v1/challenge/{challenge_id}"): "recognize",
+    ("GET", "/v1/models"): "recognize",
     ("GET", "/api/v1/recognition/subjects"): "recognize",
     ("POST", "/api/v1/recognition/subjects"): "enroll",
     ("DELETE", "/api/v1/recognition/subjects"): "admin",
@@ -98,7 +102,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
-    url = path.replace("{subject}", "ann").replace("{image_id}", image_id_of(1))
+    url = path.replace("{subject}", "ann").replace("{image_id}", image_id_of(1)).replace("{challenge_id}", "x")
     if method in ("POST", "PUT"):
         return client.request(method, url, headers=headers, files={"file": ("a.png", RED)})
     return client.request(method, url, headers=headers)

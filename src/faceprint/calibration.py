@@ -63,6 +63,7 @@ __all__ = [
     "CalibrationSource",
     "OperatingPoint",
     "calibration_in_force",
+    "describe_models",
     "check_targets",
     "fit_calibration",
     "load_calibration_file",
@@ -712,3 +713,42 @@ def calibration_in_force(model: str, fingerprint: str, settings: Settings | None
             ignored=ignored,
         )
     return CalibrationSource(kind="none", model=model, source="", ignored=ignored)
+
+
+_ROLES = {"face_landmarker": "liveness landmarks"}
+
+
+def describe_models(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every model faceprint knows: package, pin, installed version, sha256, weight licence, calibrated
+    thresholds and the calibration in force (plain and ``+flip``); what ``faceprint models --json``
+    prints and ``GET /v1/models`` answers. Nothing is downloaded; embedders are built (cached) to read
+    their thresholds."""
+    from .embedding import EMBEDDERS, get_embedder
+    from .weights import WEIGHT_FILES, installed_version, is_installed
+
+    rows: list[dict[str, Any]] = []
+    for key, wf in WEIGHT_FILES.items():
+        thresholds: dict[str, float] = {}
+        calibration: dict[str, Any] | None = None
+        calibration_flip: dict[str, Any] | None = None
+        if key in EMBEDDERS:
+            emb, flipped = get_embedder(key), get_embedder(key, flip=True)
+            thresholds = dict(emb.thresholds)
+            calibration = calibration_in_force(emb.key, emb.fingerprint, settings).to_dict()
+            calibration_flip = calibration_in_force(flipped.key, flipped.fingerprint, settings).to_dict()
+        rows.append({
+            "model": key,
+            "role": "embedder" if key in EMBEDDERS else _ROLES.get(key, "detector"),
+            "description": wf.description,
+            "package": wf.distribution,
+            "pinned": wf.version,
+            "installed": installed_version(key) if is_installed(key) else None,
+            "sha256": wf.sha256,
+            "licence": wf.licence,
+            "source": wf.source,
+            "thresholds": thresholds,
+            "install": wf.install_hint,
+            "calibration": calibration,
+            "calibration_flip": calibration_flip,
+        })
+    return rows

@@ -31,9 +31,17 @@ import numpy as np
 import numpy.typing as npt
 
 from .detection import LARGEST, OneFace, resolve_one_face
-from .errors import EnrollmentRejectedError, InvalidArgumentError
+from .errors import (
+    EnrollmentRejectedError,
+    FaceprintError,
+    InvalidArgumentError,
+    InvalidFileError,
+    InvalidImageError,
+    MultipleFacesError,
+    NoFaceError,
+)
 from .io import ImageInput, describe_source, read_image_bytes
-from .types import Liveness, LivenessOption, LivenessRejection
+from .types import Detection, Liveness, LivenessOption, LivenessRejection
 
 if TYPE_CHECKING:
     from .gallery import Subject
@@ -44,6 +52,9 @@ __all__ = [
     "EnrollmentTarget",
     "Duplicate",
     "prepare_enrollment",
+    "prepare_enrollment_report",
+    "PhotoResult",
+    "PHOTO_ERRORS",
     "drop_duplicates",
     "commit",
     "content_sha256",
@@ -193,17 +204,16 @@ def prepare_enrollment(
     items = _as_list(sources)
     if not items:
         raise InvalidArgumentError("enroll needs at least one image")
-    embs, checks, digests = [], [], []
-    for src in items:
-        what = describe_source(src)
-        decodable, digest = _read(src)
-        image = pipeline.load(decodable)
-        face = pipeline._one_face(image, what, select)  # the pipeline's own steps, in its order
-        embs.append(face.embedding)
-        live = pipeline._liveness(liveness, image, face.detection)
-        if live is not None:
-            checks.append(live)
-        digests.append(digest if digest is not None else _sha256(np.ascontiguousarray(image).tobytes()))
+    photos = [_prepare_photo(pipeline, src, select, liveness) for src in items]
+    return _prepared(pipeline, name, items, photos)
+
+
+def _prepared(
+    pipeline: FacePipeline, name: str, items: Sequence[ImageInput], photos: Sequence[_Photo]
+) -> PreparedEnrollment:
+    embs = [p.embedding for p in photos]
+    checks = [p.liveness for p in photos if p.liveness is not None]
+    digests = [p.digest for p in photos]
     labels = tuple(describe_source(s) for s in items)
     rejection = None
     if checks and not all(lv.live for lv in checks):
@@ -217,6 +227,124 @@ def prepare_enrollment(
         liveness=tuple(checks),
         rejection=rejection,
     )
+
+
+@dataclass(frozen=True)
+class _Photo:
+    embedding: npt.NDArray[np.float32]
+    liveness: Liveness | None
+    digest: str
+    detection: Detection
+
+
+def _prepare_photo(pipeline: FacePipeline, src: ImageInput, select: OneFace, liveness: LivenessOption) -> _Photo:
+    """Decode, detect, embed and check one photo: the pipeline's own steps, in its order."""
+    what = describe_source(src)
+    decodable, digest = _read(src)
+    image = pipeline.load(decodable)
+    face = pipeline._one_face(image, what, select)
+    live = pipeline._liveness(liveness, image, face.detection)
+    if digest is None:
+        digest = _sha256(np.ascontiguousarray(image).tobytes())
+    return _Photo(embedding=face.embedding, liveness=live, digest=digest, detection=face.detection)
+
+
+PHOTO_ERRORS: tuple[type[FaceprintError], ...] = (
+    InvalidImageError, InvalidFileError, NoFaceError, MultipleFacesError,
+)
+"""What is wrong with one photo (and not with the request): :func:`prepare_enrollment_report` reports
+these per photo; anything else is raised."""
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """What one photo of an enrollment gave: its face and liveness, or why it cannot be used.
+
+    Attributes
+    ----------
+    source : str
+        The photo's label (path, upload name, ``"1234 bytes"``).
+    box : tuple of 4 floats or None
+        ``(x1, y1, x2, y2)`` of the face used, in the photo's pixels.
+    detection_score : float or None
+        The detector's score of that face.
+    liveness : Liveness or None
+        The photo's presentation-attack result; None when the check was off or no face was found.
+    error : str or None
+        Why the photo cannot be used (the library error's message).
+    error_type : str or None
+        That error's class name (``"NoFaceError"``, ``"InvalidImageError"``, ...).
+    """
+
+    source: str
+    box: tuple[float, float, float, float] | None = None
+    detection_score: float | None = None
+    liveness: Liveness | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """A face was found and embedded, and no liveness check said otherwise than live."""
+        return self.error is None and (self.liveness is None or self.liveness.live)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "usable": self.usable,
+            "box": None if self.box is None else [round(float(v), 1) for v in self.box],
+            "detection_score": None if self.detection_score is None else round(float(self.detection_score), 5),
+            "liveness": None if self.liveness is None else self.liveness.to_dict(),
+            "error": self.error,
+            "error_type": self.error_type,
+        }
+
+
+def prepare_enrollment_report(
+    pipeline: FacePipeline,
+    name: str,
+    sources: ImageInput | Sequence[ImageInput],
+    *,
+    select: OneFace = LARGEST,
+    liveness: LivenessOption = None,
+) -> tuple[PreparedEnrollment | None, tuple[PhotoResult, ...]]:
+    """:func:`prepare_enrollment` that looks at every photo and says what each one gave.
+
+    A bad photo (:data:`PHOTO_ERRORS`: undecodable, no face, several faces with ``select="error"``)
+    does not stop the others from being checked; the :class:`PreparedEnrollment` is None when any
+    photo is bad (enrollment is all or nothing), else it is exactly what ``prepare_enrollment``
+    returns (with ``rejection`` set when a photo was not judged live). Used where one answer must
+    explain every photo: ``POST /v1/enroll`` and the web page.
+
+    Returns
+    -------
+    (PreparedEnrollment or None, tuple of PhotoResult)
+        One result per photo, in order.
+    """
+    select = resolve_one_face(select, None, "prepare_enrollment_report")
+    items = _as_list(sources)
+    if not items:
+        raise InvalidArgumentError("enroll needs at least one image")
+    photos: list[_Photo] = []
+    results: list[PhotoResult] = []
+    for src in items:
+        label = describe_source(src)
+        try:
+            photo = _prepare_photo(pipeline, src, select, liveness)
+        except PHOTO_ERRORS as err:
+            results.append(PhotoResult(source=label, error=str(err), error_type=type(err).__name__))
+            continue
+        photos.append(photo)
+        det = photo.detection
+        results.append(PhotoResult(
+            source=label,
+            box=tuple(float(v) for v in det.box),  # type: ignore[arg-type]
+            detection_score=float(det.score),
+            liveness=photo.liveness,
+        ))
+    if len(photos) < len(items):
+        return None, tuple(results)
+    return _prepared(pipeline, name, items, photos), tuple(results)
 
 
 def commit(

@@ -75,7 +75,8 @@ def max_file_bytes() -> int:
 def describe_source(source: object) -> str:
     """How messages and gallery sources name ``source``: a path as text, where the bytes of a
     non-UTF-8 file name show as ``\\xe9`` escapes (never lone surrogates, which no UTF-8 output
-    or database accepts); an array by dtype and shape; bytes by their length.
+    or database accepts); an array by dtype and shape; bytes by their length; a file object by its
+    ``name`` when it has one (an open file, an upload), else its type.
 
     Examples
     --------
@@ -91,6 +92,9 @@ def describe_source(source: object) -> str:
         return f"array {source.dtype} {source.shape}"
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"{len(source)} bytes"
+    name = getattr(source, "name", None) if hasattr(source, "read") else None
+    if isinstance(name, str) and name:
+        return describe_source(name)
     return type(source).__name__
 
 

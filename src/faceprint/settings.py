@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     service_queue : int, default 8
         ``FACEPRINT_SERVICE_QUEUE``: requests that may wait for an inference thread; one more is
         answered 503 with ``Retry-After``.
+    max_enroll_photos : int, default 10
+        ``FACEPRINT_MAX_ENROLL_PHOTOS``: the most photos one ``POST /v1/enroll`` takes (else 400).
+    challenge_ttl_s : int, default 120
+        ``FACEPRINT_CHALLENGE_TTL_S``: seconds an issued liveness challenge may be answered
+        (``POST /v1/challenge/{id}``); then it is gone (404). Each challenge is answered at most once.
+    challenge_actions : tuple of str, default all of ACTIONS
+        ``FACEPRINT_CHALLENGE_ACTIONS``: comma-separated actions the service's challenges are drawn
+        from (``blink``, ``turn_left``, ``turn_right``); fewer make a lucky replay likelier.
 
     Raises
     ------
@@ -180,6 +188,21 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_SERVICE_QUEUE",
         description="FACEPRINT_SERVICE_QUEUE: requests that may wait for an inference thread (then 503).",
     )
+    max_enroll_photos: int = Field(
+        default=10,
+        validation_alias="FACEPRINT_MAX_ENROLL_PHOTOS",
+        description="FACEPRINT_MAX_ENROLL_PHOTOS: the most photos one POST /v1/enroll takes.",
+    )
+    challenge_ttl_s: int = Field(
+        default=120,
+        validation_alias="FACEPRINT_CHALLENGE_TTL_S",
+        description="FACEPRINT_CHALLENGE_TTL_S: seconds an issued liveness challenge may be answered (once).",
+    )
+    challenge_actions: tuple[str, ...] = Field(
+        default=("blink", "turn_left", "turn_right"),
+        validation_alias="FACEPRINT_CHALLENGE_ACTIONS",
+        description="FACEPRINT_CHALLENGE_ACTIONS: comma-separated actions challenges are drawn from.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -223,7 +246,9 @@ class Settings(BaseSettings):
             raise InvalidImageError(f"FACEPRINT_MAX_PIXELS must be positive, got {value}")
         return value
 
-    @field_validator("max_upload_bytes", "service_threads", "service_queue", mode="before")
+    @field_validator(
+        "max_upload_bytes", "service_threads", "service_queue", "max_enroll_photos", "challenge_ttl_s", mode="before"
+    )
     @classmethod
     def _check_service_int(cls, raw: object, info: Any) -> int:
         variable = _VARIABLE_OF.get(info.field_name, info.field_name)
@@ -243,6 +268,19 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, raw: object) -> object:
         return None if raw == "" else raw
+
+    @field_validator("challenge_actions", mode="before")
+    @classmethod
+    def _check_actions(cls, raw: object) -> tuple[str, ...]:
+        valid = ("blink", "turn_left", "turn_right")  # faceprint.liveness.ACTIONS (a lower layer may not import it)
+        items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw)  # type: ignore[call-overload]
+        chosen = tuple(dict.fromkeys(str(p) for p in items if str(p)))
+        bad = [a for a in chosen if a not in valid]
+        if not chosen or bad:
+            raise InvalidArgumentError(
+                f"FACEPRINT_CHALLENGE_ACTIONS must be a comma-separated list of {', '.join(valid)}, got {raw!r}"
+            )
+        return chosen
 
     @field_validator("retention_days", mode="before")
     @classmethod

@@ -9,8 +9,6 @@ from rich.table import Table
 
 from .common import JsonOpt, _print_json, _run, out
 
-_ROLES = {"face_landmarker": "liveness landmarks"}
-
 
 def _short(c: dict[str, Any]) -> str:
     kind = "file" if c["kind"] == "file" else ("LFW" if c["kind"] == "shipped" else "-")
@@ -43,35 +41,9 @@ def models(as_json: JsonOpt = False) -> None:
     """Installed models, their packages, weight licences, calibrated thresholds and the calibration in force."""
 
     def body() -> int:
-        from ..calibration import calibration_in_force
-        from ..embedding import EMBEDDERS, get_embedder
-        from ..weights import WEIGHT_FILES, installed_version, is_installed
+        from ..calibration import describe_models
 
-        rows: list[dict[str, Any]] = []
-        for key, wf in WEIGHT_FILES.items():
-            thresholds: dict[str, float] = {}
-            calibration: dict[str, Any] | None = None
-            calibration_flip: dict[str, Any] | None = None
-            if key in EMBEDDERS:
-                emb, flipped = get_embedder(key), get_embedder(key, flip=True)
-                thresholds = dict(emb.thresholds)
-                calibration = calibration_in_force(emb.key, emb.fingerprint).to_dict()
-                calibration_flip = calibration_in_force(flipped.key, flipped.fingerprint).to_dict()
-            rows.append({
-                "model": key,
-                "role": "embedder" if key in EMBEDDERS else _ROLES.get(key, "detector"),
-                "description": wf.description,
-                "package": wf.distribution,
-                "pinned": wf.version,
-                "installed": installed_version(key) if is_installed(key) else None,
-                "sha256": wf.sha256,
-                "licence": wf.licence,
-                "source": wf.source,
-                "thresholds": thresholds,
-                "install": wf.install_hint,
-                "calibration": calibration,
-                "calibration_flip": calibration_flip,
-            })
+        rows = describe_models()
         if as_json:
             _print_json(rows)
         else:

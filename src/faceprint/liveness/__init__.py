@@ -28,6 +28,7 @@ from .active import (
     check_challenge,
     count_blinks,
     detect_events,
+    frontal_frame,
     issue_challenge,
     match_actions,
 )
@@ -54,6 +55,7 @@ from .video import (
     evaluate_liveness_dir,
     face_surround_lightness,
     read_video,
+    read_video_bytes,
 )
 
 __all__ = [
@@ -99,6 +101,7 @@ __all__ = [
     "ACTIONS",
     "Challenge",
     "issue_challenge",
+    "frontal_frame",
     "Event",
     "EventParams",
     "VideoAnalysis",
@@ -111,6 +114,7 @@ __all__ = [
     # video
     "VideoFrames",
     "read_video",
+    "read_video_bytes",
     "check_video_passive",
     "check_video_replay",
     "face_surround_lightness",

@@ -68,6 +68,7 @@ __all__ = [
     "ChallengeResult",
     "check_challenge",
     "match_actions",
+    "frontal_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -133,12 +134,18 @@ class Challenge:
 
 
 def issue_challenge(
-    n_actions: int = 2, *, rng: np.random.Generator | int | None = None, time_limit_s: float = 10.0
+    n_actions: int = 2,
+    *,
+    rng: np.random.Generator | int | None = None,
+    time_limit_s: float = 10.0,
+    actions: Sequence[str] = ACTIONS,
 ) -> Challenge:
-    """A random challenge of ``n_actions`` actions, no action twice in a row.
+    """A random challenge of ``n_actions`` actions drawn from ``actions``, no action twice in a row
+    (one action may repeat: ``blink, blink``).
 
     With ``rng=None`` the challenge comes from fresh OS entropy (what a service should use: a replayed
-    recording cannot know it in advance).
+    recording cannot know it in advance). ``actions`` narrows the choice (a camera setting where
+    turning the head is awkward: ``("blink",)``); fewer actions make a lucky replay likelier.
 
     Examples
     --------
@@ -147,12 +154,16 @@ def issue_challenge(
     """
     if not 1 <= n_actions <= 10:
         raise InvalidArgumentError(f"n_actions must be 1..10, got {n_actions}")
+    vocabulary = list(dict.fromkeys(actions))
+    bad = [a for a in vocabulary if a not in ACTIONS]
+    if not vocabulary or bad:
+        raise InvalidArgumentError(f"actions must be some of {', '.join(ACTIONS)}, got {list(actions)!r}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    actions: list[str] = []
+    chosen: list[str] = []
     for _ in range(n_actions):
-        choices = [a for a in ACTIONS if not actions or a != actions[-1]]
-        actions.append(choices[int(gen.integers(len(choices)))])
-    return Challenge(actions=tuple(actions), time_limit_s=time_limit_s)
+        choices = [a for a in vocabulary if len(vocabulary) == 1 or not chosen or a != chosen[-1]]
+        chosen.append(choices[int(gen.integers(len(choices)))])
+    return Challenge(actions=tuple(chosen), time_limit_s=time_limit_s)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -603,3 +614,23 @@ def check_challenge(
         analysis=analysis,
         acquired=acquired,
     )
+
+
+def frontal_frame(video: VideoFrames, analysis: VideoAnalysis) -> Image | None:
+    """The frame of ``video`` whose face looks most straight at the camera (least ``|yaw| + |pitch|``
+    among the frames with a face, eyes open), to identify the person who answered a challenge; None
+    when no frame has a face. ``analysis`` is :func:`analyse_video`'s result for these very frames.
+
+    Examples
+    --------
+    >>> result = check_challenge(frames, challenge)  # doctest: +SKIP
+    >>> pipeline.identify(frontal_frame(frames, result.analysis), gallery, liveness=result)  # doctest: +SKIP
+    """
+    n = min(len(video.frames), analysis.n_frames)
+    if n == 0:
+        return None
+    pose = np.abs(analysis.yaw_deg[:n]) + np.abs(analysis.pitch_deg[:n])
+    closed = np.nan_to_num(analysis.blink[:n], nan=0.0) > 0.5
+    cost = np.where(analysis.face_found[:n] & np.isfinite(pose), pose + 90.0 * closed, np.inf)
+    best = int(np.argmin(cost))
+    return video.frames[best] if np.isfinite(cost[best]) else None

@@ -31,6 +31,7 @@ from .metrics import pad_metrics
 __all__ = [
     "VideoFrames",
     "read_video",
+    "read_video_bytes",
     "check_video_passive",
     "check_video_replay",
     "face_surround_lightness",
@@ -164,6 +165,32 @@ def read_video(
     fps = native if not step else min(native, float(target_fps or native))
     logger.debug("read %d frames of %s at %.1f fps (native %.2f)", len(frames), path, fps, native)
     return VideoFrames(frames=frames, timestamps_s=tuple(stamps), fps=fps, source=str(path), truncated=truncated)
+
+
+def read_video_bytes(data: bytes, *, name: str = "upload", **kw: Any) -> VideoFrames:
+    """:func:`read_video` of an encoded video held in memory (an upload): written to a private
+    temporary file that is removed before returning (OpenCV's FFmpeg backend reads files).
+    ``kw`` go to ``read_video``; errors name the video ``name``, not the temporary file.
+
+    Raises
+    ------
+    InvalidImageError
+        Empty bytes, or not a video OpenCV can decode.
+    """
+    import tempfile
+
+    if not data:
+        raise InvalidImageError(f"{name}: empty video")
+    with tempfile.TemporaryDirectory(prefix="faceprint-video-") as folder:
+        path = Path(folder) / "clip"
+        path.write_bytes(data)
+        try:
+            video = read_video(path, **kw)
+        except InvalidImageError as err:
+            raise InvalidImageError(str(err).replace(str(path), name)) from None
+    return VideoFrames(
+        frames=video.frames, timestamps_s=video.timestamps_s, fps=video.fps, source=name, truncated=video.truncated
+    )
 
 
 def as_frames(

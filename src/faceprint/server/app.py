@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..audit import AuditLog
@@ -32,7 +33,7 @@ from .errors import BodyLimitMiddleware, install_error_handlers
 from .observe import Metrics, RequestContextMiddleware
 from .pool import InferencePool
 from .routes import compreface, health, v1
-from .state import Collections, Service
+from .state import Challenges, Collections, Service
 
 __all__ = ["create_app", "create_app_from_environment"]
 
@@ -115,6 +116,7 @@ def create_app(
             keys=keys,
             collections=collections,
             audit=audit,
+            challenges=Challenges(settings.challenge_ttl_s),
             started_at=time.time(),
             ready=True,
         )
@@ -131,10 +133,13 @@ def create_app(
             service.close()
             app.state.service = None
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from bundled files: no CDN
         title="faceprint",
         version=__version__,
-        description="Face recognition service: a CompreFace-compatible REST API under /api/v1 (x-api-key).",
+        description=(
+            "Face recognition service: a CompreFace-compatible REST API under /api/v1 and faceprint's own "
+            "under /v1, each call with an `x-api-key` header (`faceprint keys create`). The web page is at /."
+        ),
         lifespan=lifespan,
     )
     metrics = Metrics()

@@ -45,18 +45,33 @@ NO_FACE_CODE = 28
 class ApiError(Exception):
     """An HTTP error answer raised by route code: status, message and (optional) CompreFace code."""
 
-    def __init__(self, status: int, message: str, *, code: int | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = status if code is None else code
         self.headers = headers
+        self.extra = extra
 
 
 def error_response(
-    status: int, message: str, code: int | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    code: int | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"message": message, "code": status if code is None else code}, status, headers=headers)
+    """``{"message", "code", **extra}`` with ``status`` (``extra``: facts a client needs, never input echoed)."""
+    body = {"message": message, "code": status if code is None else code, **(extra or {})}
+    return JSONResponse(body, status, headers=headers)
 
 
 # most specific first: the first class an error is an instance of decides
@@ -87,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, err: ApiError) -> JSONResponse:
         request.state.error_type = f"http_{err.status}"
-        return error_response(err.status, err.message, err.code, err.headers)
+        return error_response(err.status, err.message, err.code, err.headers, err.extra)
 
     @app.exception_handler(FaceprintError)
     async def _faceprint(request: Request, err: FaceprintError) -> JSONResponse:

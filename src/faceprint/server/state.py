@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,9 +16,10 @@ from .pool import InferencePool
 
 if TYPE_CHECKING:
     from ..gallery import GalleryBackend
+    from ..liveness import Challenge
     from ..pipeline import FacePipeline
 
-__all__ = ["Collections", "Service"]
+__all__ = ["Challenges", "Collections", "PendingChallenge", "Service"]
 
 
 class Collections:
@@ -78,6 +81,62 @@ class Collections:
             self._open.clear()
 
 
+@dataclass(frozen=True)
+class PendingChallenge:
+    """A liveness challenge issued to one key, waiting for its answer (a clip)."""
+
+    id: str
+    challenge: Challenge
+    key_id: str
+    issued_at: float
+    expires_at: float
+
+
+class Challenges:
+    """Issued challenges, each answerable once, by the key it was issued to, until it expires.
+
+    At most ``most`` are pending; issuing one more drops the oldest (a client that never answers
+    cannot fill the server's memory). Ids are 128-bit random (``secrets``).
+    """
+
+    def __init__(self, ttl_s: float, most: int = 4096) -> None:
+        self.ttl_s = float(ttl_s)
+        self.most = most
+        self._pending: dict[str, PendingChallenge] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, challenge: Challenge, key_id: str) -> PendingChallenge:
+        now = time.time()
+        pending = PendingChallenge(
+            id=secrets.token_urlsafe(16), challenge=challenge, key_id=key_id, issued_at=now,
+            expires_at=now + self.ttl_s,
+        )
+        with self._lock:
+            self._expire(now)
+            while len(self._pending) >= self.most:
+                self._pending.pop(next(iter(self._pending)))
+            self._pending[pending.id] = pending
+        return pending
+
+    def take(self, challenge_id: str, key_id: str) -> PendingChallenge | None:
+        """The pending challenge ``challenge_id`` of ``key_id``, removed (answered once); None when it is
+        unknown, expired, already answered or another key's (which keeps it)."""
+        with self._lock:
+            self._expire(time.time())
+            pending = self._pending.get(challenge_id)
+            if pending is None or not secrets.compare_digest(pending.key_id, key_id):
+                return None
+            return self._pending.pop(challenge_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _expire(self, now: float) -> None:
+        for cid in [c for c, p in self._pending.items() if p.expires_at <= now]:
+            del self._pending[cid]
+
+
 @dataclass
 class Service:
     """The state :func:`faceprint.server.create_app`'s lifespan builds once and routes share."""
@@ -88,6 +147,7 @@ class Service:
     keys: KeyStore
     collections: Collections
     audit: AuditLog
+    challenges: Challenges = field(default_factory=lambda: Challenges(120.0))
     started_at: float = 0.0
     ready: bool = field(default=False)
 

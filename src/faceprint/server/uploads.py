@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from .errors import ApiError
 
-__all__ = ["read_images", "image_body"]
+__all__ = ["read_images", "read_image_list", "read_optional", "image_body", "image_list_body"]
 
 
 async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, bytes]:
@@ -56,6 +56,80 @@ async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, byt
     )
 
 
+async def read_image_list(request: Request, name: str, *, most: int) -> list[tuple[str, bytes]]:
+    """``(label, bytes)`` of each image in field ``name``: 1 to ``most`` multipart file parts of that
+    name (label: the part's file name), or a JSON list of base64 strings (label: ``name[i]``)."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    found: list[tuple[str, bytes]] = []
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=most, max_fields=16)
+        except ApiError:
+            raise
+        except Exception as err:
+            if "Too many files" in str(err):
+                raise ApiError(400, f"at most {most} images in {name!r}") from err
+            raise ApiError(400, f"malformed multipart body: {err}") from err
+        try:
+            for i, part in enumerate(form.getlist(name)):
+                if not isinstance(part, UploadFile):
+                    raise ApiError(400, f"form field {name!r} must be file parts (with a filename), got a text field")
+                found.append((part.filename or f"{name}[{i}]", await part.read()))
+        finally:
+            await form.close()
+    elif kind == "application/json":
+        try:
+            body: Any = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ApiError(400, f"malformed JSON body: {err}") from err
+        values = body.get(name) if isinstance(body, dict) else None
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list):
+            raise ApiError(400, f"expected a JSON object whose field {name!r} is a list of base64 images")
+        if len(values) > most:
+            raise ApiError(400, f"at most {most} images in {name!r}, got {len(values)}")
+        found = [(f"{name}[{i}]", _b64(v, f"{name}[{i}]")) for i, v in enumerate(values)]
+    else:
+        shown = kind or "none"
+        raise ApiError(
+            415, f"unsupported content type {shown!r}: send multipart/form-data or application/json (base64)"
+        )
+    if not found:
+        raise ApiError(400, f"missing field {name!r}: one to {most} images")
+    return found
+
+
+async def read_optional(request: Request, required: str, optional: str) -> tuple[bytes, bytes | None]:
+    """Multipart only: the file part ``required`` and, if present, the file part ``optional``."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "multipart/form-data":
+        shown = kind or "none"
+        raise ApiError(415, f"unsupported content type {shown!r}: send multipart/form-data")
+    try:
+        form = await request.form(max_files=2, max_fields=16)
+    except ApiError:
+        raise
+    except Exception as err:
+        raise ApiError(400, f"malformed multipart body: {err}") from err
+    try:
+        parts: dict[str, bytes | None] = {}
+        for name in (required, optional):
+            part = form.get(name)
+            if isinstance(part, UploadFile):
+                parts[name] = await part.read()
+            elif part is None:
+                parts[name] = None
+            else:
+                raise ApiError(400, f"form field {name!r} must be a file part (with a filename), got a text field")
+    finally:
+        await form.close()
+    data = parts[required]
+    if data is None:
+        raise ApiError(400, f"missing form field {required!r} (a file)")
+    return data, parts[optional]
+
+
 def _b64(value: object, name: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"missing JSON field {name!r} (a base64 image)")
@@ -77,6 +151,48 @@ def image_body(*names: str) -> dict[str, Any]:
             "content": {
                 "multipart/form-data": {"schema": {"type": "object", "properties": files, "required": list(names)}},
                 "application/json": {"schema": {"type": "object", "properties": b64, "required": list(names)}},
+            },
+        }
+    }
+
+
+def image_list_body(name: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads ``name`` with :func:`read_image_list`."""
+    many: dict[str, Any] = {"type": "array", "minItems": 1}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {name: {**many, "items": {"type": "string", "format": "binary"}}},
+                        "required": [name],
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {name: {**many, "items": {"type": "string", "format": "byte"}}},
+                        "required": [name],
+                    }
+                },
+            },
+        }
+    }
+
+
+def video_body() -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a challenge answer: a ``video`` file, optionally a still ``file``."""
+    files = {
+        "video": {"type": "string", "format": "binary", "description": "The recorded answer (webm, mp4, ...)."},
+        "file": {"type": "string", "format": "binary", "description": "Optional still to identify."},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": files, "required": ["video"]}}
             },
         }
     }
