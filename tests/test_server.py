@@ -78,6 +78,11 @@ NEEDS = {
     ("POST", "/v1/challenge"): "recognize",
     ("POST", "/v1/challenge/{challenge_id}"): "recognize",
     ("GET", "/v1/models"): "recognize",
+    ("POST", "/v1/keys"): "admin",
+    ("GET", "/v1/keys"): "admin",
+    ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("GET", "/v1/collections"): "admin",
+    ("POST", "/v1/collections"): "admin",
     ("GET", "/api/v1/recognition/subjects"): "recognize",
     ("POST", "/api/v1/recognition/subjects"): "enroll",
     ("DELETE", "/api/v1/recognition/subjects"): "admin",
@@ -102,7 +107,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
-    url = path.replace("{subject}", "ann").replace("{image_id}", image_id_of(1)).replace("{challenge_id}", "x")
+    url = path.replace("{subject}", "ann").replace("{image_id}", image_id_of(1)).replace("{challenge_id}", "x").replace("{key_id}", "x")
     if method in ("POST", "PUT"):
         return client.request(method, url, headers=headers, files={"file": ("a.png", RED)})
     return client.request(method, url, headers=headers)

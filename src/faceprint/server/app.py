@@ -32,7 +32,7 @@ from ..settings import Settings
 from .errors import BodyLimitMiddleware, install_error_handlers
 from .observe import Metrics, RequestContextMiddleware
 from .pool import InferencePool
-from .routes import compreface, health, v1
+from .routes import admin, compreface, health, v1
 from .state import Challenges, Collections, Service
 
 __all__ = ["create_app", "create_app_from_environment"]
@@ -151,6 +151,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(compreface.router)
     app.include_router(v1.router)
+    app.include_router(admin.router)
     return app
 
 
