@@ -107,7 +107,8 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
-    url = path.replace("{subject}", "ann").replace("{image_id}", image_id_of(1)).replace("{challenge_id}", "x").replace("{key_id}", "x")
+    url = path.replace("{subject}", "ann").replace("{image_id}", image_id_of(1))
+    url = url.replace("{challenge_id}", "x").replace("{key_id}", "x")
     if method in ("POST", "PUT"):
         return client.request(method, url, headers=headers, files={"file": ("a.png", RED)})
     return client.request(method, url, headers=headers)
