@@ -2,8 +2,9 @@
 the browser tests send.
 
 By eye, in that clip he looks at the camera for the first ~6 s, turns to his right at ~7-8.6 s and
-to his left at ~9.4-11.6 s (tests/test_cli_liveness.py). :func:`turns_clip` is 6.5-12 s twice in a
-row (right, left, right, left in 11 s), so that it answers ``turn_right,turn_left`` and
+to his left at ~9.4-11.6 s (tests/test_cli_liveness.py). :func:`turns_frames` is 6.6-11.8 s (right,
+then left) twice in a row; looped (Chromium's fake camera loops its file) any 10 s of it holds a
+full right-left and a full left-right turn, so it answers ``turn_right,turn_left`` and
 ``turn_left,turn_right`` alike within a 10 s limit: what the service draws when its challenges are
 limited to turns (``FACEPRINT_CHALLENGE_ACTIONS=turn_left,turn_right``).
 """
@@ -30,9 +31,9 @@ def person_b(data_root: Path) -> Path:
 
 
 def turns_frames(data_root: Path) -> list[np.ndarray]:
-    """RGB frames of 6.5-12 s of the clip at 15 fps, longer side 480, played twice."""
-    video = read_video(person_b(data_root), max_seconds=12.0, target_fps=FPS, max_side=480)
-    part = [f for f, t in zip(video.frames, video.timestamps_s) if t >= 6.5]
+    """RGB frames of 6.6-11.8 s of the clip at 15 fps, longer side 480, played twice."""
+    video = read_video(person_b(data_root), max_seconds=11.8, target_fps=FPS, max_side=480)
+    part = [f for f, t in zip(video.frames, video.timestamps_s) if t >= 6.6]
     return part + part
 
 

@@ -152,7 +152,32 @@ def create_app(
     app.include_router(compreface.router)
     app.include_router(v1.router)
     app.include_router(admin.router)
+    _web_page(app)
     return app
+
+
+_WEB = Path(__file__).parent / "web"
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def _web_page(app: FastAPI) -> None:
+    """The web page at ``/`` and its files at ``/web/`` (shipped in the package: no CDN, no build step).
+    The page holds no data: it signs in with a key and calls the API like any client."""
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/web", StaticFiles(directory=_WEB), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(
+            _WEB / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
+        )
 
 
 def create_app_from_environment() -> FastAPI:

@@ -186,7 +186,7 @@ def list_subjects(caller: Recognizer) -> dict[str, list[str]]:
 
 
 @router.put(
-    "/recognition/subjects/{subject}",
+    "/recognition/subjects/{subject:path}",
     summary="Rename a subject (onto an existing name: merge into it)",
     openapi_extra=audited("rename"),
 )
@@ -202,7 +202,7 @@ def rename_subject(subject: str, body: SubjectBody, caller: Enroller) -> dict[st
 
 
 @router.delete(
-    "/recognition/subjects/{subject}", summary="Delete a subject and its examples", openapi_extra=audited("delete")
+    "/recognition/subjects/{subject:path}", summary="Delete a subject and its examples", openapi_extra=audited("delete")
 )
 def delete_subject(subject: str, caller: Enroller) -> dict[str, str]:
     name = caller.gallery.get(subject).name

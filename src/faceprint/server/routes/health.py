@@ -34,6 +34,7 @@ def ready(caller: Annotated[Caller, require("recognize")]) -> dict[str, Any]:
         "status": "ready",
         "model": service.pipeline.model_key,
         "collection": caller.collection,
+        "role": caller.key.role,
         "templates": templates,
         "inference_threads": service.pool.threads,
         "queue_capacity": service.pool.capacity,
