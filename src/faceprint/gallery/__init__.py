@@ -152,7 +152,7 @@ def open_gallery(
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError as err:
         raise UnsupportedGalleryURLError(f"malformed options {query!r} in gallery URL {text!r}: {err}") from err
-    opener: Callable[[str, dict[str, str]], GalleryBackend] = GALLERY_SCHEMES.factory(scheme)
+    opener: Callable[..., GalleryBackend] = GALLERY_SCHEMES.factory(scheme)
     if template_key is KeySource.SETTINGS:  # each backend reads the settings itself
         return opener(rest, options)
     return opener(rest, options, template_key=template_key)
