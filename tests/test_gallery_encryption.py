@@ -7,12 +7,15 @@ database file and its write-ahead log, as tests/test_erasure.py does.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
 
 from faceprint.errors import (
     FaceprintError,
@@ -23,7 +26,11 @@ from faceprint.errors import (
 )
 from faceprint.gallery import Gallery, open_gallery
 from faceprint.gallery.encryption import MAGIC, OVERHEAD, TemplateCipher
+from faceprint.keys import KeyStore
+from faceprint.pipeline import FacePipeline
+from faceprint.server import create_app
 from faceprint.settings import Settings, current_settings, export_settings
+from fakes import FakeDetector, FakeEmbedder, solid_image
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -316,3 +323,26 @@ def test_export_settings_hands_the_key_itself_to_worker_processes(monkeypatch: p
 def test_an_empty_variable_means_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACEPRINT_TEMPLATE_KEY", "")
     assert Settings().template_key is None and Settings().template_key_bytes() is None
+
+
+# -- the service -------------------------------------------------------------------------------
+def test_the_service_opens_its_collections_with_its_settings_key(tmp_path: Path) -> None:
+    """create_app(settings): the key of the Settings passed in, not of the environment (unset here)."""
+    settings = Settings(
+        gallery=tmp_path / "gallery.db", keys=tmp_path / "keys.db", service_threads=1, template_key=KEY.hex()
+    )
+    with KeyStore(settings.keys_path()) as store:
+        token = store.create("admin")[1]
+    buf = io.BytesIO()
+    PILImage.fromarray(solid_image((200, 30, 30), (100, 100))).save(buf, format="PNG")
+    pipe = FacePipeline(detector=FakeDetector(), embedder=FakeEmbedder())
+    with TestClient(create_app(settings, pipeline=pipe)) as client:
+        r = client.post("/api/v1/recognition/faces", params={"subject": "ann"},
+                        files={"file": ("a.png", buf.getvalue())}, headers={"x-api-key": token})
+        assert r.status_code == 201, r.text
+    with Gallery(settings.gallery_path(), template_key=KEY) as g:
+        assert g.encrypted and g.n_templates == 1
+        stored = g.templates("ann")[0].tobytes()
+    assert _holders(settings.gallery_path(), stored) == []
+    with pytest.raises(TemplateKeyError):
+        Gallery(settings.gallery_path(), template_key=None)
