@@ -6,7 +6,6 @@ are written to the test's folder and checked for content; nothing is loaded from
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -21,6 +21,8 @@ __all__ = [
     "SubjectExistsError",
     "KeyNotFoundError",
     "EmbedderMismatchError",
+    "TemplateKeyError",
+    "TemplateIntegrityError",
     "DatasetNotFoundError",
     "InvalidEmbeddingError",
     "InvalidSubjectError",
@@ -99,6 +101,19 @@ class KeyNotFoundError(FaceprintError, KeyError):
 
 class EmbedderMismatchError(GalleryError, ValueError):
     """Embeddings from different models were about to be compared or stored together."""
+
+
+class TemplateKeyError(GalleryError, ValueError):
+    """A gallery's templates are encrypted and no key, or another key, was given; or a key was given
+    for a gallery whose templates are stored plain (:mod:`faceprint.gallery.encryption`).
+
+    Raised when the gallery is opened, before any template is read. The message never holds the key.
+    """
+
+
+class TemplateIntegrityError(GalleryError):
+    """A stored template failed authentication: its encrypted bytes were altered, or copied from
+    another row or another gallery (:mod:`faceprint.gallery.encryption`)."""
 
 
 class DatasetNotFoundError(FaceprintError, FileNotFoundError):

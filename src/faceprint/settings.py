@@ -12,11 +12,14 @@ seen at once. The README's "Configuration" section lists each variable, its defa
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -26,7 +29,9 @@ __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "TEMPLATE_KEY_BYTES",
     "Settings",
+    "parse_template_key",
     "current_settings",
     "export_settings",
     "setdefault_omp_num_threads",
@@ -40,6 +45,45 @@ DEFAULT_MAX_FILE_BYTES = 50_000_000
 
 DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
 """Default limit on the body of one service request (10 MB); override with ``FACEPRINT_MAX_UPLOAD_BYTES``."""
+
+TEMPLATE_KEY_BYTES = 32
+"""Length of a template encryption key: AES-256 (``FACEPRINT_TEMPLATE_KEY``, 64 hex digits or 44 base64 characters)."""
+
+_HEX_KEY = re.compile(r"^[0-9A-Fa-f]{64}$")
+
+
+def parse_template_key(text: str) -> bytes:
+    """The 32 key bytes that ``text`` (64 hex digits, or base64 / URL-safe base64 of 32 bytes) spells.
+
+    The message of the error names the expected form and the length found, never the text itself.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``text`` is neither 64 hex digits nor base64 of exactly 32 bytes.
+
+    Examples
+    --------
+    >>> len(parse_template_key("00" * 32))
+    32
+    >>> parse_template_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") == bytes(32)
+    True
+    """
+    text = text.strip()
+    if _HEX_KEY.match(text):
+        return bytes.fromhex(text)
+    try:
+        key = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != TEMPLATE_KEY_BYTES:
+        raise InvalidArgumentError(
+            f"FACEPRINT_TEMPLATE_KEY must be a {TEMPLATE_KEY_BYTES * 8}-bit key: 64 hex digits or the base64 of "
+            f"{TEMPLATE_KEY_BYTES} bytes, got {len(text)} characters that are neither "
+            '(make one with: python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())")'
+        )
+    return key
+
 
 _VARIABLE_OF: dict[str, str] = {}
 """Field name -> variable, for the validators' messages (filled once the class exists)."""
@@ -101,11 +145,19 @@ class Settings(BaseSettings):
     challenge_actions : tuple of str, default all of ACTIONS
         ``FACEPRINT_CHALLENGE_ACTIONS``: comma-separated actions the service's challenges are drawn
         from (``blink``, ``turn_left``, ``turn_right``); fewer make a lucky replay likelier.
+    template_key : SecretStr or None, default None
+        ``FACEPRINT_TEMPLATE_KEY``: the AES-256 key (64 hex digits, or base64 of 32 bytes) that
+        encrypts stored templates in SQLite galleries at rest (:mod:`faceprint.gallery.encryption`);
+        a gallery created with it set is encrypted, one created without is plain. A
+        :class:`~pydantic.SecretStr`, so it never shows in ``repr`` or logs; ``None`` (unset or empty)
+        means no key. :meth:`template_key_bytes` gives the key itself.
 
     Raises
     ------
     InvalidImageError
         ``FACEPRINT_MAX_PIXELS`` or ``FACEPRINT_MAX_FILE_BYTES`` is not an integer, or not positive.
+    InvalidArgumentError
+        ``FACEPRINT_TEMPLATE_KEY`` is neither 64 hex digits nor base64 of 32 bytes (among others).
 
     Examples
     --------
@@ -203,6 +255,12 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_CHALLENGE_ACTIONS",
         description="FACEPRINT_CHALLENGE_ACTIONS: comma-separated actions challenges are drawn from.",
     )
+    template_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_TEMPLATE_KEY",
+        description="FACEPRINT_TEMPLATE_KEY: AES-256 key (64 hex digits or base64 of 32 bytes) that encrypts "
+        "stored templates in SQLite galleries; unset: templates are stored plain.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -296,6 +354,20 @@ class Settings(BaseSettings):
             raise InvalidArgumentError(f"FACEPRINT_RETENTION_DAYS must be an integer >= 1, got {raw!r}")
         return raw
 
+    @field_validator("template_key", mode="before")
+    @classmethod
+    def _check_template_key(cls, raw: object) -> SecretStr | None:
+        if isinstance(raw, SecretStr):
+            raw = raw.get_secret_value()
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str):
+            raise InvalidArgumentError(
+                f"FACEPRINT_TEMPLATE_KEY must be a str (64 hex digits or base64), got {type(raw).__name__}"
+            )
+        parse_template_key(raw)  # raises, naming the expected form but not the text
+        return SecretStr(raw.strip())
+
     @field_validator("progress", mode="before")
     @classmethod
     def _progress_flag(cls, raw: object) -> object:
@@ -315,6 +387,20 @@ class Settings(BaseSettings):
         if raw <= 0:
             raise InvalidImageError(f"FACEPRINT_MAX_FILE_BYTES must be positive, got {raw}")
         return raw
+
+    def template_key_bytes(self) -> bytes | None:
+        """The 32 bytes of ``FACEPRINT_TEMPLATE_KEY``, or ``None`` when it is unset.
+
+        Examples
+        --------
+        >>> Settings(template_key="00" * 32).template_key_bytes() == bytes(32)
+        True
+        >>> Settings(template_key="00" * 32)  # doctest: +ELLIPSIS
+        Settings(...template_key=SecretStr('**********'))
+        """
+        if self.template_key is None:
+            return None
+        return parse_template_key(self.template_key.get_secret_value())
 
     def gallery_path(self) -> Path:
         """The default gallery database: ``gallery``, else ``$XDG_DATA_HOME/faceprint/gallery.db``.
@@ -420,6 +506,10 @@ def export_settings(settings: Settings) -> None:
         value = getattr(settings, name)
         if value is None:
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
         os.environ[variable] = ("1" if value else "0") if isinstance(value, bool) else str(value)
 
 

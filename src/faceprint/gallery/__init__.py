@@ -5,6 +5,7 @@
   into subject matches) on which a backend fills storage and template-search hooks;
 - :mod:`~faceprint.gallery.index`: in-process vector indexes on the :data:`INDEXES` registry;
 - :mod:`~faceprint.gallery.sqlite`: :class:`Gallery`, the SQLite backend;
+- :mod:`~faceprint.gallery.encryption`: AES-GCM encryption at rest of stored templates;
 - :func:`open_gallery`: a gallery from a URL (``sqlite:///people.db`` or a bare path).
 
 Examples
@@ -37,6 +38,7 @@ from .base import (
     TemplateBatch,
     TemplateHits,
 )
+from .encryption import KeySource
 from .index import INDEXES, ExactIndex, ScoringIndex, TemplateIndex, VectorIndex, make_index
 from .sqlite import SCHEMA_VERSION, Gallery, IndexStats, SQLiteGallery
 
@@ -56,6 +58,7 @@ __all__ = [
     "Gallery",
     "SQLiteGallery",
     "IndexStats",
+    "KeySource",
     "SCHEMA_VERSION",
     "MAX_NAME_LENGTH",
     "UNIT_NORM_TOLERANCE",
@@ -64,7 +67,8 @@ __all__ = [
 ]
 
 GALLERY_SCHEMES: Registry[GalleryBackend] = Registry("gallery URL scheme")
-"""URL scheme -> opener taking ``(rest, options)``: the part after ``scheme://`` and the query options.
+"""URL scheme -> opener taking ``(rest, options)``: the part after ``scheme://`` and the query options
+(and ``template_key=`` when :func:`open_gallery` is given one).
 
 Adding a backend is one decorator: ``@GALLERY_SCHEMES.register("milvus")``.
 """
@@ -73,7 +77,9 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 
 
 @GALLERY_SCHEMES.register("sqlite")
-def _open_sqlite(rest: str, options: dict[str, str]) -> Gallery:
+def _open_sqlite(
+    rest: str, options: dict[str, str], *, template_key: bytes | None | KeySource = KeySource.SETTINGS
+) -> Gallery:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://`` or ``sqlite:///:memory:``."""
     if rest and not rest.startswith("/"):
         raise UnsupportedGalleryURLError(
@@ -86,10 +92,12 @@ def _open_sqlite(rest: str, options: dict[str, str]) -> Gallery:
         raise UnsupportedGalleryURLError(f"unknown sqlite gallery option(s) {unknown}; valid options: index")
     if not path:
         raise UnsupportedGalleryURLError("expected a database path after sqlite:///, got none")
-    return Gallery(path, index=options.get("index", "exact"))
+    return Gallery(path, index=options.get("index", "exact"), template_key=template_key)
 
 
-def open_gallery(url: str | os.PathLike[str]) -> GalleryBackend:
+def open_gallery(
+    url: str | os.PathLike[str], *, template_key: bytes | None | KeySource = KeySource.SETTINGS
+) -> GalleryBackend:
     """Open (or create) the gallery a URL names.
 
     Parameters
@@ -99,6 +107,9 @@ def open_gallery(url: str | os.PathLike[str]) -> GalleryBackend:
         ``sqlite:////srv/people.db`` (absolute), ``sqlite://`` (in memory), or a bare path, which
         means the same as ``sqlite:///`` + path. Options go in the query string:
         ``sqlite:///people.db?index=exact``.
+    template_key : bytes or None, default KeySource.SETTINGS
+        The 32-byte key of the gallery's encrypted templates (see :class:`Gallery`); the default
+        takes ``FACEPRINT_TEMPLATE_KEY``, ``None`` means no key.
 
     Returns
     -------
@@ -112,6 +123,9 @@ def open_gallery(url: str | os.PathLike[str]) -> GalleryBackend:
         URL is malformed for its scheme. Also a :class:`ValueError`.
     GalleryError
         The store exists but cannot be opened as a gallery.
+    TemplateKeyError
+        The gallery's templates are encrypted and the key is missing or wrong, or a key was given
+        for a gallery that stores templates plain.
 
     Examples
     --------
@@ -126,7 +140,7 @@ def open_gallery(url: str | os.PathLike[str]) -> GalleryBackend:
         raise UnsupportedGalleryURLError(f"expected a gallery URL or path as str, got {type(text).__name__}")
     match = _SCHEME.match(text)
     if match is None:
-        return Gallery(text)
+        return Gallery(text, template_key=template_key)
     scheme, rest = match.group(1).lower(), match.group(2)
     if scheme not in GALLERY_SCHEMES:
         raise UnsupportedGalleryURLError(
@@ -138,5 +152,7 @@ def open_gallery(url: str | os.PathLike[str]) -> GalleryBackend:
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError as err:
         raise UnsupportedGalleryURLError(f"malformed options {query!r} in gallery URL {text!r}: {err}") from err
-    opener: Callable[[str, dict[str, str]], GalleryBackend] = GALLERY_SCHEMES.factory(scheme)
-    return opener(rest, options)
+    opener: Callable[..., GalleryBackend] = GALLERY_SCHEMES.factory(scheme)
+    if template_key is KeySource.SETTINGS:  # each backend reads the settings itself
+        return opener(rest, options)
+    return opener(rest, options, template_key=template_key)

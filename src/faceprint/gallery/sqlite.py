@@ -10,6 +10,10 @@ say what changed), and can always be rebuilt with :meth:`Gallery.rebuild_index`.
 Every template records the fingerprint of the embedder that produced it; the first enrollment
 fixes the gallery's fingerprint and dimension and the gallery refuses to mix models after that
 (the check lives in :class:`~faceprint.gallery.base.BaseGallery`).
+
+A gallery opened with a template key (``template_key=``, by default ``FACEPRINT_TEMPLATE_KEY``)
+stores each template AES-GCM encrypted (:mod:`faceprint.gallery.encryption`); the choice is made
+once per gallery and recorded in ``meta``, so plain and encrypted rows never mix.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from faceprint.errors import (
     InvalidArgumentError,
     SubjectExistsError,
     SubjectNotFoundError,
+    TemplateIntegrityError,
+    TemplateKeyError,
 )
+from faceprint.settings import current_settings
 
 from .base import (
     BaseGallery,
@@ -43,6 +50,7 @@ from .base import (
     TemplateHits,
     validate_name_or_id,
 )
+from .encryption import MAGIC, OVERHEAD, SCHEME, KeySource, TemplateCipher, check_key, new_salt
 from .index import INDEXES, TemplateIndex
 
 __all__ = ["Gallery", "SQLiteGallery", "SCHEMA_VERSION", "IndexStats"]
@@ -164,14 +172,26 @@ class Gallery(BaseGallery):
         Database file (created if missing), or ``":memory:"`` for a throw-away gallery.
     index : str, default "exact"
         Name of the index backend in :data:`~faceprint.gallery.index.INDEXES`.
+    template_key : bytes or None, default KeySource.SETTINGS
+        The 32-byte key that encrypts stored templates at rest (AES-256-GCM,
+        :mod:`faceprint.gallery.encryption`). The default takes ``FACEPRINT_TEMPLATE_KEY``
+        (:meth:`Settings.template_key_bytes <faceprint.settings.Settings.template_key_bytes>`);
+        ``None`` means no key. A new gallery, or one that holds no templates yet, opened with a key
+        becomes encrypted; an encrypted one must be opened with the same key; a plain one that holds
+        templates is refused when a key is given (see Raises).
 
     Raises
     ------
     GalleryError
         If ``path`` is not a SQLite database, is a SQLite database of something else, or was
         written by a newer faceprint (schema version too new).
+    TemplateKeyError
+        The gallery's templates are encrypted and no key, or another key, was given; or a key was
+        given and the gallery already stores templates plain (open it with ``template_key=None``;
+        faceprint does not mix plain and encrypted templates in one gallery). The message never
+        holds the key.
     ValueError
-        If ``index`` names no registered backend.
+        If ``index`` names no registered backend, or ``template_key`` is not 32 bytes.
 
     Notes
     -----
@@ -202,9 +222,18 @@ class Gallery(BaseGallery):
     """Change-log rows a writer keeps (older ones are pruned in batches of a tenth of this); a
     reader that has not applied the rows pruned meanwhile rebuilds its index instead."""
 
-    def __init__(self, path: str | os.PathLike[str], *, index: str = "exact") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        index: str = "exact",
+        template_key: bytes | None | KeySource = KeySource.SETTINGS,
+    ) -> None:
         super().__init__()
         INDEXES.factory(index)  # unknown names fail here, listing the valid ones
+        key = current_settings().template_key_bytes() if template_key is KeySource.SETTINGS else template_key
+        key = None if key is None else check_key(key)
+        self._cipher: TemplateCipher | None = None  # set by _open when the gallery's templates are encrypted
         self._path = os.fspath(path)
         self._index_name = index
         self._conn: sqlite3.Connection | None = None
@@ -213,11 +242,11 @@ class Gallery(BaseGallery):
         self._index_version: int | None = None  # PRAGMA data_version of the snapshot the index reflects
         self._index_seq: int | None = None  # the last change-log row the index reflects
         self._builds = self._refreshes = self._changes_applied = 0
-        self._conn = self._open()
+        self._conn = self._open(key)
 
     # ---------------------------------------------------------------- connection & schema
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, key: bytes | None) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as err:
@@ -227,6 +256,7 @@ class Gallery(BaseGallery):
             # deleted rows are overwritten with zeros, not just unlinked (erasure: see _erase_journal)
             conn.execute("PRAGMA secure_delete=ON")
             self._check_or_create_schema(conn)
+            self._cipher = self._check_or_start_encryption(conn, key)
         except sqlite3.Error as err:
             conn.close()
             raise GalleryError(f"{self._path} is not a faceprint gallery: {err}") from err
@@ -286,6 +316,80 @@ class Gallery(BaseGallery):
                 self._migrate(conn)  # whatever version the other process wrote
         elif version is not None and version < SCHEMA_VERSION:
             self._migrate(conn)
+
+    def _encryption_meta(self, conn: sqlite3.Connection) -> dict[str, str]:
+        keys = ("template_encryption", "template_key_salt", "template_key_check")
+        return dict(conn.execute(f"SELECT key, value FROM meta WHERE key IN {keys}"))
+
+    def _check_or_start_encryption(self, conn: sqlite3.Connection, key: bytes | None) -> TemplateCipher | None:
+        """The cipher of an encrypted gallery (after checking ``key`` against the stored check value),
+        None for a plain one; a gallery without templates opened with a key becomes encrypted here."""
+        meta = self._encryption_meta(conn)
+        if not meta and key is not None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # under the write lock: another connection may have written templates (or encrypted it) meanwhile
+                meta = self._encryption_meta(conn)
+                (count,) = conn.execute("SELECT COUNT(*) FROM templates").fetchone()
+                if not meta and count:
+                    raise TemplateKeyError(
+                        f"gallery {self._path} stores its {count} template(s) unencrypted, and a template key "
+                        "was given (FACEPRINT_TEMPLATE_KEY or template_key=); faceprint does not mix plain and "
+                        "encrypted templates: open it without a key (template_key=None, or FACEPRINT_TEMPLATE_KEY "
+                        "unset), or enroll into a new gallery with the key"
+                    )
+                if not meta:
+                    salt = new_salt()
+                    meta = {
+                        "template_encryption": SCHEME,
+                        "template_key_salt": salt.hex(),
+                        "template_key_check": TemplateCipher(key, salt).check_value,
+                    }
+                    conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", sorted(meta.items()))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            logger.info("gallery %s stores its templates encrypted (%s)", self._path, SCHEME)
+        if not meta:
+            return None
+        scheme = meta.get("template_encryption")
+        if scheme != SCHEME or "template_key_salt" not in meta or "template_key_check" not in meta:
+            raise GalleryError(
+                f"gallery {self._path} encrypts its templates with {scheme!r}, which this faceprint does not "
+                f"know (it writes and reads {SCHEME!r}), or lacks its key check; upgrade faceprint to open it"
+            )
+        if key is None:
+            raise TemplateKeyError(
+                f"gallery {self._path} stores its templates encrypted ({SCHEME}) and no template key was given: "
+                "set FACEPRINT_TEMPLATE_KEY (or pass template_key=) to the key it was created with"
+            )
+        try:
+            salt = bytes.fromhex(meta["template_key_salt"])
+        except ValueError:
+            raise GalleryError(f"gallery {self._path} is corrupt: its template key salt is not hex") from None
+        cipher = TemplateCipher(key, salt)
+        if not cipher.matches(meta["template_key_check"]):
+            raise TemplateKeyError(
+                f"gallery {self._path} stores its templates encrypted with another key than the template key "
+                "given (FACEPRINT_TEMPLATE_KEY or template_key=): open it with the key it was created with"
+            )
+        return cipher
+
+    def _check_encryption_unchanged(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: the gallery is still as encrypted (or plain) as when this object
+        opened it (another connection may have turned an empty plain gallery encrypted since)."""
+        encrypted = bool(self._encryption_meta(conn))
+        if encrypted != (self._cipher is not None):
+            raise TemplateKeyError(
+                f"gallery {self._path} was made {'encrypted' if encrypted else 'plain'} by another connection "
+                "since it was opened here; reopen it (with the right template key) before writing"
+            )
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether this gallery stores its templates encrypted (:mod:`faceprint.gallery.encryption`)."""
+        return self._cipher is not None
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring a file of an older schema version to :data:`SCHEMA_VERSION`, in one transaction."""
@@ -377,7 +481,8 @@ class Gallery(BaseGallery):
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
-        return f"Gallery({self._path!r}, index={self._index_name!r}) [{state}]"
+        encrypted = ", encrypted" if self._cipher is not None else ""
+        return f"Gallery({self._path!r}, index={self._index_name!r}) [{state}{encrypted}]"
 
     def close(self) -> None:
         """Close the database; further calls raise :class:`GalleryError`. Idempotent."""
@@ -455,15 +560,12 @@ class Gallery(BaseGallery):
         with self._lock, self._snapshot() as conn:
             subject_id = self._subject_row(conn, name_or_id)[0]
             _, dim = self._meta(conn)
-            blobs = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT embedding FROM templates WHERE subject_id = ? ORDER BY id", (subject_id,)
-                )
-            ]
-        if not blobs or dim is None:
+            rows = conn.execute(
+                "SELECT id, embedding FROM templates WHERE subject_id = ? ORDER BY id", (subject_id,)
+            ).fetchall()
+        if not rows or dim is None:
             return np.empty((0, dim or 0), dtype=np.float32)
-        return self._decode(blobs, dim)
+        return self._decode([r[0] for r in rows], [r[1] for r in rows], dim)
 
     def content_hashes(self, name_or_id: str | int) -> frozenset[str]:
         """The content digests (hex sha256 of the photo's file bytes, as enrollment records them)
@@ -511,7 +613,9 @@ class Gallery(BaseGallery):
     def _read_templates(self, subject_ids: Sequence[int] | None) -> TemplateBatch:
         with self._lock, self._snapshot() as conn:
             fingerprint, dim = self._meta(conn)
-            columns = "SELECT t.subject_id, s.name, t.embedding FROM templates t JOIN subjects s ON s.id = t.subject_id"
+            columns = (
+                "SELECT t.subject_id, s.name, t.embedding, t.id FROM templates t JOIN subjects s ON s.id = t.subject_id"
+            )
             if subject_ids is None:
                 rows = conn.execute(f"{columns} ORDER BY s.name, t.id").fetchall()
             else:
@@ -526,13 +630,23 @@ class Gallery(BaseGallery):
         return TemplateBatch(
             subject_ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
             names=tuple(r[1] for r in rows),
-            embeddings=self._decode([r[2] for r in rows], dim),
+            embeddings=self._decode([r[3] for r in rows], [r[2] for r in rows], dim),
             fingerprint=fingerprint,
         )
 
-    def _decode(self, blobs: Sequence[bytes], dim: int) -> Float32Array:
+    def _decode(self, template_ids: Sequence[int], blobs: Sequence[bytes], dim: int) -> Float32Array:
+        """The vectors of stored template rows (``template_ids[i]``'s blob is ``blobs[i]``), decrypted
+        and authenticated when the gallery is encrypted."""
+        cipher = self._cipher
+        if cipher is not None:
+            where = f"gallery {self._path}"
+            blobs = [cipher.open(int(i), blob, where=where) for i, blob in zip(template_ids, blobs, strict=True)]
         data = b"".join(blobs)
         if len(data) != len(blobs) * dim * 4:
+            if cipher is None and any(len(b) == dim * 4 + OVERHEAD and bytes(b[:4]) == MAGIC for b in blobs):
+                raise TemplateIntegrityError(
+                    f"gallery {self._path} is plain but holds encrypted templates (copied from an encrypted gallery?)"
+                )
             raise GalleryError(
                 f"gallery {self._path} is corrupt: template sizes do not match dimension {dim}"
             )
@@ -555,6 +669,7 @@ class Gallery(BaseGallery):
         now = _now()
         with self._lock:
             with self._transaction() as conn:
+                self._check_encryption_unchanged(conn)
                 stored_fingerprint, stored_dim = self._meta(conn)
                 if stored_fingerprint is None:
                     conn.executemany(
@@ -630,6 +745,21 @@ class Gallery(BaseGallery):
         created_at: str,
     ) -> Int64Array:
         ids = np.empty(vectors.shape[0], dtype=np.int64)
+        cipher = self._cipher
+        if cipher is not None:
+            # the row id is the associated data of its encryption, so it is chosen before the insert
+            # (as SQLite would: the largest id + 1; the caller's write transaction holds the lock)
+            (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()
+            for i, (vector, source, digest) in enumerate(zip(vectors, sources, digests, strict=True)):
+                template_id = int(last) + 1 + i
+                conn.execute(
+                    "INSERT INTO templates(id, subject_id, embedding, fingerprint, source, content_sha256, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (template_id, subject_id, cipher.seal(template_id, vector.tobytes()), fingerprint, source, digest,
+                     created_at),
+                )
+                ids[i] = template_id
+            return ids
         for i, (vector, source, digest) in enumerate(zip(vectors, sources, digests, strict=True)):
             cursor = conn.execute(
                 "INSERT INTO templates(subject_id, embedding, fingerprint, source, content_sha256, created_at) "
@@ -797,7 +927,7 @@ class Gallery(BaseGallery):
         if row is None or dim is None:
             raise ExampleNotFoundError(f"no example with id {example_id} in gallery {self._path}")
         i, sid, name, src, created, blob = row
-        return Example(int(i), int(sid), name, src, created or ""), self._decode([blob], dim)[0]
+        return Example(int(i), int(sid), name, src, created or ""), self._decode([int(i)], [blob], dim)[0]
 
     def _write_remove_examples(self, example_ids: list[int]) -> list[Example]:
         with self._lock:
@@ -863,7 +993,7 @@ class Gallery(BaseGallery):
             if rows:
                 if dim is None:
                     raise GalleryError(f"gallery {self._path} is corrupt: templates but no dimension")
-                vectors = self._decode([r[2] for r in rows], dim)
+                vectors = self._decode([r[0] for r in rows], [r[2] for r in rows], dim)
             self._tindex.build(
                 np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
                 np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
@@ -952,7 +1082,7 @@ class Gallery(BaseGallery):
             if dim is None:
                 raise GalleryError(f"gallery {self._path} is corrupt: templates but no dimension")
             ids = np.fromiter((t for t, _ in new), dtype=np.int64, count=len(new))
-            self._tindex.added(subject_id, name, ids, self._decode([blob for _, blob in new], dim))
+            self._tindex.added(subject_id, name, ids, self._decode(ids.tolist(), [blob for _, blob in new], dim))
         elif self._tindex.subject_name(subject_id) != name:
             self._tindex.renamed(subject_id, name)
 

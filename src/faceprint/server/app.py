@@ -94,7 +94,7 @@ def create_app(
         base = pipeline if pipeline is not None else FacePipeline(detector="yunet", embedder="sface")
         started = time.perf_counter()
         workers = _pipelines(base, settings.service_threads)
-        collections = Collections(gallery_path)
+        collections = Collections(gallery_path, template_key=settings.template_key_bytes())
         keys = KeyStore(settings.keys_path())
         try:
             audit = AuditLog(settings.audit_path())

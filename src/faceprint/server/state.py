@@ -26,11 +26,14 @@ class Collections:
     """One gallery per collection, each opened once and kept open until :meth:`close`.
 
     The ``default`` collection is the service's gallery (``--gallery``, else
-    :meth:`Settings.gallery_path`); collection ``NAME`` is ``collections/NAME.db`` beside it.
+    :meth:`Settings.gallery_path`); collection ``NAME`` is ``collections/NAME.db`` beside it. Each is
+    opened with ``template_key`` (the service's ``Settings.template_key_bytes()``), so every
+    collection of an encrypted service is encrypted under the same key (each with its own derived key).
     """
 
-    def __init__(self, default_path: Path) -> None:
+    def __init__(self, default_path: Path, *, template_key: bytes | None = None) -> None:
         self.default_path = default_path
+        self._template_key = template_key
         self.folder = default_path.parent / "collections"
         self._open: dict[str, GalleryBackend] = {}
         self._write_locks: dict[str, threading.Lock] = {}
@@ -49,7 +52,7 @@ class Collections:
             if gallery is None:
                 path = self.path(name)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                gallery = self._open[name] = open_gallery(path)
+                gallery = self._open[name] = open_gallery(path, template_key=self._template_key)
                 self._write_locks[name] = threading.Lock()
             return gallery
 
