@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -40,7 +39,7 @@ from .errors import (
     MultipleFacesError,
     NoFaceError,
 )
-from .io import ImageInput, describe_source, read_image_bytes
+from .io import ImageInput, NamedBytes, describe_source, read_image_bytes
 from .types import Detection, Liveness, LivenessOption, LivenessRejection
 
 if TYPE_CHECKING:
@@ -458,14 +457,6 @@ def content_sha256(source: ImageInput) -> str:
 
 
 # -- internals ---------------------------------------------------------------------------------
-class _NamedBytes(io.BytesIO):
-    """Bytes already read, under the name :func:`faceprint.io.load_image` puts in its errors."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        super().__init__(data)
-        self.name = name
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -479,7 +470,7 @@ def _read(source: ImageInput) -> tuple[ImageInput, str | None]:
         return source, _sha256(bytes(source))
     if isinstance(source, (str, os.PathLike)) or (not isinstance(source, np.ndarray) and hasattr(source, "read")):
         data, what = read_image_bytes(source)
-        return _NamedBytes(data, what), _sha256(data)
+        return NamedBytes(data, what), _sha256(data)
     return source, None
 
 

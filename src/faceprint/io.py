@@ -37,6 +37,7 @@ from .types import Image
 
 __all__ = [
     "ImageInput",
+    "NamedBytes",
     "load_image",
     "load_image_reduced",
     "read_image_bytes",
@@ -70,6 +71,15 @@ def max_file_bytes() -> int:
         ``FACEPRINT_MAX_FILE_BYTES`` is not a positive integer.
     """
     return current_settings().max_file_bytes
+
+
+class NamedBytes(io.BytesIO):
+    """Bytes already read (a file's, an upload's) under the name messages and sources give them
+    (:func:`describe_source` reads ``name``)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self.name = name
 
 
 def describe_source(source: object) -> str:

@@ -15,6 +15,18 @@ from .errors import ApiError
 __all__ = ["read_images", "read_image_list", "read_optional", "image_body", "image_list_body"]
 
 
+async def _form(request: Request, max_files: int, what: str = "files") -> Any:
+    """The parsed multipart form (at most ``max_files`` file parts), or a 400 that says why not."""
+    try:
+        return await request.form(max_files=max_files, max_fields=16)
+    except ApiError:
+        raise
+    except Exception as err:  # a malformed multipart body (python-multipart / starlette)
+        if "Too many files" in str(err):
+            raise ApiError(400, f"at most {max_files} images in {what!r}") from err
+        raise ApiError(400, f"malformed multipart body: {err}") from err
+
+
 async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, bytes]:
     """The encoded bytes of each image field in ``names`` (all required).
 
@@ -23,12 +35,7 @@ async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, byt
     """
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind == "multipart/form-data":
-        try:
-            form = await request.form(max_files=len(names), max_fields=16)
-        except ApiError:
-            raise
-        except Exception as err:  # a malformed multipart body (python-multipart / starlette)
-            raise ApiError(400, f"malformed multipart body: {err}") from err
+        form = await _form(request, len(names), ", ".join(names))
         found: dict[str, bytes] = {}
         try:
             for name in names:
@@ -62,14 +69,7 @@ async def read_image_list(request: Request, name: str, *, most: int) -> list[tup
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     found: list[tuple[str, bytes]] = []
     if kind == "multipart/form-data":
-        try:
-            form = await request.form(max_files=most, max_fields=16)
-        except ApiError:
-            raise
-        except Exception as err:
-            if "Too many files" in str(err):
-                raise ApiError(400, f"at most {most} images in {name!r}") from err
-            raise ApiError(400, f"malformed multipart body: {err}") from err
+        form = await _form(request, most, name)
         try:
             for i, part in enumerate(form.getlist(name)):
                 if not isinstance(part, UploadFile):
@@ -106,12 +106,7 @@ async def read_optional(request: Request, required: str, optional: str) -> tuple
     if kind != "multipart/form-data":
         shown = kind or "none"
         raise ApiError(415, f"unsupported content type {shown!r}: send multipart/form-data")
-    try:
-        form = await request.form(max_files=2, max_fields=16)
-    except ApiError:
-        raise
-    except Exception as err:
-        raise ApiError(400, f"malformed multipart body: {err}") from err
+    form = await _form(request, 2)
     try:
         parts: dict[str, bytes | None] = {}
         for name in (required, optional):

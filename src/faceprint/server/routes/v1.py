@@ -19,13 +19,13 @@ Each calls the :class:`~faceprint.pipeline.FacePipeline` method the CLI calls fo
 
 from __future__ import annotations
 
-import io
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from ...audit import ACTIONS, MAX_PAGE
+from ...io import NamedBytes
 from ...thresholds import operating_point_key
 from ..errors import ApiError
 from ..observe import audited
@@ -171,14 +171,6 @@ def audit(
 # ------------------------------------------------------------------ enrollment
 
 
-class _Upload(io.BytesIO):
-    """An uploaded file's bytes under its (shortened) file name: the label enrollment reports."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        super().__init__(data)
-        self.name = name[:200]
-
-
 @router.post(
     "/enroll",
     status_code=201,
@@ -202,14 +194,12 @@ async def enroll(
 
     most = caller.service.settings.max_enroll_photos
     uploads = await read_image_list(request, "files", most=most)
-    if len(uploads) > most:
-        raise ApiError(400, f"at most {most} photos per enrollment (FACEPRINT_MAX_ENROLL_PHOTOS), got {len(uploads)}")
     caller.notes["subject"] = name.strip()
     collection = caller.collection
 
     def job(pipeline: FacePipeline) -> dict[str, Any]:
         same_model(caller, pipeline)
-        sources = [_Upload(data, label) for label, data in uploads]
+        sources = [NamedBytes(data, label[:200]) for label, data in uploads]
         prepared, photos = prepare_enrollment_report(pipeline, name, sources, select=select, liveness=liveness)
         shown = [p.to_dict() for p in photos]
         caller.notes["photos"] = len(photos)
