@@ -31,6 +31,7 @@ __all__ = [
     "InvalidArgumentTypeError",
     "UnknownBackendError",
     "InvalidFileError",
+    "InvalidExportError",
     "NotAFolderError",
     "EnrollmentRejectedError",
     "UnsupportedGalleryURLError",
@@ -172,6 +173,11 @@ class InvalidFileError(FaceprintError, ValueError):
     For example a malformed pair list, a saved classifier of another format, or a training checkpoint
     that is not one. (Model spec files have their own :class:`InvalidModelSpecError`.)
     """
+
+
+class InvalidExportError(InvalidFileError):
+    """A gallery export (:mod:`faceprint.gallery.transfer`) is not one, is truncated, or was altered
+    after it was written (its checksums or, for an encrypted export, its authentication fail)."""
 
 
 class NotAFolderError(FaceprintError, NotADirectoryError):

@@ -19,6 +19,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -100,6 +101,8 @@ class Example:
         The provenance string given at enrollment (a path, ``"1234 bytes"`` ...).
     created_at : str
         ISO 8601 UTC time it was stored.
+    content_sha256 : str or None
+        The content digest given at enrollment (the photo's sha256), if any.
     """
 
     id: int
@@ -107,6 +110,7 @@ class Example:
     subject: str
     source: str | None
     created_at: str
+    content_sha256: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,9 +217,10 @@ class GalleryBackend(Protocol):
         embeddings: npt.ArrayLike,
         *,
         fingerprint: str,
-        sources: Sequence[str] | None = None,
+        sources: Sequence[str | None] | None = None,
         metadata: dict[str, Any] | None = None,
         content_sha256: Sequence[str | None] | None = None,
+        created_at: Sequence[str] | None = None,
     ) -> Subject:
         """Store templates for a subject, creating it when new (a photo's content once per subject)."""
         ...
@@ -392,11 +397,11 @@ def validate_k_threshold(k: int, threshold: float) -> None:
         raise InvalidArgumentError(f"threshold must be a finite number, got {threshold!r}")
 
 
-def _validate_sources(sources: Sequence[str] | None, n: int) -> list[str | None]:
+def _validate_sources(sources: Sequence[str | None] | None, n: int) -> list[str | None]:
     if sources is None:
         return [None] * n
-    if isinstance(sources, str) or not all(isinstance(s, str) for s in sources):
-        raise InvalidSubjectError("expected sources as a sequence of str, one per embedding")
+    if isinstance(sources, str) or not all(s is None or isinstance(s, str) for s in sources):
+        raise InvalidSubjectError("expected sources as a sequence of str (or None), one per embedding")
     source_list: list[str | None] = list(sources)
     if len(source_list) != n:
         raise InvalidSubjectError(f"expected {n} sources (one per embedding), got {len(source_list)}")
@@ -422,6 +427,29 @@ def _validate_digests(digests: Sequence[str | None] | None, n: int) -> list[str 
                 f"got {ascii(d)[:80]}"
             )
     return digest_list
+
+
+def validate_times(times: object, n: int) -> list[str]:
+    """``n`` stored times: each an ISO 8601 time with a UTC offset, not in the future, rewritten as the
+    gallery writes its own (UTC, milliseconds), so that times compare as text and retention reads them."""
+    if isinstance(times, str) or not isinstance(times, Sequence) or not all(isinstance(t, str) for t in times):
+        raise InvalidSubjectError("expected created_at as a sequence of str, one per embedding")
+    if len(times) != n:
+        raise InvalidSubjectError(f"expected {n} times (one per embedding), got {len(times)}")
+    present = datetime.now(timezone.utc)
+    clean = []
+    for text in times:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise InvalidSubjectError(f"expected an ISO 8601 time with a UTC offset, got {ascii(text)[:80]}")
+        when = when.astimezone(timezone.utc)
+        if when > present + timedelta(minutes=5):  # a few minutes of clock skew between machines
+            raise InvalidSubjectError(f"a stored time may not lie in the future, got {ascii(text)[:80]}")
+        clean.append(when.isoformat(timespec="milliseconds"))
+    return clean
 
 
 def _validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -518,9 +546,11 @@ class BaseGallery(ABC):
         *,
         create: bool,
         digests: list[str | None],
+        times: list[str] | None = None,
     ) -> tuple[Subject, bool, tuple[int, ...]]:
         """Store ``vectors`` for ``subject`` in one transaction; return the subject, whether it is
-        new, and the rows left out.
+        new, and the rows left out. ``times``: each row's stored time (default: now); a subject it
+        creates is stored as created at the earliest of them.
 
         With ``create`` ``subject`` is a validated name, created when absent (``metadata`` stored,
         or merged into an existing subject's); without it ``subject`` must exist
@@ -713,9 +743,10 @@ class BaseGallery(ABC):
         embeddings: npt.ArrayLike,
         *,
         fingerprint: str,
-        sources: Sequence[str] | None = None,
+        sources: Sequence[str | None] | None = None,
         metadata: dict[str, Any] | None = None,
         content_sha256: Sequence[str | None] | None = None,
+        created_at: Sequence[str] | None = None,
     ) -> Subject:
         """Store templates for a subject, creating the subject if it is new.
 
@@ -741,6 +772,10 @@ class BaseGallery(ABC):
             One content digest per embedding row (what
             :attr:`faceprint.enrollment.PreparedEnrollment.content_sha256` holds: the hex sha256 of
             the photo's file bytes); None for a row without one. Stored with the template.
+        created_at : sequence of str, optional
+            One ISO 8601 time with a UTC offset per row, when it was first enrolled (what
+            :func:`faceprint.gallery.transfer.import_gallery` carries over, so that retention counts
+            from the first enrollment, not from the copy); none may lie in the future. Default: now.
 
         Returns
         -------
@@ -766,7 +801,9 @@ class BaseGallery(ABC):
         2
         """
         clean_name = validate_name(name)
-        return self._store(clean_name, embeddings, fingerprint, sources, metadata, content_sha256, create=True)
+        return self._store(
+            clean_name, embeddings, fingerprint, sources, metadata, content_sha256, create=True, times=created_at
+        )
 
     def add(
         self,
@@ -794,11 +831,12 @@ class BaseGallery(ABC):
         subject: str | int,
         embeddings: npt.ArrayLike,
         fingerprint: str,
-        sources: Sequence[str] | None,
+        sources: Sequence[str | None] | None,
         metadata: dict[str, Any] | None,
         digests: Sequence[str | None] | None,
         *,
         create: bool,
+        times: Sequence[str] | None = None,
     ) -> Subject:
         vectors = as_embeddings(embeddings)
         fingerprint = validate_fingerprint(fingerprint)
@@ -806,9 +844,11 @@ class BaseGallery(ABC):
         source_list = _validate_sources(sources, n)
         digest_list = _validate_digests(digests, n)
         clean_metadata = _validate_metadata(metadata)
+        time_list = None if times is None else validate_times(times, n)
         with self._lock:
             stored, created, skipped = self._write_templates(
-                subject, vectors, fingerprint, source_list, clean_metadata, create=create, digests=digest_list
+                subject, vectors, fingerprint, source_list, clean_metadata, create=create, digests=digest_list,
+                times=time_list,
             )
         logger.info(
             "%s subject %r (id %d): +%d template(s), %d in total",

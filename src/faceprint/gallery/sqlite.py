@@ -664,9 +664,11 @@ class Gallery(BaseGallery):
         *,
         create: bool,
         digests: list[str | None],
+        times: list[str] | None = None,
     ) -> tuple[Subject, bool, tuple[int, ...]]:
         dim = vectors.shape[1]
         now = _now()
+        row_times = [now] * len(digests) if times is None else times
         with self._lock:
             with self._transaction() as conn:
                 self._check_encryption_unchanged(conn)
@@ -685,7 +687,7 @@ class Gallery(BaseGallery):
                 if row is None:
                     cursor = conn.execute(
                         "INSERT INTO subjects(name, created_at, metadata) VALUES (?, ?, ?)",
-                        (subject, now, json.dumps(metadata, sort_keys=True)),
+                        (subject, min(row_times, default=now), json.dumps(metadata, sort_keys=True)),
                     )
                     subject_id = cast(int, cursor.lastrowid)
                     created = True
@@ -706,7 +708,10 @@ class Gallery(BaseGallery):
                     vectors = vectors[keep]
                     sources = [sources[i] for i in keep]
                     digests = [digests[i] for i in keep]
-                template_ids = self._insert_templates(conn, subject_id, vectors, fingerprint, sources, digests, now)
+                    row_times = [row_times[i] for i in keep]
+                template_ids = self._insert_templates(
+                    conn, subject_id, vectors, fingerprint, sources, digests, row_times
+                )
                 logged = self._log_change(conn, _ENROLL if created else _ADD, subject_id)
                 stored = self._subject(conn, self._subject_row(conn, subject_id))
             if template_ids.size:
@@ -742,7 +747,7 @@ class Gallery(BaseGallery):
         fingerprint: str,
         sources: Sequence[str | None],
         digests: Sequence[str | None],
-        created_at: str,
+        times: Sequence[str],
     ) -> Int64Array:
         ids = np.empty(vectors.shape[0], dtype=np.int64)
         cipher = self._cipher
@@ -750,7 +755,9 @@ class Gallery(BaseGallery):
             # the row id is the associated data of its encryption, so it is chosen before the insert
             # (as SQLite would: the largest id + 1; the caller's write transaction holds the lock)
             (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()
-            for i, (vector, source, digest) in enumerate(zip(vectors, sources, digests, strict=True)):
+            for i, (vector, source, digest, created_at) in enumerate(
+                zip(vectors, sources, digests, times, strict=True)
+            ):
                 template_id = int(last) + 1 + i
                 conn.execute(
                     "INSERT INTO templates(id, subject_id, embedding, fingerprint, source, content_sha256, created_at) "
@@ -760,7 +767,7 @@ class Gallery(BaseGallery):
                 )
                 ids[i] = template_id
             return ids
-        for i, (vector, source, digest) in enumerate(zip(vectors, sources, digests, strict=True)):
+        for i, (vector, source, digest, created_at) in enumerate(zip(vectors, sources, digests, times, strict=True)):
             cursor = conn.execute(
                 "INSERT INTO templates(subject_id, embedding, fingerprint, source, content_sha256, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -899,7 +906,7 @@ class Gallery(BaseGallery):
             self._invalidate_index()  # templates changed subject: rebuilt from the store on the next search
         return subject, str(source_name), int(moved)
 
-    _EXAMPLE_COLUMNS = "t.id, t.subject_id, s.name, t.source, t.created_at"
+    _EXAMPLE_COLUMNS = "t.id, t.subject_id, s.name, t.source, t.created_at, t.content_sha256"
 
     def _read_examples(
         self, subject: str | int | None, offset: int, limit: int | None
@@ -914,7 +921,8 @@ class Gallery(BaseGallery):
                 f"SELECT {self._EXAMPLE_COLUMNS} {joined}{where} ORDER BY t.id LIMIT ? OFFSET ?",
                 (*args, -1 if limit is None else limit, offset),
             ).fetchall()
-        return [Example(int(i), int(sid), name, src, created or "") for i, sid, name, src, created in rows], int(total)
+        examples = [Example(int(i), int(sid), n, src, t or "", digest) for i, sid, n, src, t, digest in rows]
+        return examples, int(total)
 
     def _read_example(self, example_id: int) -> tuple[Example, Float32Array]:
         with self._lock, self._snapshot() as conn:
@@ -926,8 +934,8 @@ class Gallery(BaseGallery):
             _, dim = self._meta(conn)
         if row is None or dim is None:
             raise ExampleNotFoundError(f"no example with id {example_id} in gallery {self._path}")
-        i, sid, name, src, created, blob = row
-        return Example(int(i), int(sid), name, src, created or ""), self._decode([int(i)], [blob], dim)[0]
+        i, sid, name, src, created, digest, blob = row
+        return Example(int(i), int(sid), name, src, created or "", digest), self._decode([int(i)], [blob], dim)[0]
 
     def _write_remove_examples(self, example_ids: list[int]) -> list[Example]:
         with self._lock:
@@ -935,12 +943,12 @@ class Gallery(BaseGallery):
                 found: dict[int, Example] = {}
                 for chunk in _chunks(example_ids):
                     marks = ", ".join("?" * len(chunk))
-                    for i, sid, name, src, created in conn.execute(
+                    for i, sid, name, src, created, digest in conn.execute(
                         f"SELECT {self._EXAMPLE_COLUMNS} FROM templates t JOIN subjects s ON s.id = t.subject_id "
                         f"WHERE t.id IN ({marks})",
                         chunk,
                     ):
-                        found[int(i)] = Example(int(i), int(sid), name, src, created or "")
+                        found[int(i)] = Example(int(i), int(sid), name, src, created or "", digest)
                 missing = [i for i in example_ids if i not in found]
                 if missing:
                     raise ExampleNotFoundError(
