@@ -150,8 +150,8 @@ def test_name_conflicts_error_skip_or_merge_and_a_second_merge_adds_nothing() ->
         assert merged.subjects_merged == ("ann",) and merged.templates_added == 4
         assert h.get("ann").n_templates == 4 and h.get("ann").metadata == {"team": "a", "n": [1, 2], "mine": 1}
         again = import_gallery(h, io.BytesIO(data), on_conflict="merge")
-        # the two templates with a content digest are not stored twice; the one without one is
-        assert again.templates_added == 2 and again.templates_skipped == 2
+        assert again.templates_added == 0 and again.templates_skipped == 4  # nothing is stored twice
+        assert h.get("ann").n_templates == 4 and h.get("ann").metadata == {"team": "a", "n": [1, 2], "mine": 1}
 
 
 @pytest.mark.parametrize("damage", ["flip_template", "flip_manifest", "truncate", "random", "empty", "members",
@@ -248,3 +248,32 @@ def test_an_empty_gallery_exports_and_imports() -> None:
     with _gallery() as h:
         done = import_gallery(h, io.BytesIO(data), fingerprint=FP)
         assert done.subjects_created == () and len(h) == 0 and h.fingerprint is None
+
+
+def test_cli_export_then_import_with_the_key_from_the_environment_and_refusals_as_messages(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from faceprint.cli import app as cli
+
+    rng = np.random.default_rng(9)
+    src, dst, out = tmp_path / "src.db", tmp_path / "dst.db", tmp_path / "people.zip"
+    key_env = {"FACEPRINT_TEMPLATE_KEY": KEY.hex()}
+    with open_gallery(src, template_key=KEY) as g:
+        g.enroll("ann [b]", unit(rng, 2), fingerprint=FP, metadata={"k": 1})
+    runner = CliRunner()
+    done = runner.invoke(cli, ["gallery", "export", str(out), "--gallery", str(src), "--json"], env=key_env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["encrypted"] is True and json.loads(done.stdout)["templates"] == 2
+    no_key = runner.invoke(cli, ["gallery", "import", str(out), "--gallery", str(tmp_path / "x.db")])
+    assert no_key.exit_code != 0 and "encrypted" in no_key.output and "Traceback" not in no_key.output
+    first = runner.invoke(cli, ["gallery", "import", str(out), "--gallery", str(dst)], env=key_env)
+    assert first.exit_code == 0 and "1 new subject(s)" in first.output, first.output
+    again = runner.invoke(cli, ["gallery", "import", str(out), "--gallery", str(dst)], env=key_env)
+    assert again.exit_code != 0 and "already in the gallery" in again.output and "'ann [b]'" in again.output
+    merged = runner.invoke(cli, ["gallery", "import", str(out), "--gallery", str(dst), "--on-conflict", "merge",
+                                 "--json"], env=key_env)
+    assert merged.exit_code == 0 and json.loads(merged.stdout)["templates_added"] == 0, merged.output
+    bad = runner.invoke(cli, ["gallery", "import", str(out), "--gallery", str(dst), "--on-conflict", "nope"])
+    assert bad.exit_code != 0 and "--on-conflict" in bad.output
+    with open_gallery(dst, template_key=KEY) as h:
+        assert h.get("ann [b]").metadata == {"k": 1} and h.get("ann [b]").n_templates == 2

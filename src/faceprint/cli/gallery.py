@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -92,6 +93,68 @@ def gallery_purge(
             out.print(
                 f"purged {done.templates_removed} template(s) stored before {done.cutoff}; "
                 f"{len(done.subjects_removed)} subject(s) removed",
+                markup=False, highlight=False,
+            )
+        return 0
+
+    _run(body)
+
+
+def gallery_export(
+    dest: Annotated[Path, typer.Argument(help="The export file to write (a ZIP; replaced if it exists).")],
+    gallery: GalleryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every subject, its metadata and its templates to one file (no photos: faceprint keeps none).
+
+    With FACEPRINT_TEMPLATE_KEY set the templates are encrypted and authenticated with it, and
+    importing needs the same key."""
+
+    def body() -> int:
+        from ..gallery.transfer import export_gallery
+
+        key = _settings().template_key_bytes()
+        with _open_gallery(gallery, create=False) as g:
+            done = export_gallery(g, dest, key=key)
+        if as_json:
+            _print_json({"path": str(dest), **done.as_dict()})
+        else:
+            out.print(
+                f"exported {done.n_subjects} subject(s), {done.n_templates} template(s) of model {done.fingerprint} "
+                f"to {dest} ({done.n_bytes} bytes{', encrypted' if done.encrypted else ', templates not encrypted'})",
+                markup=False, highlight=False,
+            )
+        return 0
+
+    _run(body)
+
+
+def gallery_import(
+    src: Annotated[Path, typer.Argument(help="An export file written by `faceprint gallery export`.")],
+    on_conflict: Annotated[
+        str, typer.Option("--on-conflict", help="A subject the gallery already has: error (import nothing), "
+                                                "skip it, or merge the export's templates into it.")
+    ] = "error",
+    gallery: GalleryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add the subjects of an export to the gallery (checked first: same model, intact file, free names)."""
+
+    def body() -> int:
+        from ..gallery.transfer import CONFLICTS, import_gallery
+
+        if on_conflict not in CONFLICTS:
+            _fail(f"--on-conflict must be one of {', '.join(CONFLICTS)}")
+        key = _settings().template_key_bytes()
+        with _open_gallery(gallery, create=True) as g:
+            done = import_gallery(g, src, key=key, on_conflict=on_conflict)  # type: ignore[arg-type]
+        if as_json:
+            _print_json(done.as_dict())
+        else:
+            out.print(
+                f"imported {len(done.subjects_created)} new subject(s), merged {len(done.subjects_merged)}, "
+                f"skipped {len(done.subjects_skipped)}; {done.templates_added} template(s) added, "
+                f"{done.templates_skipped} left out",
                 markup=False, highlight=False,
             )
         return 0

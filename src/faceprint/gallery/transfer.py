@@ -77,6 +77,7 @@ from .encryption import NONCE_BYTES, SALT_BYTES, TAG_BYTES, check_key
 __all__ = [
     "FORMAT",
     "MAX_EXPORT_BYTES",
+    "CONFLICTS",
     "Conflict",
     "ExportSummary",
     "ExportedSubject",
@@ -96,6 +97,7 @@ MAX_EXPORT_BYTES = 4 << 30
 Conflict = Literal["error", "skip", "merge"]
 """What :func:`import_gallery` does with a subject whose name the gallery already has."""
 CONFLICTS: tuple[str, ...] = ("error", "skip", "merge")
+"""The values of :data:`Conflict`."""
 
 _MANIFEST, _TEMPLATES, _CHECKSUM = "manifest.json", "templates.bin", "checksum.json"
 _MAX_MANIFEST = 1 << 30
@@ -495,8 +497,8 @@ def import_gallery(
         even into an empty gallery.
     on_conflict : {"error", "skip", "merge"}
         A subject whose name the gallery has: refuse the whole import (:class:`SubjectExistsError`),
-        leave it as it is, or add the export's templates to it (a template whose content digest it
-        already holds is left out, so importing the same file twice adds nothing).
+        leave it as it is, or add the export's templates to it (a template it already holds, by
+        content digest or bit for bit, is left out, so importing the same file twice adds nothing).
     max_bytes : int
         Largest file accepted.
 
@@ -547,15 +549,22 @@ def import_gallery(
             after = before
         else:
             assert export.fingerprint is not None
-            after = gallery.enroll(
-                s.name,
-                export.embeddings[s.start : s.start + s.n_templates],
-                fingerprint=export.fingerprint,
-                sources=list(s.sources),
-                metadata=s.metadata,
-                content_sha256=list(s.content_sha256),
-                created_at=list(s.times),
-            ).n_templates
+            rows = list(range(s.start, s.start + s.n_templates))
+            if s.name in taken_set:  # a template the subject holds already, bit for bit, is not stored twice
+                held = {t.tobytes() for t in gallery.templates(s.name)}
+                rows = [i for i in rows if export.embeddings[i].tobytes() not in held]
+            after = before
+            if rows:
+                keep = [i - s.start for i in rows]
+                after = gallery.enroll(
+                    s.name,
+                    export.embeddings[rows],
+                    fingerprint=export.fingerprint,
+                    sources=[s.sources[i] for i in keep],
+                    metadata=s.metadata,
+                    content_sha256=[s.content_sha256[i] for i in keep],
+                    created_at=[s.times[i] for i in keep],
+                ).n_templates
         added += after - before
         left_out += s.n_templates - (after - before)
         (merged if s.name in taken_set else created).append(s.name)
