@@ -83,6 +83,8 @@ NEEDS = {
     ("DELETE", "/v1/keys/{key_id}"): "admin",
     ("GET", "/v1/collections"): "admin",
     ("POST", "/v1/collections"): "admin",
+    ("GET", "/v1/export"): "admin",
+    ("POST", "/v1/import"): "admin",
     ("GET", "/api/v1/recognition/subjects"): "recognize",
     ("POST", "/api/v1/recognition/subjects"): "enroll",
     ("DELETE", "/api/v1/recognition/subjects"): "admin",

@@ -28,6 +28,7 @@ from .errors import FaceprintError, InvalidArgumentError, InvalidImageError
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_UPLOAD_BYTES",
+    "DEFAULT_MAX_IMPORT_BYTES",
     "DEFAULT_MAX_PIXELS",
     "TEMPLATE_KEY_BYTES",
     "Settings",
@@ -44,6 +45,8 @@ DEFAULT_MAX_FILE_BYTES = 50_000_000
 """Default limit on the bytes of one encoded image (50 MB); override with ``FACEPRINT_MAX_FILE_BYTES``."""
 
 DEFAULT_MAX_UPLOAD_BYTES = 10_000_000
+DEFAULT_MAX_IMPORT_BYTES = 1 << 30
+"""1 GiB: a gallery export of about two million 128-d templates."""
 """Default limit on the body of one service request (10 MB); override with ``FACEPRINT_MAX_UPLOAD_BYTES``."""
 
 TEMPLATE_KEY_BYTES = 32
@@ -139,6 +142,9 @@ class Settings(BaseSettings):
         answered 503 with ``Retry-After``.
     max_enroll_photos : int, default 10
         ``FACEPRINT_MAX_ENROLL_PHOTOS``: the most photos one ``POST /v1/enroll`` takes (else 400).
+    max_import_bytes : int, default DEFAULT_MAX_IMPORT_BYTES
+        ``FACEPRINT_MAX_IMPORT_BYTES``: the largest gallery export ``POST /v1/import`` accepts (else
+        413); that route alone has this limit instead of ``max_upload_bytes``.
     challenge_ttl_s : int, default 120
         ``FACEPRINT_CHALLENGE_TTL_S``: seconds an issued liveness challenge may be answered
         (``POST /v1/challenge/{id}``); then it is gone (404). Each challenge is answered at most once.
@@ -245,6 +251,11 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_MAX_ENROLL_PHOTOS",
         description="FACEPRINT_MAX_ENROLL_PHOTOS: the most photos one POST /v1/enroll takes.",
     )
+    max_import_bytes: int = Field(
+        default=DEFAULT_MAX_IMPORT_BYTES,
+        validation_alias="FACEPRINT_MAX_IMPORT_BYTES",
+        description="FACEPRINT_MAX_IMPORT_BYTES: the largest gallery export POST /v1/import accepts (else 413).",
+    )
     challenge_ttl_s: int = Field(
         default=120,
         validation_alias="FACEPRINT_CHALLENGE_TTL_S",
@@ -305,7 +316,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "max_upload_bytes", "service_threads", "service_queue", "max_enroll_photos", "challenge_ttl_s", mode="before"
+        "max_upload_bytes", "service_threads", "service_queue", "max_enroll_photos", "max_import_bytes",
+        "challenge_ttl_s", mode="before",
     )
     @classmethod
     def _check_service_int(cls, raw: object, info: Any) -> int:

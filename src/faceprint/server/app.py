@@ -32,7 +32,7 @@ from ..settings import Settings
 from .errors import BodyLimitMiddleware, install_error_handlers
 from .observe import Metrics, RequestContextMiddleware
 from .pool import InferencePool
-from .routes import admin, compreface, health, v1
+from .routes import admin, compreface, health, transfer, v1
 from .state import Challenges, Collections, Service
 
 __all__ = ["create_app", "create_app_from_environment"]
@@ -146,12 +146,17 @@ def create_app(
     app.state.service = None
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_upload_bytes,
+        paths={transfer.IMPORT_PATH: (settings.max_import_bytes, "FACEPRINT_MAX_IMPORT_BYTES")},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: its id is on every answer
     app.include_router(health.router)
     app.include_router(compreface.router)
     app.include_router(v1.router)
     app.include_router(admin.router)
+    app.include_router(transfer.router)
     _web_page(app)
     return app
 

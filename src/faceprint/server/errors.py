@@ -153,22 +153,26 @@ def _without_paths(request: Request, text: str) -> str:
 
 
 class UploadTooLarge(ApiError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body over the limit of {limit} bytes (FACEPRINT_MAX_UPLOAD_BYTES)")
+    def __init__(self, limit: int, setting: str = "FACEPRINT_MAX_UPLOAD_BYTES") -> None:
+        super().__init__(413, f"request body over the limit of {limit} bytes ({setting})")
 
 
 class BodyLimitMiddleware:
     """413 for a request body over ``limit`` bytes: at once from ``Content-Length``, else (a chunked
-    body) as soon as the bytes received pass the limit, before the body is read whole."""
+    body) as soon as the bytes received pass the limit, before the body is read whole.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``paths`` maps a request path to its own ``(limit, setting)`` (a gallery import is larger than a photo)."""
+
+    def __init__(self, app: ASGIApp, limit: int, paths: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = (limit, "FACEPRINT_MAX_UPLOAD_BYTES")
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self.paths.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:
             try:
@@ -176,8 +180,8 @@ class BodyLimitMiddleware:
             except ValueError:
                 await _send(send, 400, "malformed Content-Length header")
                 return
-            if size > self.limit:
-                await _send(send, 413, str(UploadTooLarge(self.limit)))
+            if size > limit:
+                await _send(send, 413, str(UploadTooLarge(limit, setting)))
                 return
         seen = 0
         started = False
@@ -187,8 +191,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise UploadTooLarge(self.limit)
+                if seen > limit:
+                    raise UploadTooLarge(limit, setting)
             return message
 
         async def tracked(message: Message) -> None:

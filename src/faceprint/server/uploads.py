@@ -12,10 +12,13 @@ from starlette.datastructures import UploadFile
 
 from .errors import ApiError
 
-__all__ = ["read_images", "read_image_list", "read_optional", "image_body", "image_list_body"]
+__all__ = [
+    "read_images", "read_image_list", "read_optional", "image_body", "image_list_body", "multipart_form",
+    "unsupported_type",
+]
 
 
-async def _form(request: Request, max_files: int, what: str = "files") -> Any:
+async def multipart_form(request: Request, max_files: int, what: str = "files") -> Any:
     """The parsed multipart form (at most ``max_files`` file parts), or a 400 that says why not."""
     try:
         return await request.form(max_files=max_files, max_fields=16)
@@ -35,7 +38,7 @@ async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, byt
     """
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind == "multipart/form-data":
-        form = await _form(request, len(names), ", ".join(names))
+        form = await multipart_form(request, len(names), ", ".join(names))
         found: dict[str, bytes] = {}
         try:
             for name in names:
@@ -57,10 +60,7 @@ async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, byt
         if not isinstance(body, dict):
             raise ApiError(400, "expected a JSON object with base64 image fields")
         return {name: _b64(body.get(name), name) for name in names}
-    shown = kind or "none"
-    raise ApiError(
-        415, f"unsupported content type {shown!r}: send multipart/form-data or application/json (base64)"
-    )
+    raise unsupported_type(kind, "multipart/form-data or application/json (base64)")
 
 
 async def read_image_list(request: Request, name: str, *, most: int) -> list[tuple[str, bytes]]:
@@ -69,7 +69,7 @@ async def read_image_list(request: Request, name: str, *, most: int) -> list[tup
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     found: list[tuple[str, bytes]] = []
     if kind == "multipart/form-data":
-        form = await _form(request, most, name)
+        form = await multipart_form(request, most, name)
         try:
             for i, part in enumerate(form.getlist(name)):
                 if not isinstance(part, UploadFile):
@@ -91,10 +91,7 @@ async def read_image_list(request: Request, name: str, *, most: int) -> list[tup
             raise ApiError(400, f"at most {most} images in {name!r}, got {len(values)}")
         found = [(f"{name}[{i}]", _b64(v, f"{name}[{i}]")) for i, v in enumerate(values)]
     else:
-        shown = kind or "none"
-        raise ApiError(
-            415, f"unsupported content type {shown!r}: send multipart/form-data or application/json (base64)"
-        )
+        raise unsupported_type(kind, "multipart/form-data or application/json (base64)")
     if not found:
         raise ApiError(400, f"missing field {name!r}: one to {most} images")
     return found
@@ -104,9 +101,8 @@ async def read_optional(request: Request, required: str, optional: str) -> tuple
     """Multipart only: the file part ``required`` and, if present, the file part ``optional``."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "multipart/form-data":
-        shown = kind or "none"
-        raise ApiError(415, f"unsupported content type {shown!r}: send multipart/form-data")
-    form = await _form(request, 2)
+        raise unsupported_type(kind, "multipart/form-data")
+    form = await multipart_form(request, 2)
     try:
         parts: dict[str, bytes | None] = {}
         for name in (required, optional):
@@ -123,6 +119,11 @@ async def read_optional(request: Request, required: str, optional: str) -> tuple
     if data is None:
         raise ApiError(400, f"missing form field {required!r} (a file)")
     return data, parts[optional]
+
+
+def unsupported_type(kind: str, wanted: str) -> ApiError:
+    """The 415 for a body of content type ``kind`` where ``wanted`` was expected."""
+    return ApiError(415, f"unsupported content type {kind or 'none'!r}: send {wanted}")
 
 
 def _b64(value: object, name: str) -> bytes:
