@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from .errors import ApiError
 
 __all__ = [
-    "read_images", "read_image_list", "read_optional", "image_body", "image_list_body", "multipart_form",
+    "read_images", "read_image_list", "read_optional", "image_body", "image_list_body", "files_body", "multipart_form",
     "unsupported_type",
 ]
 
@@ -178,17 +178,21 @@ def image_list_body(name: str) -> dict[str, Any]:
     }
 
 
-def video_body() -> dict[str, Any]:
-    """The OpenAPI ``requestBody`` of a challenge answer: a ``video`` file, optionally a still ``file``."""
-    files = {
-        "video": {"type": "string", "format": "binary", "description": "The recorded answer (webm, mp4, ...)."},
-        "file": {"type": "string", "format": "binary", "description": "Optional still to identify."},
-    }
+def files_body(descriptions: dict[str, str], required: list[str]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a multipart-only route: one file part per name, described."""
+    files = {name: {"type": "string", "format": "binary", "description": text} for name, text in descriptions.items()}
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": files, "required": ["video"]}}
+                "multipart/form-data": {"schema": {"type": "object", "properties": files, "required": required}}
             },
         }
     }
+
+
+def video_body() -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a challenge answer: a ``video`` file, optionally a still ``file``."""
+    return files_body(
+        {"video": "The recorded answer (webm, mp4, ...).", "file": "Optional still to identify."}, ["video"]
+    )

@@ -24,7 +24,7 @@ from ...gallery.transfer import Conflict, export_gallery, import_gallery
 from ..errors import ApiError
 from ..observe import audited
 from ..security import Caller, require
-from ..uploads import multipart_form, unsupported_type
+from ..uploads import files_body, multipart_form, unsupported_type
 
 __all__ = ["router", "IMPORT_PATH"]
 
@@ -76,21 +76,7 @@ def export(caller: Admin) -> StreamingResponse:
     )
 
 
-_IMPORT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary",
-                                            "description": "A file from GET /v1/export or faceprint gallery export."}},
-                    "required": ["file"],
-                }
-            }
-        },
-    }
-}
+_IMPORT_BODY = files_body({"file": "A file from GET /v1/export or faceprint gallery export."}, ["file"])
 
 
 @router.post(
