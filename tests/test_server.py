@@ -311,6 +311,15 @@ def test_bad_input_gets_a_json_4xx(tmp_path: Path) -> None:
         assert client.get("/nowhere").status_code == 404
 
 
+def test_a_page_past_any_database_integer_is_a_400_not_a_500(server: Any) -> None:
+    client, tokens = server  # found by schemathesis (a longer run of test_server_schemathesis.py): SQLite overflowed
+    for url in (f"{API}/recognition/faces", "/v1/audit"):
+        r = client.get(url, params={"page": 10**19, "size": 1000}, headers=h(tokens["admin"]))
+        assert r.status_code == 400 and "page" in r.json()["message"], (url, r.text)
+        last = client.get(url, params={"page": 10**9, "size": 1000}, headers=h(tokens["admin"]))
+        assert last.status_code == 200 and last.json()["total_elements"] == 0
+
+
 def test_no_face_is_400_with_compreface_code_28_and_a_reason(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     tokens = _tokens(settings)
