@@ -237,7 +237,9 @@ def test_subjects_and_examples_round_trip_in_compreface_shapes(server: Any) -> N
 def test_delete_many_examples_by_id_skips_unknown_ones(server: Any) -> None:
     client, tokens = server
     ids = [add(client, tokens["enroll"], "ann", c).json()["image_id"] for c in (RED, GREEN)]
-    r = client.post(f"{API}/recognition/faces/delete", json=[ids[0], image_id_of(999)], headers=h(tokens["enroll"]))
+    past_any_id = str(uuid.UUID(int=2**128 - 1))
+    r = client.post(f"{API}/recognition/faces/delete", json=[ids[0], image_id_of(999), past_any_id],
+                    headers=h(tokens["enroll"]))
     assert r.status_code == 200 and r.json() == [{"image_id": ids[0], "subject": "ann"}]
     left = client.get(f"{API}/recognition/faces", headers=h(tokens["enroll"])).json()["faces"]
     assert [f["image_id"] for f in left] == [ids[1]]

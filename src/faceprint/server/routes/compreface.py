@@ -298,12 +298,11 @@ def delete_examples(
     openapi_extra=audited("delete"),
 )
 def delete_examples_by_id(caller: Enroller, image_ids: Annotated[list[str], Body()]) -> list[dict[str, str]]:
-    ids = [example_id_of(i) for i in image_ids]
     known = []
-    for i in ids:
+    for image_id in image_ids:  # a non-UUID is a 400 here, before anything is removed
         try:
-            known.append(caller.gallery.example(i)[0].id)
-        except ExampleNotFoundError:
+            known.append(caller.gallery.example(example_id_of(image_id))[0].id)
+        except ExampleNotFoundError:  # unknown, or a UUID past any template id: skipped
             continue
     removed = caller.gallery.remove_examples(known)
     caller.notes["image_ids"] = [image_id_of(e.id) for e in removed]
