@@ -29,7 +29,7 @@ from ..audit import AuditLog
 from ..keys import DEFAULT_COLLECTION, KeyStore
 from ..pipeline import FacePipeline
 from ..settings import Settings
-from .errors import BodyLimitMiddleware, install_error_handlers
+from .errors import ERROR_RESPONSES, BodyLimitMiddleware, install_error_handlers
 from .observe import Metrics, RequestContextMiddleware
 from .pool import InferencePool
 from .routes import admin, compreface, health, transfer, v1
@@ -141,6 +141,7 @@ def create_app(
             "under /v1, each call with an `x-api-key` header (`faceprint keys create`). The web page is at /."
         ),
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     metrics = Metrics()
     app.state.service = None

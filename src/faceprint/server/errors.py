@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +34,15 @@ from ..errors import (
 )
 from .pool import BusyError
 
-__all__ = ["ApiError", "BodyLimitMiddleware", "install_error_handlers", "NO_FACE_MESSAGE", "error_response"]
+__all__ = [
+    "ApiError",
+    "BodyLimitMiddleware",
+    "ERROR_RESPONSES",
+    "ErrorBody",
+    "install_error_handlers",
+    "NO_FACE_MESSAGE",
+    "error_response",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +81,37 @@ def error_response(
     """``{"message", "code", **extra}`` with ``status`` (``extra``: facts a client needs, never input echoed)."""
     body = {"message": message, "code": status if code is None else code, **(extra or {})}
     return JSONResponse(body, status, headers=headers)
+
+
+class ErrorBody(BaseModel):
+    """An error answer, in CompreFace's shape. Some errors add facts a client needs: ``reason`` (no face
+    found), ``photos`` and ``decision`` (``POST /v1/enroll``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str = Field(description="What was wrong, for a person to read.")
+    code: int = Field(description="CompreFace's error number where it has one (28: no face found), else the status.")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Bad input: a parameter or body that is invalid, an image that cannot be decoded, no face."),
+    401: _error("No x-api-key header, or an unknown or revoked key."),
+    403: _error("The key's role is too low for this request, or x-collection names another collection."),
+    404: _error("No such subject, example (image_id), API key, collection or challenge."),
+    409: _error("The subject or collection exists, or the collection holds templates of another model."),
+    413: _error("The request body is over FACEPRINT_MAX_UPLOAD_BYTES."),
+    415: _error("An upload in a content type the route does not read (multipart/form-data, or JSON with base64)."),
+    422: _error("Well-formed but refused: POST /v1/enroll's photos are not judged live."),
+    503: _error("The service is starting or stopping, its inference queue is full (see Retry-After), "
+                "or the key's gallery is unreachable."),
+}
+"""The error answers of every route, with :class:`ErrorBody`: one place, applied to the whole app
+(``FastAPI(responses=...)``); FastAPI's default 422 ``HTTPValidationError`` is not what the service
+answers (an invalid request gets a 400 in this shape), and declaring 422 here leaves it out."""
 
 
 # most specific first: the first class an error is an instance of decides

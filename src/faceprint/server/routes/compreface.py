@@ -36,13 +36,18 @@ if TYPE_CHECKING:
     from ...pipeline import FacePipeline
     from ...types import Detection
 
-__all__ = ["router", "image_id_of", "example_id_of", "same_model"]
+__all__ = ["router", "image_id_of", "example_id_of", "same_model", "PageNumber"]
 
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
 
 Recognizer = Annotated[Caller, require("recognize")]
 Enroller = Annotated[Caller, require("enroll")]
 T = TypeVar("T")
+
+MAX_PAGE_NUMBER = 10**9
+PageNumber = Annotated[int, Query(ge=0, le=MAX_PAGE_NUMBER, description="The page, from 0.")]
+"""A page number of a paged list. Bounded so that ``page * size`` stays a database integer (64 bits):
+``?page=`` with 20 digits is a 400, not an overflow in SQLite (a 500)."""
 
 
 # ------------------------------------------------------------------ ids and shapes
@@ -257,7 +262,7 @@ async def add_example(
 @router.get("/recognition/faces", summary="List examples, a page at a time")
 def list_examples(
     caller: Recognizer,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: PageNumber = 0,
     size: Annotated[int, Query(ge=1, le=1000)] = 20,
     subject: Annotated[str | None, Query(description="Only this subject's examples.")] = None,
 ) -> dict[str, Any]:
@@ -293,12 +298,11 @@ def delete_examples(
     openapi_extra=audited("delete"),
 )
 def delete_examples_by_id(caller: Enroller, image_ids: Annotated[list[str], Body()]) -> list[dict[str, str]]:
-    ids = [example_id_of(i) for i in image_ids]
     known = []
-    for i in ids:
+    for image_id in image_ids:  # a non-UUID is a 400 here, before anything is removed
         try:
-            known.append(caller.gallery.example(i)[0].id)
-        except ExampleNotFoundError:
+            known.append(caller.gallery.example(example_id_of(image_id))[0].id)
+        except ExampleNotFoundError:  # unknown, or a UUID past any template id: skipped
             continue
     removed = caller.gallery.remove_examples(known)
     caller.notes["image_ids"] = [image_id_of(e.id) for e in removed]

@@ -31,7 +31,7 @@ from ..errors import ApiError
 from ..observe import audited
 from ..security import Caller, require
 from ..uploads import image_body, image_list_body, read_image_list, read_images, read_optional, video_body
-from .compreface import image_id_of, same_model
+from .compreface import PageNumber, image_id_of, same_model
 
 if TYPE_CHECKING:
     from ...pipeline import FacePipeline
@@ -141,7 +141,7 @@ async def liveness(
 @router.get("/audit", summary="The audit trail of the key's collection, oldest first (admin)")
 def audit(
     caller: Admin,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: PageNumber = 0,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     action: Annotated[str | None, Query(description=f"One of: {', '.join(ACTIONS)}.")] = None,
     subject: Annotated[str | None, Query(description="Only entries about this subject.")] = None,
