@@ -103,7 +103,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _error("The key's role is too low for this request, or x-collection names another collection."),
     404: _error("No such subject, example (image_id), API key, collection or challenge."),
     409: _error("The subject or collection exists, or the collection holds templates of another model."),
-    413: _error("The request body is over FACEPRINT_MAX_UPLOAD_BYTES."),
+    413: _error("The request body is over FACEPRINT_MAX_UPLOAD_BYTES (POST /v1/import: FACEPRINT_MAX_IMPORT_BYTES)."),
     415: _error("An upload in a content type the route does not read (multipart/form-data, or JSON with base64)."),
     422: _error("Well-formed but refused: POST /v1/enroll's photos are not judged live."),
     503: _error("The service is starting or stopping, its inference queue is full (see Retry-After), "
