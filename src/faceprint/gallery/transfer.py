@@ -228,7 +228,7 @@ def export_gallery(
     Parameters
     ----------
     gallery : GalleryBackend
-    dest : path or binary file object
+    dest : path or seekable binary file object
         Where the export goes; a path is written to a temporary file beside it and renamed, so
         that a failed export leaves no partial file.
     key : bytes, optional
@@ -319,9 +319,11 @@ def _write_zip(dest: str | os.PathLike[str] | IO[bytes], members: Sequence[tuple
         finally:
             tmp.unlink(missing_ok=True)
         return path.stat().st_size
-    start = dest.tell() if dest.seekable() else 0
+    if not dest.seekable():
+        raise InvalidArgumentError("export_gallery writes to a path or a seekable binary file object")
+    start = dest.tell()
     write(dest)
-    return dest.tell() - start if dest.seekable() else sum(len(d) for _, d in members)
+    return dest.tell() - start
 
 
 # ---------------------------------------------------------------- read

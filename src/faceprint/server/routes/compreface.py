@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ...pipeline import FacePipeline
     from ...types import Detection
 
-__all__ = ["router", "image_id_of", "example_id_of", "same_model", "PageNumber"]
+__all__ = ["router", "image_id_of", "example_id_of", "fingerprint_of", "same_model", "PageNumber"]
 
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
 
@@ -149,16 +149,17 @@ def face_options(
 Options = Annotated[FaceOptions, Depends(face_options)]
 
 
-def _fingerprint(pipeline: FacePipeline) -> str:
+def fingerprint_of(pipeline: FacePipeline) -> str:
+    """The fingerprint of the pipeline's embedder (what a gallery's templates must match); "" if it has none."""
     return str(getattr(pipeline.embedder, "fingerprint", ""))
 
 
 def same_model(caller: Caller, pipeline: FacePipeline) -> None:
     stored = caller.gallery.fingerprint
-    if stored is not None and stored != _fingerprint(pipeline):
+    if stored is not None and stored != fingerprint_of(pipeline):
         raise EmbedderMismatchError(
             f"collection {caller.collection!r} holds templates of {stored!r}; this service embeds with "
-            f"{_fingerprint(pipeline)!r}"
+            f"{fingerprint_of(pipeline)!r}"
         )
 
 

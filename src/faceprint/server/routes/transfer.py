@@ -25,6 +25,7 @@ from ..errors import ApiError
 from ..observe import audited
 from ..security import Caller, require
 from ..uploads import files_body, multipart_form, unsupported_type
+from .compreface import fingerprint_of
 
 __all__ = ["router", "IMPORT_PATH"]
 
@@ -105,7 +106,7 @@ async def import_(
             caller.gallery,
             part.file,
             key=settings.template_key_bytes(),
-            fingerprint=str(getattr(caller.service.pipeline.embedder, "fingerprint", "")) or None,
+            fingerprint=fingerprint_of(caller.service.pipeline) or None,
             on_conflict=on_conflict,
             max_bytes=settings.max_import_bytes,
         )

@@ -31,7 +31,7 @@ from ..errors import ApiError
 from ..observe import audited
 from ..security import Caller, require
 from ..uploads import image_body, image_list_body, read_image_list, read_images, read_optional, video_body
-from .compreface import PageNumber, image_id_of, same_model
+from .compreface import PageNumber, fingerprint_of, image_id_of, same_model
 
 if TYPE_CHECKING:
     from ...pipeline import FacePipeline
@@ -53,7 +53,7 @@ PassiveOnly = Annotated[
 
 
 def _model(pipeline: FacePipeline) -> dict[str, Any]:
-    return {"model": pipeline.model_key, "fingerprint": str(getattr(pipeline.embedder, "fingerprint", ""))}
+    return {"model": pipeline.model_key, "fingerprint": fingerprint_of(pipeline)}
 
 
 @router.post(
