@@ -14,11 +14,14 @@ a request that takes longer than ``--timeout`` is a time-out.
 
 In process: the same pipeline call the route makes (``FacePipeline.identify(image bytes, gallery,
 k=1, select="all")``), on as many threads as the service's pool, each with its own pipeline built
-like the service's, driven by ``clients`` closed-loop submitters for the same time. Both halves run
-one after the other in one run, on the same machine, the same probes and the same gallery file.
+like the service's, driven by ``clients`` closed-loop submitters for the same time. The two halves
+are interleaved in one run (``--rounds`` slices each per level: service, in process, service, ...),
+on the same machine, the same probes and the same gallery file, so a drift of a shared machine
+hits both alike; the per-round overheads are kept to show the spread. The HTTP clients run on the
+same cores as the server, so their CPU (``client_cpu_ms_per_request``) counts against the service.
 Overhead = 1 - service requests/s / in-process calls/s, and the p50 latency ratio.
 
-    python bench/service.py [--people 1000] [--clients 1 4 16] [--duration 20] [--quick]
+    python bench/service.py [--people 1000] [--clients 1 4 16] [--duration 30] [--rounds 3] [--quick]
         -> bench/results/service.json
 """
 
@@ -136,6 +139,19 @@ class Tally:
 
     def count(self, status: str) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def add(self, other: Tally) -> None:
+        """Fold another round of the same level into this one."""
+        self.latencies_s += other.latencies_s
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+        self.timeouts += other.timeouts
+        self.errors += other.errors
+        self.wall_s += other.wall_s
+        for name in ("cpu_s", "client_cpu_s"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if theirs is not None:
+                setattr(self, name, theirs if mine is None else mine + theirs)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -268,12 +284,12 @@ async def drive_service(
     return tally
 
 
-def run_level(server: Server, route: str, probes: Sequence[tuple[str, bytes, bool]], clients: int,
-              duration_s: float, timeout_s: float) -> dict[str, Any]:
+def service_round(server: Server, route: str, probes: Sequence[tuple[str, bytes, bool]], clients: int,
+                  duration_s: float, timeout_s: float) -> Tally:
     before = server.cpu_s()
     tally = asyncio.run(drive_service(server.url, server.key, route, probes, clients, duration_s, timeout_s))
     tally.cpu_s = server.cpu_s() - before
-    return summarise(tally)
+    return tally
 
 
 # ------------------------------------------------------------------------------------ in process
@@ -355,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--mated", type=int, default=150, help="probes of enrolled people")
     ap.add_argument("--non-mated", type=int, default=50, help="probes of people not enrolled")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    ap.add_argument("--duration", type=float, default=20.0, help="seconds per level and side")
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds per level and side")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="service and in-process slices per level, interleaved (duration / rounds each)")
     ap.add_argument("--timeout", type=float, default=30.0, help="client time-out per request, seconds")
     ap.add_argument("--threads", type=int, default=2, help="service inference threads (FACEPRINT_SERVICE_THREADS)")
     ap.add_argument("--queue", type=int, default=8, help="service queue (FACEPRINT_SERVICE_QUEUE)")
@@ -387,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "load_average_before": [round(x, 2) for x in load_before],
         "settings": {
             "service_threads": args.threads, "service_queue": args.queue, "duration_s": args.duration,
-            "timeout_s": args.timeout, "route": ROUTES["recognize"],
+            "timeout_s": args.timeout, "rounds": args.rounds, "route": ROUTES["recognize"],
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         },
         "gallery": {"people": args.people, **enrolled},
@@ -395,44 +413,49 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "levels": [],
     }
 
+    levels = [("recognize", c) for c in args.clients]
+    if args.identify_at:
+        levels.append(("identify", args.identify_at))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         served = tmp / "gallery.db"
         shutil.copyfile(gallery_file, served)
         server = Server(tmp, served, threads=args.threads, queue=args.queue)
+        pipelines = service_like_pipelines(args.threads)
         try:
             ready_s = server.wait_ready()
             result["service_ready_s"] = round(ready_s, 1)
-            asyncio.run(drive_service(server.url, server.key, ROUTES["recognize"], work.probes[:4], 1, 1.0, 30))
-            service_runs: dict[tuple[str, int], dict[str, Any]] = {}
-            for clients in args.clients:
-                service_runs[("recognize", clients)] = run_level(server, ROUTES["recognize"], work.probes, clients,
-                                                                 args.duration, args.timeout)
-                print(f"service  recognize {clients:2d} client(s): {service_runs[('recognize', clients)]}")
-            if args.identify_at:
-                service_runs[("identify", args.identify_at)] = run_level(server, ROUTES["identify"], work.probes,
-                                                                         args.identify_at, args.duration, args.timeout)
-                shown = service_runs[("identify", args.identify_at)]
-                print(f"service  identify  {args.identify_at:2d} client(s): {shown}")
+            with Gallery(served) as gallery:
+                def recognize(p: Any, body: bytes) -> Any:
+                    return p.identify(body, gallery, k=1, select="all")
+
+                def identify(p: Any, body: bytes) -> Any:
+                    return p.identify(body, gallery, k=1, fmr="1e-3", select="all")
+
+                calls = {"recognize": recognize, "identify": identify}
+                # warm both sides: the server's index and first requests, this process's index
+                asyncio.run(drive_service(server.url, server.key, ROUTES["recognize"], work.probes[:4], 1, 1.0, 30))
+                recognize(pipelines[0], work.probes[0][1])
+                slice_s = args.duration / args.rounds
+                for route, clients in levels:
+                    service, local = Tally(), Tally()
+                    per_round = []
+                    for _ in range(args.rounds):  # interleaved: a drift of the machine hits both sides alike
+                        svc = service_round(server, ROUTES[route], work.probes, clients, slice_s, args.timeout)
+                        loc = drive_in_process(calls[route], pipelines, work.probes, clients, slice_s)
+                        per_round.append(overhead(summarise(svc), summarise(loc))["throughput_overhead"])
+                        service.add(svc)
+                        local.add(loc)
+                    shown_s, shown_l = summarise(service), summarise(local)
+                    level = {"route": route, "clients": clients, "service": shown_s, "in_process": shown_l,
+                             **overhead(shown_s, shown_l), "throughput_overhead_per_round": per_round}
+                    result["levels"].append(level)
+                    print(f"service  {route:9s} {clients:2d} client(s): {shown_s}")
+                    print(f"in-proc  {route:9s} {clients:2d} client(s): {shown_l}")
+                    print(f"overhead {level['throughput_overhead']} (rounds: {per_round})")
         finally:
             server.stop()
         result["service_log_tail"] = server.log.read_text(errors="replace")[-2000:]
-
-        pipelines = service_like_pipelines(args.threads)
-        with Gallery(served) as gallery:
-            def recognize(p: Any, body: bytes) -> Any:
-                return p.identify(body, gallery, k=1, select="all")
-
-            def identify(p: Any, body: bytes) -> Any:
-                return p.identify(body, gallery, k=1, fmr="1e-3", select="all")
-
-            recognize(pipelines[0], work.probes[0][1])  # the index is built before timing
-            for (route, clients), service in service_runs.items():
-                local = summarise(drive_in_process(recognize if route == "recognize" else identify, pipelines,
-                                                   work.probes, clients, args.duration))
-                print(f"in-proc  {route:9s} {clients:2d} client(s): {local}")
-                result["levels"].append({"route": route, "clients": clients, "service": service,
-                                         "in_process": local, **overhead(service, local)})
 
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print("\nroute      clients  service req/s  in-proc /s  overhead  p50 svc/in  p99 svc ms  errors  503  time-outs"

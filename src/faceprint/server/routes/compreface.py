@@ -134,7 +134,7 @@ class FaceOptions:
         return answer
 
 
-def face_options(
+async def face_options(  # async: pure parsing, so FastAPI runs it on the loop, not in a thread
     limit: Annotated[int, Query(ge=0, description="Most faces, largest first; 0: no limit.")] = 0,
     det_prob_threshold: Annotated[
         float | None, Query(ge=0.0, le=1.0, description="Least detection probability of a face.")
