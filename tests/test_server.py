@@ -380,6 +380,10 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
                                headers=h(tokens["recognize"]))
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
             assert "busy" in busy.json()["message"]
+            # refused before its upload is parsed: a malformed body gets the 503, not the 400 it would get
+            unread = client.post(f"{API}/recognition/recognize", content=b"--nope\r\n\r\ngarbage",
+                                 headers={**h(tokens["recognize"]), "content-type": "multipart/form-data; boundary=x"})
+            assert unread.status_code == 503 and unread.headers["retry-after"] == "1"
             assert client.get("/ready", headers=h(tokens["recognize"])).json()["admitted"] == 1
         finally:
             detector.release.set()

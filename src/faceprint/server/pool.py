@@ -66,10 +66,15 @@ class InferencePool(Generic[P]):
         finally:
             self._free.put(resource)
 
-    async def run(self, fn: Callable[[P], T]) -> T:
-        """Run ``fn(resource)`` on a pool thread; :class:`BusyError` at once when the pool is full."""
+    def refuse_if_full(self) -> None:
+        """:class:`BusyError` now if :meth:`run` would refuse now: a request checks before it reads its
+        upload, so a full pool costs a refused client no upload parsing (run checks again)."""
         if self._admitted >= self.capacity:
             raise BusyError(self.capacity, self.retry_after_s)
+
+    async def run(self, fn: Callable[[P], T]) -> T:
+        """Run ``fn(resource)`` on a pool thread; :class:`BusyError` at once when the pool is full."""
+        self.refuse_if_full()
         loop = asyncio.get_running_loop()
         self._admitted += 1
         try:

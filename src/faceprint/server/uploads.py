@@ -18,6 +18,13 @@ __all__ = [
 ]
 
 
+def _refuse_if_busy(request: Request) -> None:
+    """503 before an upload for inference is parsed, when the inference pool is full already."""
+    service = getattr(request.state, "service", None)  # set by the key check (security.require)
+    if service is not None:
+        service.pool.refuse_if_full()
+
+
 async def multipart_form(request: Request, max_files: int, what: str = "files") -> Any:
     """The parsed multipart form (at most ``max_files`` file parts), or a 400 that says why not."""
     try:
@@ -36,6 +43,7 @@ async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, byt
     ``multipart/form-data``: a file part per name. ``application/json``: an object with a base64
     string per name (a ``data:image/...;base64,`` prefix is allowed). Anything else: 415.
     """
+    _refuse_if_busy(request)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind == "multipart/form-data":
         form = await multipart_form(request, len(names), ", ".join(names))
@@ -66,6 +74,7 @@ async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, byt
 async def read_image_list(request: Request, name: str, *, most: int) -> list[tuple[str, bytes]]:
     """``(label, bytes)`` of each image in field ``name``: 1 to ``most`` multipart file parts of that
     name (label: the part's file name), or a JSON list of base64 strings (label: ``name[i]``)."""
+    _refuse_if_busy(request)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     found: list[tuple[str, bytes]] = []
     if kind == "multipart/form-data":
@@ -99,6 +108,7 @@ async def read_image_list(request: Request, name: str, *, most: int) -> list[tup
 
 async def read_optional(request: Request, required: str, optional: str) -> tuple[bytes, bytes | None]:
     """Multipart only: the file part ``required`` and, if present, the file part ``optional``."""
+    _refuse_if_busy(request)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "multipart/form-data":
         raise unsupported_type(kind, "multipart/form-data")
