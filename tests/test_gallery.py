@@ -560,9 +560,9 @@ def test_exact_index_pads_when_fewer_than_k() -> None:
 
 def test_unknown_index_name_lists_valid_ones(db: Path) -> None:
     assert "exact" in INDEXES
-    with pytest.raises(ValueError, match="valid names: exact"):
+    with pytest.raises(ValueError, match="valid names: auto, exact, hnsw"):
         make_index("faiss-hnsw", DIM)
-    with pytest.raises(ValueError, match="valid names: exact"):
+    with pytest.raises(ValueError, match="valid names: auto, exact, hnsw"):
         Gallery(db, index="nope")
 
 

@@ -151,6 +151,14 @@ class Settings(BaseSettings):
     challenge_actions : tuple of str, default all of ACTIONS
         ``FACEPRINT_CHALLENGE_ACTIONS``: comma-separated actions the service's challenges are drawn
         from (``blink``, ``turn_left``, ``turn_right``); fewer make a lucky replay likelier.
+    index : str, default "auto"
+        ``FACEPRINT_INDEX``: the in-memory vector index of SQLite galleries opened without one
+        (:data:`faceprint.gallery.INDEXES`: ``auto`` exact below ``index_exact_below`` templates,
+        HNSW from there on; ``exact``; ``hnsw``, ``hnsw-f16``, ``hnsw-i8``).
+    index_exact_below : int, default 50000
+        ``FACEPRINT_INDEX_EXACT_BELOW``: where ``auto`` changes from exact search to HNSW.
+    hnsw_ef : int, default 64
+        ``FACEPRINT_HNSW_EF``: candidates an HNSW search visits (recall against time).
     template_key : SecretStr or None, default None
         ``FACEPRINT_TEMPLATE_KEY``: the AES-256 key (64 hex digits, or base64 of 32 bytes) that
         encrypts stored templates in SQLite galleries at rest (:mod:`faceprint.gallery.encryption`);
@@ -266,6 +274,22 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_CHALLENGE_ACTIONS",
         description="FACEPRINT_CHALLENGE_ACTIONS: comma-separated actions challenges are drawn from.",
     )
+    index: str = Field(
+        default="auto",
+        validation_alias="FACEPRINT_INDEX",
+        description="FACEPRINT_INDEX: in-memory vector index of SQLite galleries (auto, exact, hnsw, hnsw-f16, "
+        "hnsw-i8).",
+    )
+    index_exact_below: int = Field(
+        default=50_000,
+        validation_alias="FACEPRINT_INDEX_EXACT_BELOW",
+        description="FACEPRINT_INDEX_EXACT_BELOW: templates below which the auto index searches exactly.",
+    )
+    hnsw_ef: int = Field(
+        default=64,
+        validation_alias="FACEPRINT_HNSW_EF",
+        description="FACEPRINT_HNSW_EF: candidates an HNSW search visits (recall against time).",
+    )
     template_key: SecretStr | None = Field(
         default=None,
         validation_alias="FACEPRINT_TEMPLATE_KEY",
@@ -317,7 +341,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "max_upload_bytes", "service_threads", "service_queue", "max_enroll_photos", "max_import_bytes",
-        "challenge_ttl_s", mode="before",
+        "challenge_ttl_s", "index_exact_below", "hnsw_ef", mode="before",
     )
     @classmethod
     def _check_service_int(cls, raw: object, info: Any) -> int:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 from faceprint.errors import UnsupportedGalleryURLError
 from faceprint.registry import Registry
+from faceprint.settings import current_settings
 
 from .base import (
     MAX_NAME_LENGTH,
@@ -39,8 +40,8 @@ from .base import (
     TemplateHits,
 )
 from .encryption import KeySource
-from .index import INDEXES, ExactIndex, ScoringIndex, TemplateIndex, VectorIndex, make_index
-from .sqlite import SCHEMA_VERSION, Gallery, IndexStats, SQLiteGallery
+from .index import INDEXES, AutoIndex, ExactIndex, HNSWIndex, ScoringIndex, TemplateIndex, VectorIndex, make_index
+from .sqlite import SCHEMA_VERSION, Gallery, IndexStats, SQLiteGallery, index_options_from_settings
 
 __all__ = [
     "GalleryBackend",
@@ -54,6 +55,9 @@ __all__ = [
     "ExactIndex",
     "INDEXES",
     "make_index",
+    "HNSWIndex",
+    "AutoIndex",
+    "index_options_from_settings",
     "TemplateIndex",
     "Gallery",
     "SQLiteGallery",
@@ -87,12 +91,25 @@ def _open_sqlite(
             "(a sqlite URL has no host)"
         )
     path = unquote(rest[1:]) if rest else ":memory:"
-    unknown = sorted(set(options) - {"index"})
+    unknown = sorted(set(options) - {"index", *_INT_INDEX_OPTIONS})
     if unknown:
-        raise UnsupportedGalleryURLError(f"unknown sqlite gallery option(s) {unknown}; valid options: index")
+        raise UnsupportedGalleryURLError(
+            f"unknown sqlite gallery option(s) {unknown}; valid options: index, {', '.join(_INT_INDEX_OPTIONS)}"
+        )
     if not path:
         raise UnsupportedGalleryURLError("expected a database path after sqlite:///, got none")
-    return Gallery(path, index=options.get("index", "exact"), template_key=template_key)
+    index = options.get("index") or current_settings().index
+    index_options = index_options_from_settings(index)
+    for name in _INT_INDEX_OPTIONS:
+        if name in options:
+            try:
+                index_options[name] = int(options[name])
+            except ValueError:
+                raise UnsupportedGalleryURLError(f"gallery URL option {name} must be an integer") from None
+    return Gallery(path, index=index, index_options=index_options, template_key=template_key)
+
+
+_INT_INDEX_OPTIONS = ("ef", "exact_below")
 
 
 def open_gallery(

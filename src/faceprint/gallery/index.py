@@ -2,15 +2,18 @@
 
 A :class:`VectorIndex` is an inner-product index over unit vectors keyed by int64 ids; backends
 register on :data:`INDEXES` (a :class:`faceprint.registry.Registry`) and are built by
-:func:`make_index`. :class:`TemplateIndex` wraps one with what a store-backed gallery needs to
-rank hits by subject: the subject of each template, per-subject template counts and names.
+:func:`make_index`: ``exact`` (:class:`ExactIndex`, numpy), ``hnsw`` / ``hnsw-f16`` / ``hnsw-i8``
+(:class:`HNSWIndex`, usearch's HNSW graph with float32, float16 or int8 vectors) and ``auto``
+(:class:`AutoIndex`: exact below a size, HNSW from there on). :class:`TemplateIndex` wraps one with
+what a store-backed gallery needs to rank hits by subject: the subject of each template,
+per-subject template counts and names.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +23,10 @@ from faceprint.registry import Registry
 from ..errors import InvalidArgumentError
 from .base import TemplateHits
 
-__all__ = ["VectorIndex", "ScoringIndex", "ExactIndex", "INDEXES", "make_index", "TemplateIndex"]
+__all__ = [
+    "VectorIndex", "ScoringIndex", "ExactIndex", "HNSWIndex", "AutoIndex", "INDEXES", "make_index", "TemplateIndex",
+    "HNSW_DTYPES", "DEFAULT_EF", "DEFAULT_CONNECTIVITY", "DEFAULT_EXPANSION_ADD", "DEFAULT_EXACT_BELOW",
+]
 
 Float32Array = npt.NDArray[np.float32]
 Int64Array = npt.NDArray[np.int64]
@@ -67,8 +73,10 @@ INDEXES: Registry[VectorIndex] = Registry("index")
 """Registered index backends: name -> factory taking ``dim`` (``@INDEXES.register("name")``)."""
 
 
-def make_index(name: str, dim: int) -> VectorIndex:
+def make_index(name: str, dim: int, **options: Any) -> VectorIndex:
     """Build the index backend registered as ``name`` for vectors of dimension ``dim``.
+
+    ``options`` go to the backend (e.g. ``ef=`` for ``hnsw``, ``exact_below=`` for ``auto``).
 
     Raises
     ------
@@ -81,7 +89,7 @@ def make_index(name: str, dim: int) -> VectorIndex:
     >>> len(index)
     0
     """
-    return INDEXES.factory(name)(dim)
+    return INDEXES.factory(name)(dim, **options)
 
 
 @INDEXES.register("exact")
@@ -155,6 +163,10 @@ class ExactIndex:
         self._vectors[:kept] = self._vectors[: self._n][keep]
         self._n = kept
 
+    def contents(self) -> tuple[Int64Array, Float32Array]:
+        """Copies of the stored ``(ids, vectors)``, in insertion order (removals compacted)."""
+        return self._ids[: self._n].copy(), self._vectors[: self._n].copy()
+
     def _check_queries(self, queries: Float32Array) -> Float32Array:
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
@@ -216,6 +228,259 @@ class ExactIndex:
         return out
 
 
+HNSW_DTYPES = ("f32", "f16", "i8")
+"""Vector storage of :class:`HNSWIndex`: float32 (similarities as exact's, to float rounding),
+float16 (about 1e-4 off) or int8 (about 1e-2 off, a quarter of f32's memory)."""
+
+DEFAULT_CONNECTIVITY = 16
+"""HNSW graph links per node (``M``), fixed when the index is built."""
+
+DEFAULT_EXPANSION_ADD = 128
+"""HNSW candidate list while inserting (``efConstruction``)."""
+
+DEFAULT_EF = 64
+"""HNSW candidate list while searching (``ef``): recall against time, see ``bench/scale.py``."""
+
+DEFAULT_EXACT_BELOW = 50_000
+""":class:`AutoIndex` searches exactly below this many templates (``bench/scale.py``)."""
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or int(k) < 1:
+        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+@INDEXES.register("hnsw")
+class HNSWIndex:
+    """Approximate inner-product index: an HNSW graph (``usearch``, Apache-2.0) over unit vectors.
+
+    A search visits ``ef`` candidates instead of every vector: sub-millisecond at a million
+    templates, at the price of sometimes missing the true nearest one (recall < 1; ``ef`` trades
+    recall for time and can be changed at any time). Similarities are the graph's cosine
+    similarities of the stored vectors: with ``dtype="f32"`` the same as :class:`ExactIndex`'s to
+    float rounding, with ``f16`` / ``i8`` a little off (see :data:`HNSW_DTYPES`); the gallery
+    compares them with the same thresholds. Removed vectors leave the graph at once.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension of the stored vectors.
+    dtype : {"f32", "f16", "i8"}, default "f32"
+        How the graph stores vectors.
+    ef : int, default DEFAULT_EF
+        Candidates a search visits (``expansion_search``).
+    connectivity : int, default DEFAULT_CONNECTIVITY
+        Links per node (``M``).
+    expansion_add : int, default DEFAULT_EXPANSION_ADD
+        Candidates an insertion visits (``efConstruction``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> index = HNSWIndex(2)
+    >>> index.add(np.array([7, 9]), np.array([[1, 0], [0, 1]], dtype=np.float32))
+    >>> sims, ids = index.search(np.array([[1, 0]], dtype=np.float32), k=3)
+    >>> ids.tolist()
+    [[7, 9, -1]]
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        dtype: str = "f32",
+        ef: int = DEFAULT_EF,
+        connectivity: int = DEFAULT_CONNECTIVITY,
+        expansion_add: int = DEFAULT_EXPANSION_ADD,
+    ) -> None:
+        from usearch.index import Index
+
+        self.dim: int = _positive_int("dim", dim)
+        if dtype not in HNSW_DTYPES:
+            raise InvalidArgumentError(f"dtype must be one of {list(HNSW_DTYPES)}, got {dtype!r}")
+        self.dtype = dtype
+        self.connectivity = _positive_int("connectivity", connectivity)
+        self.expansion_add = _positive_int("expansion_add", expansion_add)
+        # cos, not ip: on unit vectors they agree, and usearch scales int8 products only for cos
+        self._index = Index(
+            ndim=self.dim, metric="cos", dtype=dtype, connectivity=self.connectivity,
+            expansion_add=self.expansion_add, expansion_search=_positive_int("ef", ef),
+        )
+
+    @property
+    def ef(self) -> int:
+        """Candidates a search visits; set it to trade recall for time."""
+        return int(self._index.expansion_search)
+
+    @ef.setter
+    def ef(self, value: int) -> None:
+        self._index.expansion_search = _positive_int("ef", value)  # type: ignore[misc]  # a setter at run time
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the graph and its vectors hold (usearch's own count)."""
+        return int(self._index.memory_usage)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"HNSWIndex(dim={self.dim}, n={len(self)}, dtype={self.dtype!r}, ef={self.ef})"
+
+    def add(self, ids: Int64Array, vectors: Float32Array) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (ids.shape[0], self.dim):
+            raise InvalidArgumentError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
+        if ids.size == 0:
+            return
+        if (ids < 0).any():
+            raise InvalidArgumentError("HNSW index ids must be >= 0")
+        keys = ids.astype(np.uint64)
+        if np.unique(ids).size != ids.size or np.asarray(self._index.contains(keys)).any():
+            raise InvalidArgumentError("ids must be unique and not already in the index")
+        from ..runtime import get_num_threads
+
+        self._index.add(keys, np.ascontiguousarray(vectors), threads=get_num_threads())
+
+    def remove(self, ids: Int64Array) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ids = ids[ids >= 0]
+        if ids.size and len(self._index):
+            self._index.remove(ids.astype(np.uint64))
+
+    def _check_queries(self, queries: Float32Array) -> Float32Array:
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InvalidArgumentError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
+        return queries
+
+    def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
+        queries = self._check_queries(queries)
+        k = _check_k(k)
+        m = queries.shape[0]
+        out_sims = np.full((m, k), -np.inf, dtype=np.float32)
+        out_ids = np.full((m, k), -1, dtype=np.int64)
+        if m == 0 or len(self._index) == 0:
+            return out_sims, out_ids
+        from ..runtime import get_num_threads
+
+        # one thread for a few queries (the service runs one search per inference thread)
+        threads = 1 if m < 16 else get_num_threads()
+        found = self._index.search(np.ascontiguousarray(queries), min(k, len(self._index)), threads=threads)
+        keys = np.asarray(found.keys).reshape(m, -1).astype(np.int64)
+        # one query comes back as Matches (its hits only), several as BatchMatches (padded, with counts)
+        counts = np.asarray(getattr(found, "counts", [keys.shape[1]])).reshape(m)
+        for row in range(m):
+            hits = keys[row, : int(counts[row])]
+            if hits.size == 0:
+                continue
+            sims = self._similarities(queries[row], hits)  # the stored vectors' own products, as score's
+            order = np.lexsort((hits, -sims))  # similarity descending, ties by id ascending
+            out_sims[row, : hits.size] = sims[order]
+            out_ids[row, : hits.size] = hits[order]
+        return out_sims, out_ids
+
+    def _similarities(self, query: Float32Array, ids: Int64Array) -> Float32Array:
+        """float32 products of ``query`` (dim,) with the stored vectors of ``ids`` (all stored).
+
+        One einsum per query row, so :meth:`search` and :meth:`score` give the same bits for the same
+        pair; int8 codes are scaled to unit length first (their direction is the vector's).
+        """
+        stored = np.asarray(self._index.get(ids.astype(np.uint64)), dtype=np.float32).reshape(-1, self.dim)
+        if self.dtype == "i8":
+            stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), np.float32(1e-12))
+        return np.einsum("nd,d->n", stored, query).astype(np.float32, copy=False)
+
+    def score(self, queries: Float32Array, ids: Int64Array) -> Float32Array:
+        """Similarities ``(m, len(ids))`` with the stored vectors of ``ids`` (``-inf`` if not stored),
+        bit for bit what :meth:`search` reports for them."""
+        queries = self._check_queries(queries)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.full((queries.shape[0], ids.size), -np.inf, dtype=np.float32)
+        if queries.shape[0] == 0 or ids.size == 0 or len(self._index) == 0:
+            return out
+        present = (ids >= 0) & np.asarray(self._index.contains(np.where(ids >= 0, ids, 0).astype(np.uint64)))
+        if present.any():
+            for row in range(queries.shape[0]):
+                out[row, present] = self._similarities(queries[row], ids[present])
+        return out
+
+
+@INDEXES.register("hnsw-f16")
+def _hnsw_f16(dim: int, **options: Any) -> HNSWIndex:
+    return HNSWIndex(dim, dtype="f16", **options)
+
+
+@INDEXES.register("hnsw-i8")
+def _hnsw_i8(dim: int, **options: Any) -> HNSWIndex:
+    return HNSWIndex(dim, dtype="i8", **options)
+
+
+@INDEXES.register("auto")
+class AutoIndex:
+    """Exact search below ``exact_below`` vectors, an :class:`HNSWIndex` from there on.
+
+    Starts as an :class:`ExactIndex`; the add that reaches ``exact_below`` builds the HNSW graph
+    from everything stored and searches it from then on (it does not switch back when removals
+    shrink it; a rebuild of the gallery's index chooses again).
+
+    Parameters
+    ----------
+    dim : int
+        Dimension of the stored vectors.
+    exact_below : int, default DEFAULT_EXACT_BELOW
+        Size from which the HNSW graph is used.
+    dtype, ef, connectivity, expansion_add
+        Of the HNSW graph (:class:`HNSWIndex`).
+    """
+
+    def __init__(self, dim: int, *, exact_below: int = DEFAULT_EXACT_BELOW, **hnsw: Any) -> None:
+        self.dim: int = _positive_int("dim", dim)
+        self.exact_below = _positive_int("exact_below", exact_below)
+        HNSWIndex(1, **hnsw)  # bad HNSW options fail now, not at the switch
+        self._hnsw_options = hnsw
+        self._inner: ExactIndex | HNSWIndex = ExactIndex(self.dim)
+
+    @property
+    def approximate(self) -> bool:
+        """Whether searches go to the HNSW graph now."""
+        return isinstance(self._inner, HNSWIndex)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __repr__(self) -> str:
+        return f"AutoIndex(exact_below={self.exact_below}, now={self._inner!r})"
+
+    def add(self, ids: Int64Array, vectors: Float32Array) -> None:
+        inner = self._inner
+        if isinstance(inner, ExactIndex) and len(inner) + np.asarray(ids).size >= self.exact_below:
+            graph = HNSWIndex(self.dim, **self._hnsw_options)
+            held_ids, held_vectors = inner.contents()
+            graph.add(held_ids, held_vectors)
+            graph.add(ids, vectors)  # checks as ExactIndex.add would; on refusal the exact index stays
+            self._inner = graph
+            return
+        inner.add(ids, vectors)
+
+    def remove(self, ids: Int64Array) -> None:
+        self._inner.remove(ids)
+
+    def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
+        return self._inner.search(queries, k)
+
+    def score(self, queries: Float32Array, ids: Int64Array) -> Float32Array:
+        return self._inner.score(queries, ids)
+
+
 class TemplateIndex:
     """A :class:`VectorIndex` over a gallery's templates, plus the template -> subject map.
 
@@ -230,9 +495,14 @@ class TemplateIndex:
         Index backend in :data:`INDEXES`.
     """
 
-    def __init__(self, name: str) -> None:
-        INDEXES.factory(name)  # unknown names fail here, listing the valid ones
+    def __init__(self, name: str, **options: Any) -> None:
+        factory = INDEXES.factory(name)  # unknown names fail here, listing the valid ones
+        try:
+            factory(1, **options)  # and bad options
+        except TypeError as err:
+            raise InvalidArgumentError(f"index {name!r}: {err}") from None
         self.name = name
+        self.options = options
         self.ready = False
         self._clear()
 
@@ -263,7 +533,7 @@ class TemplateIndex:
         """Replace the state with these templates (``vectors`` None when there are none)."""
         self._clear()
         if vectors is not None and template_ids.size:
-            index = make_index(self.name, vectors.shape[1])
+            index = make_index(self.name, vectors.shape[1], **self.options)
             index.add(template_ids, vectors)
             self._index = index
         self._template_subject = dict(zip(template_ids.tolist(), subject_ids.tolist(), strict=True))
@@ -280,7 +550,7 @@ class TemplateIndex:
     def added(self, subject_id: int, name: str, template_ids: Int64Array, vectors: Float32Array) -> None:
         """Record templates just committed for ``subject_id``; raises if the index refuses them."""
         if self._index is None:
-            self._index = make_index(self.name, vectors.shape[1])
+            self._index = make_index(self.name, vectors.shape[1], **self.options)
         self._index.add(template_ids, vectors)
         owned = self._subject_templates.setdefault(subject_id, set())
         for template_id in template_ids.tolist():
@@ -368,7 +638,7 @@ class TemplateIndex:
 
     @property
     def can_score(self) -> bool:
-        """Whether the index reports exact similarities for given ids (:meth:`ExactIndex.score`)."""
+        """Whether the index reports the similarities of given ids as its search would (:meth:`ExactIndex.score`)."""
         return isinstance(self._index, ScoringIndex)
 
     def score(self, query: Float32Array, subject_ids: list[int]) -> list[tuple[int, str, float]]:

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -158,6 +158,17 @@ class IndexStats:
     seq: int | None
 
 
+def index_options_from_settings(index: str) -> dict[str, Any]:
+    """The options the settings give index backend ``index``: ``ef`` (``FACEPRINT_HNSW_EF``) for the
+    HNSW ones, and ``exact_below`` (``FACEPRINT_INDEX_EXACT_BELOW``) too for ``auto``."""
+    settings = current_settings()
+    if index == "auto":
+        return {"exact_below": settings.index_exact_below, "ef": settings.hnsw_ef}
+    if index in ("hnsw", "hnsw-f16", "hnsw-i8"):
+        return {"ef": settings.hnsw_ef}
+    return {}
+
+
 class Gallery(BaseGallery):
     """A persistent gallery of enrolled subjects, searchable by face embedding (SQLite backend).
 
@@ -170,8 +181,13 @@ class Gallery(BaseGallery):
     ----------
     path : str or os.PathLike
         Database file (created if missing), or ``":memory:"`` for a throw-away gallery.
-    index : str, default "exact"
-        Name of the index backend in :data:`~faceprint.gallery.index.INDEXES`.
+    index : str, optional
+        Name of the index backend in :data:`~faceprint.gallery.index.INDEXES`; default
+        ``FACEPRINT_INDEX`` (``auto``: exact search below ``FACEPRINT_INDEX_EXACT_BELOW`` templates,
+        an HNSW graph from there on).
+    index_options : mapping, optional
+        Keyword options of that backend (``ef=``, ``exact_below=``, ``dtype=`` ...); default: the
+        settings' (:func:`index_options_from_settings`).
     template_key : bytes or None, default KeySource.SETTINGS
         The 32-byte key that encrypts stored templates at rest (AES-256-GCM,
         :mod:`faceprint.gallery.encryption`). The default takes ``FACEPRINT_TEMPLATE_KEY``
@@ -226,19 +242,23 @@ class Gallery(BaseGallery):
         self,
         path: str | os.PathLike[str],
         *,
-        index: str = "exact",
+        index: str | None = None,
+        index_options: Mapping[str, Any] | None = None,
         template_key: bytes | None | KeySource = KeySource.SETTINGS,
     ) -> None:
         super().__init__()
+        settings = current_settings()
+        index = settings.index if index is None else index
         INDEXES.factory(index)  # unknown names fail here, listing the valid ones
-        key = current_settings().template_key_bytes() if template_key is KeySource.SETTINGS else template_key
+        options = index_options_from_settings(index) if index_options is None else dict(index_options)
+        key = settings.template_key_bytes() if template_key is KeySource.SETTINGS else template_key
         key = None if key is None else check_key(key)
         self._cipher: TemplateCipher | None = None  # set by _open when the gallery's templates are encrypted
         self._path = os.fspath(path)
         self._index_name = index
         self._conn: sqlite3.Connection | None = None
         # In-memory search state; valid only while self._tindex.ready.
-        self._tindex = TemplateIndex(index)
+        self._tindex = TemplateIndex(index, **options)  # bad options fail here
         self._index_version: int | None = None  # PRAGMA data_version of the snapshot the index reflects
         self._index_seq: int | None = None  # the last change-log row the index reflects
         self._builds = self._refreshes = self._changes_applied = 0
