@@ -177,3 +177,27 @@ def test_gallery_takes_its_index_from_settings_and_url(tmp_path: Path, monkeypat
         Gallery(tmp_path / "g.db", index="hnsw", index_options={"exact_below": 5})
     with pytest.raises(ValueError, match="integer"):
         open_gallery(f"sqlite:///{tmp_path / 'g.db'}?ef=many")
+
+
+@pytest.mark.parametrize("index", ["hnsw", "exact"])
+def test_creating_subjects_and_removing_examples_update_the_index_in_place(tmp_path: Path, index: str) -> None:
+    """A large HNSW graph takes minutes to build: these writes must not throw it away."""
+    rng = np.random.default_rng(8)
+    with Gallery(tmp_path / "g.db", index=index) as gallery:
+        for i in range(20):
+            gallery.enroll(f"p{i}", unit(rng.standard_normal((2, DIM))), fingerprint=FP)
+        first, second = gallery.templates("p3")
+        assert gallery.search(first, k=1, threshold=0.5, fingerprint=FP)[0].name == "p3"
+        builds = gallery.index_stats.builds
+        gallery.create("nobody-yet")
+        doomed = [e.id for e in gallery.examples("p3")][0]
+        gallery.remove_examples([doomed])
+        hits = gallery.search(first, k=3, threshold=-1.0, fingerprint=FP)
+        kept = {m.name: m.similarity for m in hits}
+        assert kept.get("p3", -2.0) < 0.999  # the removed template no longer matches itself
+        assert gallery.search(second, k=1, threshold=0.5, fingerprint=FP)[0].name == "p3"
+        assert gallery.index_stats.builds == builds
+        with Gallery(tmp_path / "g.db", index=index) as fresh:  # the same answers as a fresh build
+            assert [(m.name, m.similarity) for m in fresh.search(first, k=3, threshold=-1.0, fingerprint=FP)] == [
+                (m.name, m.similarity) for m in hits
+            ]

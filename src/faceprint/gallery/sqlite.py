@@ -904,9 +904,10 @@ class Gallery(BaseGallery):
                     (name, _now(), json.dumps(metadata, sort_keys=True)),
                 )
                 subject = self._subject(conn, self._subject_row(conn, cast(int, cursor.lastrowid)))
-                self._log_change(conn, _ENROLL, subject.id)
+                logged = self._log_change(conn, _ENROLL, subject.id)
             if self._tindex.ready:  # a subject without templates: nothing to index, but its name is known
-                self._invalidate_index()
+                self._tindex.renamed(subject.id, name)
+                self._own_change_applied(*logged)
         return subject
 
     def _write_merge(self, source: str | int, target: str | int) -> tuple[Subject, str, int]:
@@ -977,11 +978,15 @@ class Gallery(BaseGallery):
                     )
                 for chunk in _chunks(example_ids):
                     conn.execute(f"DELETE FROM templates WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-                for subject_id in sorted({e.subject_id for e in found.values()}):
-                    self._log_change(conn, _REMOVE, subject_id)  # readers re-match these subjects to the store
+                logged = [
+                    (subject_id, self._log_change(conn, _REMOVE, subject_id))  # readers re-match these subjects
+                    for subject_id in sorted({e.subject_id for e in found.values()})
+                ]
             self._erase_journal()
-            # the index drops whole subjects only: rebuilt from the store on the next search
-            self._invalidate_index()
+            for subject_id, change in logged:  # in place: a rebuild of a large HNSW graph takes minutes
+                gone = np.array(sorted(e.id for e in found.values() if e.subject_id == subject_id), dtype=np.int64)
+                self._index_removed(subject_id, gone, emptied=False)
+                self._own_change_applied(*change)
         return [found[i] for i in example_ids]
 
     # ---------------------------------------------------------------- index maintenance

@@ -1,0 +1,267 @@
+"""Scale benchmark: 1:N search of 128-d SFace templates at 10^4, 10^5 and 10^6, exact and approximate.
+
+Data (development numbers, on LFW; the embeddings come from ``bench/lfw_embeddings.py``'s cache):
+
+* gallery: the first photo of each LFW person with two or more photos (about 1,680 people);
+* mated queries: the second photo of ``--queries`` of those people (chosen evenly by name);
+* distractors, filling the gallery up to each size: first the first photo of each LFW person with
+  one photo (about 4,000 real faces), then synthetic vectors: draws from a Gaussian with the mean
+  and covariance of all LFW SFace embeddings, L2-normalised. They have the embeddings' anisotropy
+  (the same principal directions and spread, so they crowd the same region of the sphere as faces
+  do), each is its own identity, and they are not faces: a real million-face gallery holds look-alikes
+  and near-duplicates that make a mated query's neighbourhood more crowded than here.
+
+Indexes: ``exact`` (faceprint's ExactIndex, numpy), ``faiss-flat`` (IndexFlatIP), ``hnsw`` and
+``hnsw-i8`` (faceprint's HNSWIndex, usearch, at several ``ef``), ``faiss-hnsw`` (IndexHNSWFlat,
+M=32, efConstruction=128, efSearch=128). Builds run on 2 threads, searches on 1 (the service runs
+one search per inference thread). Per index and size: build seconds; memory (the index's own count
+where it has one, else its vectors' bytes; and the growth of this process's resident memory);
+per-query p50 / p99 at batch 1, and at batch 32 (a batch's time / 32); recall@1 and @10 against the
+exact index's top 10; and mate@1, the share of mated queries whose best hit is their own person's
+template (what identification sees).
+
+    python bench/scale.py [--sizes 10000 100000 1000000] [--queries 500] [--skip faiss-hnsw]
+        -> bench/results/scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # numpy's BLAS: one thread (set before numpy loads)
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+RESULTS = ROOT / "bench" / "results" / "scale.json"
+BUILD_THREADS = 2
+EF_SWEEP = (16, 32, 64, 128, 256)
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def lfw_sets(queries: int) -> dict[str, Any]:
+    """Gallery templates (with person labels), mated queries (with labels), real distractors, and
+    the mean / covariance of every LFW embedding."""
+    import lfw_embeddings
+
+    _, names, emb = lfw_embeddings.load()
+    by_person: dict[str, list[int]] = {}
+    for i, name in enumerate(names.tolist()):
+        by_person.setdefault(name, []).append(i)
+    several = sorted(p for p, rows in by_person.items() if len(rows) >= 2)
+    single = sorted(p for p, rows in by_person.items() if len(rows) == 1)
+    gallery = emb[[by_person[p][0] for p in several]]
+    step = max(1, len(several) // queries)
+    chosen = list(range(0, len(several), step))[:queries]
+    probes = emb[[by_person[several[i]][1] for i in chosen]]
+    return {
+        "gallery": gallery.astype(np.float32),
+        "probes": probes.astype(np.float32),
+        "probe_mates": np.array(chosen, dtype=np.int64),  # row of the mate in ``gallery``
+        "real_distractors": emb[[by_person[p][0] for p in single]].astype(np.float32),
+        "mean": emb.mean(axis=0),
+        "cov": np.cov(emb, rowvar=False),
+        "photos": int(emb.shape[0]),
+        "people": {"gallery": len(several), "single_photo": len(single)},
+    }
+
+
+def synthetic(n: int, mean: np.ndarray, cov: np.ndarray, seed: int) -> np.ndarray:
+    """``n`` L2-normalised draws from N(mean, cov), in chunks (float32)."""
+    rng = np.random.default_rng(seed)
+    root = np.linalg.cholesky(cov + 1e-9 * np.eye(cov.shape[0]))
+    out = np.empty((n, mean.size), np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        x = mean + rng.standard_normal((stop - start, mean.size)) @ root.T
+        out[start:stop] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def vectors_of_size(sets: dict[str, Any], size: int) -> np.ndarray:
+    real = np.concatenate([sets["gallery"], sets["real_distractors"]])
+    if size <= real.shape[0]:
+        return np.ascontiguousarray(real[:size])
+    return np.concatenate([real, synthetic(size - real.shape[0], sets["mean"], sets["cov"], seed=size)])
+
+
+# ------------------------------------------------------------------------------------------ indexes
+
+
+def build_index(name: str, vectors: np.ndarray, ef: int | None = None) -> tuple[Any, Search, int | None]:
+    """(the index, its search(queries, k) -> (sims, ids), its own memory count or None)."""
+    ids = np.arange(vectors.shape[0], dtype=np.int64)
+    if name == "exact":
+        from faceprint.gallery import ExactIndex
+
+        index = ExactIndex(vectors.shape[1])
+        index.add(ids, vectors)
+        return index, index.search, int(vectors.nbytes + ids.nbytes)
+    if name in ("hnsw", "hnsw-i8"):
+        from faceprint.gallery import HNSWIndex
+
+        graph = HNSWIndex(vectors.shape[1], dtype="i8" if name == "hnsw-i8" else "f32", **({"ef": ef} if ef else {}))
+        graph.add(ids, vectors)
+        return graph, graph.search, graph.memory_bytes
+    import faiss
+
+    if name == "faiss-flat":
+        flat = faiss.IndexFlatIP(vectors.shape[1])
+        flat.add(vectors)
+        return flat, lambda q, k: flat.search(q, k), int(vectors.nbytes)
+    if name == "faiss-hnsw":
+        hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 128
+        hnsw.add(vectors)
+        hnsw.hnsw.efSearch = 128
+        return hnsw, lambda q, k: hnsw.search(q, k), None
+    raise SystemExit(f"unknown index {name!r}")
+
+
+def timed_searches(search: Search, probes: np.ndarray, k: int) -> dict[str, float]:
+    singles = []
+    for q in probes:
+        started = time.perf_counter()
+        search(q[None], k)
+        singles.append(time.perf_counter() - started)
+    batched = []
+    for start in range(0, probes.shape[0] - 31, 32):
+        begun = time.perf_counter()
+        search(probes[start : start + 32], k)
+        batched.append((time.perf_counter() - begun) / 32)
+    ms = sorted(v * 1e3 for v in singles)
+    return {
+        "p50_ms": round(statistics.median(ms), 4),
+        "p99_ms": round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 4),
+        "batch32_ms_per_query": round(statistics.median(batched) * 1e3, 4) if batched else None,
+    }
+
+
+def quality(search: Search, probes: np.ndarray, truth: np.ndarray, mates: np.ndarray) -> dict[str, float]:
+    _, got = search(probes, 10)
+    got = np.asarray(got)
+    recall_1 = float(np.mean(got[:, 0] == truth[:, 0]))
+    recall_10 = float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got.tolist(), truth.tolist(), strict=True)]))
+    return {"recall_at_1": round(recall_1, 4), "recall_at_10": round(recall_10, 4),
+            "mate_at_1": round(float(np.mean(got[:, 0] == mates)), 4)}
+
+
+def measure(name: str, vectors: np.ndarray, probes: np.ndarray, truth: np.ndarray, mates: np.ndarray,
+            efs: Sequence[int | None]) -> list[dict[str, Any]]:
+    from faceprint.runtime import set_num_threads
+
+    gc.collect()
+    rss_before = rss_bytes()
+    set_num_threads(BUILD_THREADS)
+    if name.startswith("faiss"):
+        import faiss
+
+        faiss.omp_set_num_threads(BUILD_THREADS)
+    started = time.perf_counter()
+    index, search, own_bytes = build_index(name, vectors)
+    build_s = time.perf_counter() - started
+    rss_growth = rss_bytes() - rss_before
+    set_num_threads(1)
+    if name.startswith("faiss"):
+        faiss.omp_set_num_threads(1)
+    rows = []
+    for ef in efs:
+        if ef is not None:
+            index.ef = ef
+        search(probes[:8], 10)  # warm
+        row = {"index": name, "ef": ef, "build_s": round(build_s, 2), "memory_bytes": own_bytes,
+               "rss_growth_bytes": rss_growth, **timed_searches(search, probes, 10),
+               **quality(search, probes, truth, mates)}
+        print(f"  {name:10s} ef={ef!s:>4}  build {build_s:7.1f} s  p50 {row['p50_ms']:8.3f} ms  "
+              f"p99 {row['p99_ms']:8.3f} ms  b32 {row['batch32_ms_per_query']!s:>8} ms  "
+              f"recall@1 {row['recall_at_1']:.3f}  @10 {row['recall_at_10']:.3f}  mate@1 {row['mate_at_1']:.3f}  "
+              f"mem {(own_bytes or 0) / 2**20:7.1f} MiB  rss+ {rss_growth / 2**20:7.1f} MiB", flush=True)
+        rows.append(row)
+    del index, search
+    gc.collect()
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=500, help="mated queries (LFW second photos)")
+    ap.add_argument("--skip", nargs="*", default=[], help="indexes to leave out (e.g. faiss-hnsw: slow to build)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    from faceprint import __version__
+    from faceprint.gallery.index import DEFAULT_EF
+
+    sets = lfw_sets(args.queries)
+    probes, mates = sets["probes"], sets["probe_mates"]
+    print(f"LFW: {sets['photos']} photos; gallery {sets['gallery'].shape[0]} people, {probes.shape[0]} mated "
+          f"queries, {sets['real_distractors'].shape[0]} real distractors")
+    versions: dict[str, str] = {}
+    for module in ("usearch", "faiss", "numpy"):
+        try:
+            versions[module] = str(__import__(module).__version__)
+        except ImportError:
+            versions[module] = "absent"
+    result: dict[str, Any] = {
+        "benchmark": "scale",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "faceprint": __version__,
+        "versions": versions,
+        "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "threads": {"build": BUILD_THREADS, "search": 1},
+        "data": {"photos": sets["photos"], **sets["people"], "queries": int(probes.shape[0]),
+                 "real_distractors": int(sets["real_distractors"].shape[0]),
+                 "synthetic": "L2-normalised draws from a Gaussian with the mean and covariance of all LFW SFace embeddings"},
+        "default_ef": DEFAULT_EF,
+        "sizes": [],
+    }
+    indexes = [n for n in ("exact", "faiss-flat", "hnsw", "hnsw-i8", "faiss-hnsw") if n not in args.skip]
+    for size in args.sizes:
+        vectors = vectors_of_size(sets, size)
+        print(f"\n{size:,} templates")
+        from faceprint.gallery import ExactIndex
+
+        exact = ExactIndex(vectors.shape[1])
+        exact.add(np.arange(size, dtype=np.int64), vectors)
+        truth = exact.search(probes, 10)[1]
+        del exact
+        rows: list[dict[str, Any]] = []
+        for name in indexes:
+            efs: list[int | None] = list(EF_SWEEP) if name in ("hnsw", "hnsw-i8") else [None]
+            rows += measure(name, vectors, probes, truth, mates, efs)
+        result["sizes"].append({"templates": size, "rows": rows})
+        del vectors
+        gc.collect()
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
