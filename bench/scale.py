@@ -235,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "threads": {"build": BUILD_THREADS, "search": 1},
         "data": {"photos": sets["photos"], **sets["people"], "queries": int(probes.shape[0]),
                  "real_distractors": int(sets["real_distractors"].shape[0]),
-                 "synthetic": "L2-normalised draws from a Gaussian with the mean and covariance of all LFW SFace embeddings"},
+                 "synthetic": "L2-normalised draws from a Gaussian with the mean and covariance of all LFW SFace "
+                              "embeddings"},
         "default_ef": DEFAULT_EF,
         "sizes": [],
     }
