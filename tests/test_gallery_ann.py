@@ -201,3 +201,104 @@ def test_creating_subjects_and_removing_examples_update_the_index_in_place(tmp_p
             assert [(m.name, m.similarity) for m in fresh.search(first, k=3, threshold=-1.0, fingerprint=FP)] == [
                 (m.name, m.similarity) for m in hits
             ]
+
+
+# ------------------------------------------------------------------ the saved graph beside the database
+
+
+def _hnsw_gallery(path: Path, people: int = 60, seed: int = 9) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    enrolled = {}
+    with Gallery(path, index="hnsw") as gallery:
+        for i in range(people):
+            enrolled[f"p{i}"] = unit(rng.standard_normal((2, DIM)))
+            gallery.enroll(f"p{i}", enrolled[f"p{i}"], fingerprint=FP)
+        gallery.rebuild_index()  # a full build saves the graph
+    return enrolled
+
+
+def _answers(gallery: Gallery, probes: np.ndarray) -> list[list[tuple[str, float]]]:
+    return [[(m.name, m.similarity) for m in row]
+            for row in gallery.search_many(probes, k=3, threshold=-1.0, fingerprint=FP)]
+
+
+def test_a_saved_graph_is_loaded_and_catches_up_with_the_change_log(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    enrolled = _hnsw_gallery(db)
+    probes = np.stack([t[0] for t in enrolled.values()])[:10]
+    with Gallery(db, index="hnsw") as gallery:
+        files = gallery.index_files()
+        assert files is not None and all(f.exists() for f in files)
+        assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+        loaded = _answers(gallery, probes)
+        assert gallery.index_stats.loads == 1 and gallery.index_stats.builds == 0
+        # another connection enrolls and renames: the loaded graph applies the change log
+        with Gallery(db, index="exact") as writer:
+            writer.enroll("late", unit(np.ones((1, DIM))), fingerprint=FP)
+            writer.rename("p1", "p1-renamed")
+        hits = gallery.search(unit(np.ones((1, DIM)))[0], k=1, threshold=0.5, fingerprint=FP)
+        assert hits[0].name == "late" and gallery.index_stats.builds == 0 and gallery.index_stats.refreshes == 1
+    with Gallery(db, index="exact") as exact:
+        truth = _answers(exact, probes)
+    names = [[(n if n != "p1" else "p1-renamed", s) for n, s in row] for row in loaded]
+    assert [[n for n, _ in row] for row in names] == [[n for n, _ in row] for row in truth]
+    np.testing.assert_allclose([[s for _, s in r] for r in loaded], [[s for _, s in r] for r in truth], atol=1e-6)
+    with Gallery(db, index="hnsw") as again:  # closed with changes: saved again, loaded with them
+        assert again.search(unit(np.ones((1, DIM)))[0], k=1, threshold=0.5, fingerprint=FP)[0].name == "late"
+        assert again.index_stats.loads == 1 and again.index_stats.refreshes == 0 and again.index_stats.builds == 0
+
+
+def test_a_damaged_or_foreign_saved_graph_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    enrolled = _hnsw_gallery(db)
+    probe = enrolled["p5"][0]
+    with Gallery(db, index="hnsw") as gallery:
+        graph, maps, manifest = gallery.index_files()  # type: ignore[misc]
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))  # one flipped byte: the sha256 no longer matches
+    with Gallery(db, index="hnsw") as gallery:
+        assert gallery.search(probe, k=1, threshold=0.5, fingerprint=FP)[0].name == "p5"
+        assert gallery.index_stats.loads == 0 and gallery.index_stats.builds == 1  # and saved afresh
+    with Gallery(db, index="hnsw", index_options={"connectivity": 8}) as other:  # built with other options
+        assert other.search(probe, k=1, threshold=0.5, fingerprint=FP)[0].name == "p5"
+        assert other.index_stats.loads == 0 and other.index_stats.builds == 1
+    manifest.write_text("{not json")
+    with Gallery(db, index="hnsw", index_options={"connectivity": 8}) as gallery:
+        assert gallery.search(probe, k=1, threshold=0.5, fingerprint=FP)[0].name == "p5"
+        assert gallery.index_stats.builds == 1
+
+
+def test_deleting_wipes_the_saved_graph(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    enrolled = _hnsw_gallery(db)
+    doomed = enrolled["p7"][0].tobytes()
+    with Gallery(db, index="hnsw") as gallery:
+        files = gallery.index_files()
+        assert files is not None and doomed in files[0].read_bytes()  # f32 graph: the vector as stored
+        gallery.search(enrolled["p7"][0], k=1, threshold=0.5, fingerprint=FP)
+        gallery.remove("p7")
+        assert not any(f.exists() for f in files)
+    # the graph still holds the removed vector's bytes (usearch keeps them): not saved on close
+    assert not any(f.exists() for f in files)
+    with Gallery(db, index="hnsw") as gallery:
+        assert "p7" not in [m.name for m in gallery.search(enrolled["p7"][0], k=3, threshold=-1, fingerprint=FP)]
+        assert gallery.index_stats.loads == 0 and gallery.index_stats.builds == 1  # built afresh, and saved
+    assert doomed not in files[0].read_bytes()
+    with np.load(files[1], allow_pickle=False) as maps:
+        assert "p7" not in maps["names"].tolist() and "p8" in maps["names"].tolist()
+    assert enrolled["p8"][0].tobytes() in files[0].read_bytes()
+    with Gallery(db, index="hnsw") as gallery:
+        gallery.search(enrolled["p8"][0], k=1, threshold=0.5, fingerprint=FP)
+        assert gallery.index_stats.loads == 1
+
+
+def test_encrypted_and_in_memory_galleries_save_no_graph(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    with Gallery(tmp_path / "e.db", index="hnsw", template_key=key) as gallery:
+        gallery.enroll("a", unit(np.ones((1, DIM))), fingerprint=FP)
+        gallery.rebuild_index()
+        assert gallery.index_files() is None
+    assert sorted(p.name for p in tmp_path.iterdir() if ".index" in p.name) == []
+    with Gallery(":memory:", index="hnsw") as gallery:
+        assert gallery.index_files() is None

@@ -12,6 +12,7 @@ per-subject template counts and names.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -331,6 +332,36 @@ class HNSWIndex:
     def __len__(self) -> int:
         return len(self._index)
 
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the graph and its vectors to ``path`` (usearch's format)."""
+        self._index.save(os.fspath(path))
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Replace the contents with a graph :meth:`save` wrote (same dim, dtype and connectivity;
+        check the file's integrity first: the reader trusts it)."""
+        ef = self.ef
+        self._index.load(os.fspath(path))
+        if self._index.ndim != self.dim or self._index.connectivity != self.connectivity:
+            raise InvalidArgumentError(f"{path} holds an index of another shape ({self._index.ndim}-d)")
+        self.ef = ef
+
+    def keys(self) -> Int64Array:
+        """The stored ids."""
+        return np.asarray(self._index.keys, dtype=np.int64)
+
+    @property
+    def graph(self) -> HNSWIndex:
+        return self
+
+    def new_graph(self) -> HNSWIndex:
+        return HNSWIndex(
+            self.dim, dtype=self.dtype, ef=self.ef, connectivity=self.connectivity, expansion_add=self.expansion_add
+        )
+
+    def adopt(self, graph: HNSWIndex) -> None:
+        self._index = graph._index
+        self.removed_any = graph.removed_any
+
     def __repr__(self) -> str:
         return f"HNSWIndex(dim={self.dim}, n={len(self)}, dtype={self.dtype!r}, ef={self.ef})"
 
@@ -354,7 +385,12 @@ class HNSWIndex:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         ids = ids[ids >= 0]
         if ids.size and len(self._index):
-            self._index.remove(ids.astype(np.uint64))
+            if self._index.remove(ids.astype(np.uint64)):
+                self.removed_any = True
+
+    removed_any: bool = False
+    """Whether a vector was removed: usearch unlinks it from the graph but keeps its bytes (in memory
+    and in a saved file) until the graph is built afresh, so such a graph is not saved."""
 
     def _check_queries(self, queries: Float32Array) -> Float32Array:
         queries = np.asarray(queries, dtype=np.float32)
@@ -453,6 +489,19 @@ class AutoIndex:
     def approximate(self) -> bool:
         """Whether searches go to the HNSW graph now."""
         return isinstance(self._inner, HNSWIndex)
+
+    @property
+    def graph(self) -> HNSWIndex | None:
+        """The HNSW graph searches go to, or None while exact."""
+        return self._inner if isinstance(self._inner, HNSWIndex) else None
+
+    def new_graph(self) -> HNSWIndex:
+        """An empty graph with this index's HNSW options (to :meth:`HNSWIndex.load` into)."""
+        return HNSWIndex(self.dim, **self._hnsw_options)
+
+    def adopt(self, graph: HNSWIndex) -> None:
+        """Search ``graph`` from now on (one loaded from disk), whatever its size."""
+        self._inner = graph
 
     def __len__(self) -> int:
         return len(self._inner)
@@ -598,6 +647,34 @@ class TemplateIndex:
     def renamed(self, subject_id: int, name: str) -> None:
         """Record a subject's new name."""
         self._subject_name[subject_id] = name
+
+    @property
+    def graph(self) -> HNSWIndex | None:
+        """The HNSW graph searches go to (the state worth saving), or None."""
+        return getattr(self._index, "graph", None) if self._index is not None else None
+
+    def maps(self) -> tuple[Int64Array, Int64Array, dict[int, str]]:
+        """``(template ids, their subject ids, subject id -> name)``: what :meth:`restore` takes back."""
+        n = len(self._template_subject)
+        template_ids = np.fromiter(self._template_subject.keys(), dtype=np.int64, count=n)
+        subject_ids = np.fromiter(self._template_subject.values(), dtype=np.int64, count=n)
+        return template_ids, subject_ids, dict(self._subject_name)
+
+    def restore(self, dim: int, graph_file: str | os.PathLike[str], template_ids: Int64Array,
+                subject_ids: Int64Array, names: dict[int, str]) -> None:
+        """The state :meth:`maps` and the graph's ``save`` described, loaded back; raises (and stays
+        not ready) if the graph file does not hold exactly ``template_ids``."""
+        index = make_index(self.name, dim, **self.options)
+        if not isinstance(index, (HNSWIndex, AutoIndex)):
+            raise InvalidArgumentError(f"index {self.name!r} cannot load a saved graph")
+        graph = index.new_graph()
+        graph.load(graph_file)
+        held = np.sort(graph.keys())
+        if held.size != template_ids.size or not np.array_equal(held, np.sort(template_ids)):
+            raise InvalidArgumentError(f"{graph_file} does not hold the templates its maps name")
+        index.adopt(graph)
+        self.build(template_ids, subject_ids, None, names)
+        self._index = index
 
     def subject_templates(self, subject_id: int) -> frozenset[int]:
         """Ids of the templates of ``subject_id`` the index holds (empty for an unknown subject)."""

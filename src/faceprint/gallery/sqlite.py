@@ -18,14 +18,17 @@ once per gallery and recorded in ``meta``, so plain and encrypted rows never mix
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -150,12 +153,27 @@ class IndexStats:
         Change-log rows those refreshes applied.
     seq : int or None
         The last change-log row the index reflects; None while there is no index.
+    loads : int
+        HNSW graphs loaded from the files beside the database instead of built (see
+        :meth:`Gallery.index_files`).
     """
 
     builds: int
     refreshes: int
     changes_applied: int
     seq: int | None
+    loads: int = 0
+
+
+INDEX_FILES_FORMAT = "faceprint-index/1"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def index_options_from_settings(index: str) -> dict[str, Any]:
@@ -261,7 +279,8 @@ class Gallery(BaseGallery):
         self._tindex = TemplateIndex(index, **options)  # bad options fail here
         self._index_version: int | None = None  # PRAGMA data_version of the snapshot the index reflects
         self._index_seq: int | None = None  # the last change-log row the index reflects
-        self._builds = self._refreshes = self._changes_applied = 0
+        self._builds = self._refreshes = self._changes_applied = self._loads = 0
+        self._saved_seq: int | None = None  # the change-log row the saved graph files reflect
         self._conn = self._open(key)
 
     # ---------------------------------------------------------------- connection & schema
@@ -508,6 +527,8 @@ class Gallery(BaseGallery):
         """Close the database; further calls raise :class:`GalleryError`. Idempotent."""
         with self._lock:
             if self._conn is not None:
+                if self._tindex.ready and self._index_seq != self._saved_seq:
+                    self._save_index()
                 self._conn.close()
                 self._conn = None
                 self._invalidate_index()
@@ -830,6 +851,7 @@ class Gallery(BaseGallery):
                     conn.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'dim')")
                 logged = self._log_change(conn, _CLEAR if emptied else _REMOVE, int(subject_id))
             self._erase_journal()
+            self._wipe_index_files()
             self._index_removed(int(subject_id), template_ids, emptied)
             self._own_change_applied(*logged)
         return int(subject_id), name, int(template_ids.size)
@@ -983,6 +1005,7 @@ class Gallery(BaseGallery):
                     for subject_id in sorted({e.subject_id for e in found.values()})
                 ]
             self._erase_journal()
+            self._wipe_index_files()
             for subject_id, change in logged:  # in place: a rebuild of a large HNSW graph takes minutes
                 gone = np.array(sorted(e.id for e in found.values() if e.subject_id == subject_id), dtype=np.int64)
                 self._index_removed(subject_id, gone, emptied=False)
@@ -1001,7 +1024,7 @@ class Gallery(BaseGallery):
         """How often the in-memory index was built in full and refreshed from the change log."""
         with self._lock:
             seq = self._index_seq if self._tindex.ready else None
-            return IndexStats(self._builds, self._refreshes, self._changes_applied, seq)
+            return IndexStats(self._builds, self._refreshes, self._changes_applied, seq, self._loads)
 
     def _data_version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA data_version").fetchone()[0])
@@ -1036,13 +1059,158 @@ class Gallery(BaseGallery):
             self._index_version = version
             self._index_seq = seq
             self._builds += 1
+            self._save_index()
         logger.debug("built %s index of %d template(s) for %s", self._index_name, len(rows), self._path)
         return len(rows)
+
+    # ---------------------------------------------------------------- the saved HNSW graph
+
+    def index_files(self) -> tuple[Path, Path, Path] | None:
+        """Where an HNSW graph of this gallery is saved: ``(graph, maps, manifest)`` beside the
+        database (``people.db.index.usearch``, ``.index.npz``, ``.index.json``); None where none is
+        (in memory, and for encrypted templates, which the graph would hold in clear).
+
+        A built HNSW graph is saved after each full build and when the gallery is closed with
+        changes since; the next ``Gallery`` on the file loads it (after checking the manifest's
+        sha256 of both files, the embedder and the index options) and applies the change log since
+        it was saved, instead of building for minutes. Any deletion overwrites the files with zeros
+        and removes them, so erased templates do not outlive the store in them; a graph that has had
+        vectors removed is not saved again (usearch keeps a removed vector's bytes) until a full
+        build, so the first open after a deletion builds from the store.
+        """
+        if self._path == ":memory:" or self._cipher is not None:
+            return None
+        base = Path(self._path)
+        return (
+            base.with_name(base.name + ".index.usearch"),
+            base.with_name(base.name + ".index.npz"),
+            base.with_name(base.name + ".index.json"),
+        )
+
+    def _index_options_key(self) -> dict[str, Any]:
+        """The options a saved graph must have been built with (``ef`` is a search setting)."""
+        return {k: v for k, v in sorted(self._tindex.options.items()) if k != "ef"}
+
+    def _save_index(self) -> None:
+        """Save the HNSW graph and its maps beside the database (caller holds the lock)."""
+        files = self.index_files()
+        graph = self._tindex.graph
+        if files is None or graph is None or not self._tindex.ready or self._index_seq is None:
+            return
+        if graph.removed_any:  # the removed vectors' bytes are still in it: left for the next full build
+            logger.debug("not saving the index of %s: it still holds removed vectors", self._path)
+            return
+        graph_file, maps_file, manifest = files
+        temporary = [f.with_name(f.name + ".tmp") for f in files]
+        started = time.perf_counter()
+        try:
+            graph.save(temporary[0])
+            template_ids, subject_ids, names = self._tindex.maps()
+            with open(temporary[1], "wb") as out:
+                np.savez(
+                    out, template_ids=template_ids, subject_ids=subject_ids,
+                    name_ids=np.fromiter(names.keys(), dtype=np.int64, count=len(names)),
+                    names=np.array(list(names.values()), dtype=np.str_),
+                )
+            fingerprint, dim = self._stored_embedder()
+            record = {
+                "format": INDEX_FILES_FORMAT, "index": self._index_name, "options": self._index_options_key(),
+                "dim": dim, "fingerprint": fingerprint, "seq": self._index_seq, "templates": len(graph),
+                "graph_sha256": _file_sha256(temporary[0]), "maps_sha256": _file_sha256(temporary[1]),
+                "saved_at": _now(),
+            }
+            temporary[2].write_text(json.dumps(record, indent=1) + "\n")
+            for tmp, final in zip(temporary, files, strict=True):
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, final)  # the manifest last: it vouches for the other two
+        except (OSError, ValueError, RuntimeError) as err:
+            logger.warning("could not save the index of %s (%s); the next open rebuilds it", self._path, err)
+            for tmp in temporary:
+                tmp.unlink(missing_ok=True)
+            return
+        self._saved_seq = self._index_seq
+        logger.info("saved the %s graph of %s (%d templates) in %.1f s", self._index_name, self._path,
+                    len(graph), time.perf_counter() - started)
+
+    def _load_index(self) -> bool:
+        """Load the saved graph if it is this store's; True when the index is ready from it."""
+        files = self.index_files()
+        if files is None or not files[2].exists():
+            return False
+        why = self._try_load_index(files)
+        if why is not None:
+            self._invalidate_index()
+            logger.info("not loading the saved index of %s: %s; building it from the store", self._path, why)
+            return False
+        return True
+
+    def _try_load_index(self, files: tuple[Path, Path, Path]) -> str | None:
+        graph_file, maps_file, manifest = files
+        try:
+            record = json.loads(manifest.read_text())
+        except (OSError, ValueError) as err:
+            return f"unreadable manifest ({err})"
+        if not isinstance(record, dict) or record.get("format") != INDEX_FILES_FORMAT:
+            return "not a faceprint index manifest"
+        if record.get("index") != self._index_name or record.get("options") != self._index_options_key():
+            return f"it was built as {record.get('index')!r} with options {record.get('options')}"
+        with self._snapshot() as conn:
+            version = self._data_version(conn)  # first: it starts the snapshot
+            last, pruned = self._last_seq(conn), self._pruned_through(conn)
+            fingerprint, dim = self._meta(conn)
+        seq = record.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq > last:
+            return "it names change-log rows this store does not have"
+        if pruned > seq:
+            return f"change-log rows after {seq} were pruned"
+        if dim is None or record.get("dim") != dim or record.get("fingerprint") != fingerprint:
+            return "it holds templates of another embedder"
+        try:
+            if _file_sha256(graph_file) != record.get("graph_sha256") or _file_sha256(maps_file) != record.get(
+                "maps_sha256"
+            ):
+                return "its files do not match the manifest's sha256"
+            with np.load(maps_file, allow_pickle=False) as maps:
+                template_ids, subject_ids = maps["template_ids"], maps["subject_ids"]
+                names = dict(zip(maps["name_ids"].tolist(), maps["names"].tolist(), strict=True))
+            self._tindex.restore(int(dim), graph_file, template_ids, subject_ids, names)
+        except Exception as err:  # noqa: BLE001 - any damage means: build from the store
+            return f"it cannot be read ({type(err).__name__}: {err})"
+        self._index_seq = self._saved_seq = seq
+        self._index_version = version if last == seq else None  # else: apply the change log since
+        self._loads += 1
+        logger.info("loaded the saved %s graph of %s (%d templates, change-log row %d)", self._index_name,
+                    self._path, len(self._tindex), seq)
+        return None
+
+    def _wipe_index_files(self) -> None:
+        """After a delete: overwrite the saved graph files with zeros and remove them."""
+        files = self.index_files()
+        if files is None:
+            return
+        for path in files:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            try:
+                with open(path, "r+b") as f:
+                    zeros = bytes(1 << 20)
+                    for _ in range(0, size, len(zeros)):
+                        f.write(zeros)
+                    f.flush()
+                    os.fsync(f.fileno())
+                path.unlink()
+            except OSError as err:
+                logger.warning("could not wipe %s after a deletion: %s", path, err)
+        self._saved_seq = None
 
     def _sync_index(self) -> None:
         """Bring the index up to date: build it when missing; when another connection has committed
         since (``PRAGMA data_version``, one cheap call per search), apply the change log, or rebuild
         when the log cannot be applied."""
+        if not self._tindex.ready:
+            self._load_index()  # the saved HNSW graph, when it is still this store's (else rebuilt below)
         if self._tindex.ready:
             with self._reading() as conn:
                 if self._data_version(conn) == self._index_version:
