@@ -20,7 +20,14 @@ per-query p50 / p99 at batch 1, and at batch 32 (a batch's time / 32); recall@1 
 exact index's top 10; and mate@1, the share of mated queries whose best hit is their own person's
 template (what identification sees).
 
+End to end (``--end-to-end``): a SQLite gallery of that many templates (the same vectors, written
+with SQL once and cached in ``bench/cache``) opened with the default ``auto`` index: the first
+build from the store, the saved graph's size and the next open's load, then ``--photos`` LFW probe
+photos through ``FacePipeline.identify`` (detect, align, embed, search, decide), each next to its
+search alone: the share of a decision's time that search takes.
+
     python bench/scale.py [--sizes 10000 100000 1000000] [--queries 500] [--skip faiss-hnsw]
+                          [--end-to-end 1000000] [--photos 100]
         -> bench/results/scale.json
 """
 
@@ -65,7 +72,7 @@ def lfw_sets(queries: int) -> dict[str, Any]:
     the mean / covariance of every LFW embedding."""
     import lfw_embeddings
 
-    _, names, emb = lfw_embeddings.load()
+    paths, names, emb = lfw_embeddings.load()
     by_person: dict[str, list[int]] = {}
     for i, name in enumerate(names.tolist()):
         by_person.setdefault(name, []).append(i)
@@ -79,6 +86,8 @@ def lfw_sets(queries: int) -> dict[str, Any]:
         "gallery": gallery.astype(np.float32),
         "probes": probes.astype(np.float32),
         "probe_mates": np.array(chosen, dtype=np.int64),  # row of the mate in ``gallery``
+        "probe_paths": [str(paths[by_person[several[i]][1]]) for i in chosen],  # relative to lfw-deepfunneled
+        "gallery_names": several,
         "real_distractors": emb[[by_person[p][0] for p in single]].astype(np.float32),
         "mean": emb.mean(axis=0),
         "cov": np.cov(emb, rowvar=False),
@@ -203,11 +212,101 @@ def measure(name: str, vectors: np.ndarray, probes: np.ndarray, truth: np.ndarra
     return rows
 
 
+# ------------------------------------------------------------------------------- end to end
+
+
+def gallery_file(sets: dict[str, Any], size: int, fingerprint: str) -> Path:
+    """A SQLite gallery of ``size`` templates (LFW gallery people by name, then distractors), written
+    with SQL once and cached (what enrolling through the library would store, without the photos)."""
+    import sqlite3
+
+    from faceprint.gallery import Gallery
+
+    path = ROOT / "bench" / "cache" / f"scale_gallery_{size}.db"
+    stamp = path.with_name(path.name + ".done")
+    if path.exists() and stamp.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
+    vectors = vectors_of_size(sets, size)
+    names = list(sets["gallery_names"]) + [f"distractor-{i}" for i in range(size - len(sets["gallery_names"]))]
+    Gallery(path, index="exact").close()  # the schema
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                     [("fingerprint", fingerprint), ("dim", str(vectors.shape[1]))])
+    conn.executemany("INSERT INTO subjects(id, name) VALUES (?, ?)", ((i + 1, n) for i, n in enumerate(names)))
+    conn.executemany(
+        "INSERT INTO templates(subject_id, embedding, fingerprint) VALUES (?, ?, ?)",
+        ((i + 1, vectors[i].tobytes(), fingerprint) for i in range(size)),
+    )
+    conn.commit()
+    conn.close()
+    stamp.touch()
+    return path
+
+
+def end_to_end(sets: dict[str, Any], size: int, photos: int) -> dict[str, Any]:
+    """Probe photo -> decision through ``FacePipeline.identify`` on a ``size``-template gallery with
+    the default (``auto``) index: the first search's build, the save on close and the next open's
+    load, then per photo the whole call next to its search alone."""
+    from faceprint.datasets import data_root
+    from faceprint.gallery import Gallery
+    from faceprint.io import load_image
+    from faceprint.pipeline import FacePipeline
+    from faceprint.runtime import set_num_threads
+
+    pipeline = FacePipeline(detector="yunet", embedder="sface")
+    fingerprint = str(pipeline.embedder.fingerprint)  # type: ignore[attr-defined]
+    path = gallery_file(sets, size, fingerprint)
+    for leftover in path.parent.glob(path.name + ".index*"):
+        leftover.unlink()  # time a build from the store first
+    root = data_root(required=True)
+    assert root is not None
+    images = [load_image(root / "lfw" / "lfw-deepfunneled" / p) for p in sets["probe_paths"][:photos]]
+    out: dict[str, Any] = {"templates": size, "photos": len(images)}
+    set_num_threads(BUILD_THREADS)
+    with Gallery(path) as gallery:
+        started = time.perf_counter()
+        gallery.rebuild_index()
+        out["first_build_s"] = round(time.perf_counter() - started, 1)
+        out["index"] = repr(gallery._tindex._index)
+        saved = gallery.index_files()
+        out["saved_bytes"] = sum(f.stat().st_size for f in saved) if saved else 0
+    with Gallery(path) as gallery:
+        started = time.perf_counter()
+        gallery.search(sets["probes"][0], k=1, threshold=0.5, fingerprint=fingerprint)
+        out["open_from_saved_s"] = round(time.perf_counter() - started, 1)
+        out["loads"] = gallery.index_stats.loads
+        set_num_threads(1)
+        pipeline.identify(images[0], gallery, k=1, select="central")  # warm
+        whole, search, right = [], [], 0
+        for image, mate in zip(images, sets["probe_mates"][:photos], strict=False):
+            begun = time.perf_counter()
+            result = pipeline.identify(image, gallery, k=1, select="central")
+            whole.append(time.perf_counter() - begun)
+            if result and result[0].matches and result[0].matches[0].name == sets["gallery_names"][int(mate)]:
+                right += 1
+            face = pipeline.face(image, select="central")
+            begun = time.perf_counter()
+            gallery.search(face.embedding, k=1, threshold=0.5, fingerprint=fingerprint)
+            search.append(time.perf_counter() - begun)
+    out["identify_p50_ms"] = round(statistics.median(whole) * 1e3, 2)
+    out["search_p50_ms"] = round(statistics.median(search) * 1e3, 3)
+    out["search_share"] = round(statistics.median(search) / statistics.median(whole), 4)
+    out["named_correctly"] = round(right / len(images), 4)
+    print(f"end to end at {size:,}: {out}", flush=True)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=500, help="mated queries (LFW second photos)")
     ap.add_argument("--skip", nargs="*", default=[], help="indexes to leave out (e.g. faiss-hnsw: slow to build)")
+    ap.add_argument("--end-to-end", type=int, default=1_000_000,
+                    help="templates of the end-to-end gallery (FacePipeline.identify on photos); 0: skip")
+    ap.add_argument("--photos", type=int, default=100, help="probe photos of the end-to-end part")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
@@ -241,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "sizes": [],
     }
     indexes = [n for n in ("exact", "faiss-flat", "hnsw", "hnsw-i8", "faiss-hnsw") if n not in args.skip]
+    if versions["faiss"] == "absent":  # pip install -r requirements/bench.txt (make bench) brings it
+        print("faiss-cpu is not installed: the FAISS rows are left out")
+        indexes = [n for n in indexes if not n.startswith("faiss")]
     for size in args.sizes:
         vectors = vectors_of_size(sets, size)
         print(f"\n{size:,} templates")
@@ -257,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["sizes"].append({"templates": size, "rows": rows})
         del vectors
         gc.collect()
+    if args.end_to_end:
+        result["end_to_end"] = end_to_end(sets, args.end_to_end, args.photos)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
