@@ -272,7 +272,7 @@ def end_to_end(sets: dict[str, Any], size: int, photos: int) -> dict[str, Any]:
         out["first_build_s"] = round(time.perf_counter() - started, 1)
         out["index"] = repr(gallery._tindex._index)
         saved = gallery.index_files()
-        out["saved_bytes"] = sum(f.stat().st_size for f in saved) if saved else 0
+        out["saved_bytes"] = sum(f.stat().st_size for f in saved if f.exists()) if saved else 0
     with Gallery(path) as gallery:
         started = time.perf_counter()
         gallery.search(sets["probes"][0], k=1, threshold=0.5, fingerprint=fingerprint)
