@@ -17,7 +17,9 @@ M=32, efConstruction=128, efSearch=128). Builds run on 2 threads, searches on 1 
 one search per inference thread). Per index and size: build seconds; memory (the index's own count
 where it has one, else its vectors' bytes; and the growth of this process's resident memory);
 per-query p50 / p99 at batch 1, and at batch 32 (a batch's time / 32); recall@1 and @10 against the
-exact index's top 10; and mate@1, the share of mated queries whose best hit is their own person's
+exact index's top 10; decision recall, the share of the queries exact search names someone for
+(its top-1 at or above SFace's 1:1 threshold at FMR 1e-3) whose top-1 the index reproduces; and
+mate@1, the share of mated queries whose best hit is their own person's
 template (what identification sees).
 
 End to end (``--end-to-end``): a SQLite gallery of that many templates (the same vectors, written
@@ -56,7 +58,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 BUILD_THREADS = 2
-EF_SWEEP = (16, 32, 64, 128, 256)
+EF_SWEEP = (32, 64, 128, 256, 512)
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
@@ -167,17 +169,21 @@ def timed_searches(search: Search, probes: np.ndarray, k: int) -> dict[str, floa
     }
 
 
-def quality(search: Search, probes: np.ndarray, truth: np.ndarray, mates: np.ndarray) -> dict[str, float]:
+def quality(search: Search, probes: np.ndarray, truth: np.ndarray, mates: np.ndarray,
+            decided: np.ndarray) -> dict[str, float]:
     _, got = search(probes, 10)
     got = np.asarray(got)
     recall_1 = float(np.mean(got[:, 0] == truth[:, 0]))
+    # the queries exact search names someone for (top-1 at or above the 1:1 threshold at FMR 1e-3):
+    # the share of those decisions the index reproduces (a miss elsewhere changes no decision)
+    decision = float(np.mean(got[decided, 0] == truth[decided, 0])) if decided.any() else float("nan")
     recall_10 = float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got.tolist(), truth.tolist(), strict=True)]))
     return {"recall_at_1": round(recall_1, 4), "recall_at_10": round(recall_10, 4),
-            "mate_at_1": round(float(np.mean(got[:, 0] == mates)), 4)}
+            "decision_recall": round(decision, 4), "mate_at_1": round(float(np.mean(got[:, 0] == mates)), 4)}
 
 
 def measure(name: str, vectors: np.ndarray, probes: np.ndarray, truth: np.ndarray, mates: np.ndarray,
-            efs: Sequence[int | None]) -> list[dict[str, Any]]:
+            decided: np.ndarray, efs: Sequence[int | None]) -> list[dict[str, Any]]:
     from faceprint.runtime import set_num_threads
 
     gc.collect()
@@ -201,10 +207,12 @@ def measure(name: str, vectors: np.ndarray, probes: np.ndarray, truth: np.ndarra
         search(probes[:8], 10)  # warm
         row = {"index": name, "ef": ef, "build_s": round(build_s, 2), "memory_bytes": own_bytes,
                "rss_growth_bytes": rss_growth, **timed_searches(search, probes, 10),
-               **quality(search, probes, truth, mates)}
+               **quality(search, probes, truth, mates, decided)}
         print(f"  {name:10s} ef={ef!s:>4}  build {build_s:7.1f} s  p50 {row['p50_ms']:8.3f} ms  "
               f"p99 {row['p99_ms']:8.3f} ms  b32 {row['batch32_ms_per_query']!s:>8} ms  "
-              f"recall@1 {row['recall_at_1']:.3f}  @10 {row['recall_at_10']:.3f}  mate@1 {row['mate_at_1']:.3f}  "
+              f"recall@1 {row['recall_at_1']:.3f}  @10 {row['recall_at_10']:.3f}  "
+              f"decisions {row['decision_recall']:.3f}  "
+              f"mate@1 {row['mate_at_1']:.3f}  "
               f"mem {(own_bytes or 0) / 2**20:7.1f} MiB  rss+ {rss_growth / 2**20:7.1f} MiB", flush=True)
         rows.append(row)
     del index, search
@@ -312,7 +320,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from faceprint import __version__
     from faceprint.gallery.index import DEFAULT_EF
+    from faceprint.thresholds import threshold_for_fmr
 
+    threshold = threshold_for_fmr("sface", 1e-3)
     sets = lfw_sets(args.queries)
     probes, mates = sets["probes"], sets["probe_mates"]
     print(f"LFW: {sets['photos']} photos; gallery {sets['gallery'].shape[0]} people, {probes.shape[0]} mated "
@@ -337,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                  "synthetic": "L2-normalised draws from a Gaussian with the mean and covariance of all LFW SFace "
                               "embeddings"},
         "default_ef": DEFAULT_EF,
+        "decision_threshold": {"model": "sface", "fmr": 1e-3, "similarity": round(float(threshold), 4)},
         "sizes": [],
     }
     indexes = [n for n in ("exact", "faiss-flat", "hnsw", "hnsw-i8", "faiss-hnsw") if n not in args.skip]
@@ -350,13 +361,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         exact = ExactIndex(vectors.shape[1])
         exact.add(np.arange(size, dtype=np.int64), vectors)
-        truth = exact.search(probes, 10)[1]
+        exact_sims, truth = exact.search(probes, 10)
+        decided = exact_sims[:, 0] >= threshold
         del exact
         rows: list[dict[str, Any]] = []
         for name in indexes:
             efs: list[int | None] = list(EF_SWEEP) if name in ("hnsw", "hnsw-i8") else [None]
-            rows += measure(name, vectors, probes, truth, mates, efs)
-        result["sizes"].append({"templates": size, "rows": rows})
+            rows += measure(name, vectors, probes, truth, mates, decided, efs)
+        result["sizes"].append({"templates": size, "decided_queries": int(decided.sum()), "rows": rows})
         del vectors
         gc.collect()
     if args.end_to_end:
