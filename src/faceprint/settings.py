@@ -155,9 +155,9 @@ class Settings(BaseSettings):
         ``FACEPRINT_INDEX``: the in-memory vector index of SQLite galleries opened without one
         (:data:`faceprint.gallery.INDEXES`: ``auto`` exact below ``index_exact_below`` templates,
         HNSW from there on; ``exact``; ``hnsw``, ``hnsw-f16``, ``hnsw-i8``).
-    index_exact_below : int, default 50000
+    index_exact_below : int, default 250000
         ``FACEPRINT_INDEX_EXACT_BELOW``: where ``auto`` changes from exact search to HNSW.
-    hnsw_ef : int, default 64
+    hnsw_ef : int, default 256
         ``FACEPRINT_HNSW_EF``: candidates an HNSW search visits (recall against time).
     template_key : SecretStr or None, default None
         ``FACEPRINT_TEMPLATE_KEY``: the AES-256 key (64 hex digits, or base64 of 32 bytes) that
@@ -281,12 +281,12 @@ class Settings(BaseSettings):
         "hnsw-i8).",
     )
     index_exact_below: int = Field(
-        default=50_000,
+        default=250_000,
         validation_alias="FACEPRINT_INDEX_EXACT_BELOW",
         description="FACEPRINT_INDEX_EXACT_BELOW: templates below which the auto index searches exactly.",
     )
     hnsw_ef: int = Field(
-        default=64,
+        default=256,
         validation_alias="FACEPRINT_HNSW_EF",
         description="FACEPRINT_HNSW_EF: candidates an HNSW search visits (recall against time).",
     )

@@ -239,10 +239,10 @@ DEFAULT_CONNECTIVITY = 16
 DEFAULT_EXPANSION_ADD = 128
 """HNSW candidate list while inserting (``efConstruction``)."""
 
-DEFAULT_EF = 64
+DEFAULT_EF = 256
 """HNSW candidate list while searching (``ef``): recall against time, see ``bench/scale.py``."""
 
-DEFAULT_EXACT_BELOW = 50_000
+DEFAULT_EXACT_BELOW = 250_000
 """:class:`AutoIndex` searches exactly below this many templates (``bench/scale.py``)."""
 
 
