@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 BUILD_THREADS = 2
 EF_SWEEP = (32, 64, 128, 256, 512)
+CONNECTIVITY = 16  # --connectivity: HNSWIndex's links per node (faceprint's default)
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
@@ -145,7 +146,8 @@ def build_index(name: str, vectors: np.ndarray, ef: int | None = None) -> tuple[
     if name in ("hnsw", "hnsw-i8"):
         from faceprint.gallery import HNSWIndex
 
-        graph = HNSWIndex(vectors.shape[1], dtype="i8" if name == "hnsw-i8" else "f32", **({"ef": ef} if ef else {}))
+        graph = HNSWIndex(vectors.shape[1], dtype="i8" if name == "hnsw-i8" else "f32", connectivity=CONNECTIVITY,
+                          **({"ef": ef} if ef else {}))
         graph.add(ids, vectors)
         return graph, graph.search, graph.memory_bytes
     import faiss
@@ -332,8 +334,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--end-to-end", type=int, default=1_000_000,
                     help="templates of the end-to-end gallery (FacePipeline.identify on photos); 0: skip")
     ap.add_argument("--photos", type=int, default=100, help="probe photos of the end-to-end part")
+    ap.add_argument("--connectivity", type=int, default=16, help="links per node (M) of faceprint's HNSW rows")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    global CONNECTIVITY
+    CONNECTIVITY = args.connectivity
 
     from faceprint import __version__
     from faceprint.gallery.index import DEFAULT_EF
@@ -359,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "threads": {"build": BUILD_THREADS, "search": 1},
+        "hnsw_connectivity": CONNECTIVITY,
         "data": {"photos": sets["photos"], **sets["people"], "queries": int(probes.shape[0]),
                  "real_distractors": int(sets["real_distractors"].shape[0]),
                  "synthetic": "L2-normalised blends w*a + (1-w)*b of two random real distractors, w in "

@@ -93,6 +93,32 @@ def make_index(name: str, dim: int, **options: Any) -> VectorIndex:
     return INDEXES.factory(name)(dim, **options)
 
 
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_k(k: object) -> int:
+    return _positive_int("k", k)
+
+
+def _additions(ids: Int64Array, vectors: Float32Array, dim: int) -> tuple[Int64Array, Float32Array]:
+    """``(ids, vectors)`` as int64 (n,) and float32 (n, dim); else InvalidArgumentError."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape != (ids.shape[0], dim):
+        raise InvalidArgumentError(f"expected vectors of shape ({ids.shape[0]}, {dim}), got {vectors.shape}")
+    return ids, vectors
+
+
+def _queries(queries: Float32Array, dim: int) -> Float32Array:
+    queries = np.asarray(queries, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise InvalidArgumentError(f"expected queries of shape (m, {dim}), got {queries.shape}")
+    return queries
+
+
 @INDEXES.register("exact")
 class ExactIndex:
     """Brute-force inner-product index held in a numpy matrix.
@@ -132,10 +158,7 @@ class ExactIndex:
         return f"ExactIndex(dim={self.dim}, n={self._n})"
 
     def add(self, ids: Int64Array, vectors: Float32Array) -> None:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape != (ids.shape[0], self.dim):
-            raise InvalidArgumentError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
+        ids, vectors = _additions(ids, vectors, self.dim)
         if ids.size == 0:
             return
         if np.unique(ids).size != ids.size or np.isin(ids, self._ids[: self._n]).any():
@@ -169,10 +192,7 @@ class ExactIndex:
         return self._ids[: self._n].copy(), self._vectors[: self._n].copy()
 
     def _check_queries(self, queries: Float32Array) -> Float32Array:
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise InvalidArgumentError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
-        return queries
+        return _queries(queries, self.dim)
 
     def _similarity_blocks(self, queries: Float32Array) -> Iterator[tuple[int, Float32Array]]:
         """``(start, sims)`` for consecutive row blocks of ``queries``; sims is (b, n)."""
@@ -184,8 +204,7 @@ class ExactIndex:
 
     def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
         queries = self._check_queries(queries)
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
+        k = _check_k(k)
         m, n = queries.shape[0], self._n
         out_sims = np.full((m, k), -np.inf, dtype=np.float32)
         out_ids = np.full((m, k), -1, dtype=np.int64)
@@ -245,17 +264,6 @@ DEFAULT_EF = 256
 DEFAULT_EXACT_BELOW = 250_000
 """:class:`AutoIndex` searches exactly below this many templates (``bench/scale.py``)."""
 
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or int(k) < 1:
-        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
-    return int(k)
 
 
 @INDEXES.register("hnsw")
@@ -366,10 +374,7 @@ class HNSWIndex:
         return f"HNSWIndex(dim={self.dim}, n={len(self)}, dtype={self.dtype!r}, ef={self.ef})"
 
     def add(self, ids: Int64Array, vectors: Float32Array) -> None:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape != (ids.shape[0], self.dim):
-            raise InvalidArgumentError(f"expected vectors of shape ({ids.shape[0]}, {self.dim}), got {vectors.shape}")
+        ids, vectors = _additions(ids, vectors, self.dim)
         if ids.size == 0:
             return
         if (ids < 0).any():
@@ -393,10 +398,7 @@ class HNSWIndex:
     and in a saved file) until the graph is built afresh, so such a graph is not saved."""
 
     def _check_queries(self, queries: Float32Array) -> Float32Array:
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise InvalidArgumentError(f"expected queries of shape (m, {self.dim}), got {queries.shape}")
-        return queries
+        return _queries(queries, self.dim)
 
     def search(self, queries: Float32Array, k: int) -> tuple[Float32Array, Int64Array]:
         queries = self._check_queries(queries)
