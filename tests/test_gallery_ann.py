@@ -302,3 +302,14 @@ def test_encrypted_and_in_memory_galleries_save_no_graph(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir() if ".index" in p.name) == []
     with Gallery(":memory:", index="hnsw") as gallery:
         assert gallery.index_files() is None
+
+
+def test_asking_for_everything_returns_every_vector_whatever_the_graph_reaches() -> None:
+    vectors = clustered(500, seed=13)
+    for seed in range(3):
+        index = HNSWIndex(DIM, ef=1, connectivity=2)  # a poor graph: walks miss many nodes
+        order = np.random.default_rng(seed).permutation(500)
+        index.add(order, vectors[order])
+        sims, ids = index.search(vectors[:4], 500)
+        assert (np.sort(ids, axis=1) == np.arange(500)).all()
+        np.testing.assert_allclose(sims, np.sort(vectors[:4] @ vectors.T, axis=1)[:, ::-1], atol=1e-6)

@@ -270,9 +270,10 @@ DEFAULT_EXACT_BELOW = 250_000
 class HNSWIndex:
     """Approximate inner-product index: an HNSW graph (``usearch``, Apache-2.0) over unit vectors.
 
-    A search visits ``ef`` candidates instead of every vector: sub-millisecond at a million
-    templates, at the price of sometimes missing the true nearest one (recall < 1; ``ef`` trades
-    recall for time and can be changed at any time). Similarities are the graph's cosine
+    A search visits ``ef`` candidates instead of every vector, at the price of sometimes missing
+    the true nearest one (recall < 1; ``ef`` trades recall for time and can be changed at any time);
+    an index of at most ``ef`` vectors, or a search for at least as many hits as it holds, scores
+    every vector instead. Similarities are the graph's cosine
     similarities of the stored vectors: with ``dtype="f32"`` the same as :class:`ExactIndex`'s to
     float rounding, with ``f16`` / ``i8`` a little off (see :data:`HNSW_DTYPES`); the gallery
     compares them with the same thresholds. Removed vectors leave the graph at once.
@@ -410,20 +411,26 @@ class HNSWIndex:
             return out_sims, out_ids
         from ..runtime import get_num_threads
 
-        # one thread for a few queries (the service runs one search per inference thread)
-        threads = 1 if m < 16 else get_num_threads()
-        found = self._index.search(np.ascontiguousarray(queries), min(k, len(self._index)), threads=threads)
-        keys = np.asarray(found.keys).reshape(m, -1).astype(np.int64)
-        # one query comes back as Matches (its hits only), several as BatchMatches (padded, with counts)
-        counts = np.asarray(getattr(found, "counts", [keys.shape[1]])).reshape(m)
+        if k >= len(self._index) or len(self._index) <= self.ef:
+            # everything asked for, or no more vectors than a walk visits: every stored vector, exactly
+            # (a walk can miss a node the graph's pruning left unreachable)
+            keys = np.broadcast_to(self.keys(), (m, len(self._index)))
+            counts = np.full(m, keys.shape[1])
+        else:
+            # one thread for a few queries (the service runs one search per inference thread)
+            threads = 1 if m < 16 else get_num_threads()
+            found = self._index.search(np.ascontiguousarray(queries), k, threads=threads)
+            keys = np.asarray(found.keys).reshape(m, -1).astype(np.int64)
+            # one query comes back as Matches (its hits only), several as BatchMatches (padded, with counts)
+            counts = np.asarray(getattr(found, "counts", [keys.shape[1]])).reshape(m)
         for row in range(m):
             hits = keys[row, : int(counts[row])]
             if hits.size == 0:
                 continue
             sims = self._similarities(queries[row], hits)  # the stored vectors' own products, as score's
-            order = np.lexsort((hits, -sims))  # similarity descending, ties by id ascending
-            out_sims[row, : hits.size] = sims[order]
-            out_ids[row, : hits.size] = hits[order]
+            order = np.lexsort((hits, -sims))[:k]  # similarity descending, ties by id ascending
+            out_sims[row, : order.size] = sims[order]
+            out_ids[row, : order.size] = hits[order]
         return out_sims, out_ids
 
     def _similarities(self, query: Float32Array, ids: Int64Array) -> Float32Array:
