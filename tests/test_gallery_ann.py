@@ -313,3 +313,11 @@ def test_asking_for_everything_returns_every_vector_whatever_the_graph_reaches()
         sims, ids = index.search(vectors[:4], 500)
         assert (np.sort(ids, axis=1) == np.arange(500)).all()
         np.testing.assert_allclose(sims, np.sort(vectors[:4] @ vectors.T, axis=1)[:, ::-1], atol=1e-6)
+
+
+def test_the_settings_defaults_are_the_index_defaults() -> None:
+    from faceprint.gallery.index import DEFAULT_EF, DEFAULT_EXACT_BELOW
+    from faceprint.settings import Settings
+
+    settings = Settings()
+    assert (settings.index, settings.hnsw_ef, settings.index_exact_below) == ("auto", DEFAULT_EF, DEFAULT_EXACT_BELOW)
