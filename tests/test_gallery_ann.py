@@ -320,4 +320,4 @@ def test_the_settings_defaults_are_the_index_defaults() -> None:
     from faceprint.settings import Settings
 
     settings = Settings()
-    assert (settings.index, settings.hnsw_ef, settings.index_exact_below) == ("auto", DEFAULT_EF, DEFAULT_EXACT_BELOW)
+    assert (settings.index, settings.hnsw_ef, settings.index_exact_below) == ("exact", DEFAULT_EF, DEFAULT_EXACT_BELOW)

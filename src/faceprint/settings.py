@@ -151,10 +151,11 @@ class Settings(BaseSettings):
     challenge_actions : tuple of str, default all of ACTIONS
         ``FACEPRINT_CHALLENGE_ACTIONS``: comma-separated actions the service's challenges are drawn
         from (``blink``, ``turn_left``, ``turn_right``); fewer make a lucky replay likelier.
-    index : str, default "auto"
+    index : str, default "exact"
         ``FACEPRINT_INDEX``: the in-memory vector index of SQLite galleries opened without one
-        (:data:`faceprint.gallery.INDEXES`: ``auto`` exact below ``index_exact_below`` templates,
-        HNSW from there on; ``exact``; ``hnsw``, ``hnsw-f16``, ``hnsw-i8``).
+        (:data:`faceprint.gallery.INDEXES`: ``exact``; ``auto``, exact below ``index_exact_below``
+        templates and HNSW from there on; ``hnsw``, ``hnsw-f16``, ``hnsw-i8``). Exact by default:
+        on SFace embeddings the HNSW graph loses too many mates at 10^6 (``bench/scale.py``).
     index_exact_below : int, default 250000
         ``FACEPRINT_INDEX_EXACT_BELOW``: where ``auto`` changes from exact search to HNSW.
     hnsw_ef : int, default 256
@@ -275,9 +276,9 @@ class Settings(BaseSettings):
         description="FACEPRINT_CHALLENGE_ACTIONS: comma-separated actions challenges are drawn from.",
     )
     index: str = Field(
-        default="auto",
+        default="exact",
         validation_alias="FACEPRINT_INDEX",
-        description="FACEPRINT_INDEX: in-memory vector index of SQLite galleries (auto, exact, hnsw, hnsw-f16, "
+        description="FACEPRINT_INDEX: in-memory vector index of SQLite galleries (exact, auto, hnsw, hnsw-f16, "
         "hnsw-i8).",
     )
     index_exact_below: int = Field(
