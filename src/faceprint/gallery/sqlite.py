@@ -201,8 +201,8 @@ class Gallery(BaseGallery):
         Database file (created if missing), or ``":memory:"`` for a throw-away gallery.
     index : str, optional
         Name of the index backend in :data:`~faceprint.gallery.index.INDEXES`; default
-        ``FACEPRINT_INDEX`` (``auto``: exact search below ``FACEPRINT_INDEX_EXACT_BELOW`` templates,
-        an HNSW graph from there on).
+        ``FACEPRINT_INDEX`` (``exact``; ``auto`` is exact search below
+        ``FACEPRINT_INDEX_EXACT_BELOW`` templates and an HNSW graph from there on).
     index_options : mapping, optional
         Keyword options of that backend (``ef=``, ``exact_below=``, ``dtype=`` ...); default: the
         settings' (:func:`index_options_from_settings`).
