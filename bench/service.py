@@ -245,6 +245,17 @@ class Server:
                 self.proc.wait(10)
 
 
+def run_threads(target: Callable[[], None], n: int) -> tuple[float, float]:
+    """Run ``target`` on ``n`` threads to the end; (wall seconds, this process's CPU seconds)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    drivers = [threading.Thread(target=target) for _ in range(n)]
+    for d in drivers:
+        d.start()
+    for d in drivers:
+        d.join()
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
 def multipart_bodies(url: str, probes: Sequence[tuple[str, bytes, bool]]) -> list[tuple[bytes, str]]:
     """Each probe as the multipart body (and its content type) httpx would send, encoded once."""
     import httpx
@@ -306,14 +317,7 @@ def drive_service(
         finally:
             conn.close()
 
-    started, cpu = time.perf_counter(), time.process_time()
-    drivers = [threading.Thread(target=client) for _ in range(clients)]
-    for d in drivers:
-        d.start()
-    for d in drivers:
-        d.join()
-    tally.wall_s = time.perf_counter() - started
-    tally.client_cpu_s = time.process_time() - cpu
+    tally.wall_s, tally.client_cpu_s = run_threads(client, clients)
     return tally
 
 
@@ -375,14 +379,7 @@ def drive_in_process(
                     tally.latencies_s.append(time.perf_counter() - sent)
                     tally.count("200")
 
-        started, cpu = time.perf_counter(), time.process_time()
-        drivers = [threading.Thread(target=submitter) for _ in range(clients)]
-        for d in drivers:
-            d.start()
-        for d in drivers:
-            d.join()
-        tally.wall_s = time.perf_counter() - started
-        tally.cpu_s = time.process_time() - cpu
+        tally.wall_s, tally.cpu_s = run_threads(submitter, clients)
     return tally
 
 
