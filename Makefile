@@ -16,12 +16,18 @@ $(STAMP): pyproject.toml requirements/models.txt Makefile
 	$(PY) scripts/check_env.py
 	touch $(STAMP)
 
+# what only the tests need beyond the default install: the optional backends' extras
+TEST_STAMP := $(VENV)/.faceprint-test-extras
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[milvus]'
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/faceprint demo --threads 2
 
-test: install
+test: install $(TEST_STAMP)
 	$(VENV)/bin/pytest -q
 
 bench: install

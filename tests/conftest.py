@@ -6,7 +6,12 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from collections.abc import Callable  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -93,3 +98,43 @@ def fake_detector() -> FakeDetector:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+# -- engines ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``HOST:PORT`` of a ``milvus-lite server`` (Milvus's gRPC protocol) on 127.0.0.1, started for
+    the session and stopped after it; skips when the ``[milvus]`` extra is not installed."""
+    exe = shutil.which("milvus-lite") or str(Path(sys.executable).with_name("milvus-lite"))
+    if not Path(exe).is_file():
+        pytest.skip("milvus-lite is not installed (pip install 'faceprint[milvus]'; make test installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path_factory.mktemp("milvus-server")
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [exe, "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"milvus-lite server exited with {proc.returncode}: "
+                                   f"{(data / 'server.log').read_text(errors='replace')[-2000:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("milvus-lite server did not listen within 60 s")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

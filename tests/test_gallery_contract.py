@@ -1,15 +1,18 @@
 """The gallery backend contract: every backend behind ``GalleryBackend`` passes these tests.
 
-Backends come from the ``backend`` fixture (one param per backend: SQLite on a file with each
-registered index, SQLite in memory). A new backend (Milvus, say) is one more ``BackendCase``.
+Backends come from the ``case`` fixture (one param per backend: SQLite on a file with each
+registered index, SQLite in memory, Milvus Lite on a file, and Milvus over gRPC against a
+``milvus-lite server`` on 127.0.0.1 that the ``milvus_server`` fixture starts and stops).
+A new backend is one more ``BackendCase``.
 Also: ``open_gallery`` URLs, and that files written in the v1 on-disk schema still open.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +64,31 @@ def _sqlite_file(index: str) -> BackendCase:
 # The quantised HNSW variants report similarities of their float16 / int8 copies, not the float32
 # brute force this suite compares with: tests/test_gallery_ann.py bounds their error and recall.
 APPROXIMATE_SIMILARITIES = {"hnsw-f16", "hnsw-i8"}
+def _milvus_lite_file(tmp: Path) -> GalleryBackend:
+    pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed (make test installs it)")
+    return open_gallery(f"milvus-lite:///{tmp / 'contract-milvus.db'}")
+
+
+def _milvus_server(tmp: Path, address: str) -> GalleryBackend:
+    pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed (make test installs it)")
+    collection = "c_" + hashlib.sha256(str(tmp).encode()).hexdigest()[:16]  # one per test, on a shared server
+    return open_gallery(f"milvus://{address}/{collection}")
+
+
 CASES = [_sqlite_file(name) for name in INDEXES.names() if name not in APPROXIMATE_SIMILARITIES] + [
     BackendCase("sqlite-memory-exact", lambda tmp: Gallery(":memory:"), False),
+    BackendCase("milvus-lite-file", _milvus_lite_file, True),
+    BackendCase("milvus-grpc-server", lambda tmp: Gallery(":memory:"), True),  # bound to the server below
 ]
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
 def case(request: pytest.FixtureRequest) -> BackendCase:
-    return request.param  # type: ignore[no-any-return]
+    param: BackendCase = request.param
+    if param.id == "milvus-grpc-server":  # a milvus-lite server on 127.0.0.1, for the session
+        address = request.getfixturevalue("milvus_server")
+        return replace(param, open=lambda tmp: _milvus_server(tmp, address))
+    return param
 
 
 @pytest.fixture
@@ -504,7 +524,18 @@ def test_open_gallery_in_memory() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("milvus://localhost:19530/faces", "unsupported gallery URL scheme 'milvus'.*supported schemes: sqlite"),
+        ("mongodb://localhost:27017/faces", "unsupported gallery URL scheme 'mongodb'.*supported schemes: milvus, "
+         "milvus-lite, sqlite"),
+        ("milvus://user:secret@localhost:19530/faces", "no credentials.*FACEPRINT_MILVUS_TOKEN"),
+        ("milvus:///faces", "no host"),
+        ("milvus://localhost:19530/faces?colour=red", "unknown milvus gallery option"),
+        ("milvus://localhost:19530/faces?ef=many", "ef must be an integer"),
+        ("milvus://localhost:19530/faces?secure=maybe", "secure must be 1 or 0"),
+        ("milvus://localhost:port/faces", "malformed milvus"),
+        ("milvus-lite://people.db", "milvus-lite:///relative"),
+        ("milvus-lite:///people.txt", "ends in .db"),
+        ("milvus-lite:///missing/people.db", "does not exist"),
+        ("milvus-lite:///people.db?index=hnsw", "unknown milvus-lite gallery option"),
         ("postgresql://db/people", "scheme 'postgresql'"),
         ("sqlite://host/people.db", "no host"),
         ("sqlite:///people.db?colour=red", "unknown sqlite gallery option"),
@@ -535,5 +566,5 @@ def test_a_scheme_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
     with open_gallery("fake://host:1/coll?x=1") as g:
         assert isinstance(g, Gallery)
     assert opened == [("host:1/coll", {"x": "1"})]
-    with pytest.raises(UnsupportedGalleryURLError, match="supported schemes: fake, sqlite"):
+    with pytest.raises(UnsupportedGalleryURLError, match="supported schemes: fake, milvus, milvus-lite, sqlite"):
         open_gallery("nope://x")

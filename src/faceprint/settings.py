@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         ``FACEPRINT_INDEX_EXACT_BELOW``: where ``auto`` changes from exact search to HNSW.
     hnsw_ef : int, default 256
         ``FACEPRINT_HNSW_EF``: candidates an HNSW search visits (recall against time).
+    milvus_token : SecretStr or None, default None
+        ``FACEPRINT_MILVUS_TOKEN``: the credentials ``milvus://`` galleries connect with
+        (``user:password`` or an API key; :class:`~faceprint.gallery.milvus.MilvusGallery`); never in
+        ``repr`` or logs. ``None`` (unset or empty): none.
     template_key : SecretStr or None, default None
         ``FACEPRINT_TEMPLATE_KEY``: the AES-256 key (64 hex digits, or base64 of 32 bytes) that
         encrypts stored templates in SQLite galleries at rest (:mod:`faceprint.gallery.encryption`);
@@ -291,6 +295,12 @@ class Settings(BaseSettings):
         validation_alias="FACEPRINT_HNSW_EF",
         description="FACEPRINT_HNSW_EF: candidates an HNSW search visits (recall against time).",
     )
+    milvus_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="FACEPRINT_MILVUS_TOKEN",
+        description="FACEPRINT_MILVUS_TOKEN: credentials (user:password or an API key) of milvus:// galleries; "
+        "unset: none.",
+    )
     template_key: SecretStr | None = Field(
         default=None,
         validation_alias="FACEPRINT_TEMPLATE_KEY",
@@ -404,6 +414,13 @@ class Settings(BaseSettings):
             )
         parse_template_key(raw)  # raises, naming the expected form but not the text
         return SecretStr(raw.strip())
+
+    @field_validator("milvus_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, raw: object) -> object:
+        if isinstance(raw, SecretStr):
+            raw = raw.get_secret_value()
+        return None if raw is None or (isinstance(raw, str) and not raw.strip()) else raw
 
     @field_validator("progress", mode="before")
     @classmethod

@@ -54,6 +54,14 @@ GalleryOpt = Annotated[
     Path | None,
     typer.Option("--gallery", "-g", help="Gallery database (default: $FACEPRINT_GALLERY or ~/.local/share)."),
 ]
+GalleryURLOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gallery", "-g",
+        help="Gallery: a database path, or a URL (sqlite:///people.db, milvus://HOST:19530/COLLECTION, "
+        "milvus-lite:///people.db); default: $FACEPRINT_GALLERY or ~/.local/share.",
+    ),
+]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
 LivenessOpt = Annotated[
     str,
@@ -187,11 +195,14 @@ def _gallery_path(path: Path | None, settings: Settings | None = None) -> Path:
     return (_settings() if settings is None else settings).gallery_path()
 
 
-def _open_gallery(path: Path | None, *, create: bool) -> GalleryBackend:
-    """The gallery of ``--gallery`` (default: :meth:`Settings.gallery_path`), via :func:`open_gallery`."""
+def _open_gallery(path: str | Path | None, *, create: bool) -> GalleryBackend:
+    """The gallery of ``--gallery`` (a path or a URL; default :meth:`Settings.gallery_path`), via
+    :func:`open_gallery`."""
     from ..gallery import open_gallery
 
-    p = _gallery_path(path)
+    if isinstance(path, str) and "://" in path:
+        return open_gallery(path)
+    p = _gallery_path(None if path is None else Path(path))
     if not create and not p.exists():
         _fail(f"no gallery at {p}; enroll someone first or pass --gallery")
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import GalleryOpt, JsonOpt, _fail, _open_gallery, _print_json, _run, _settings, out
+from .common import GalleryURLOpt, JsonOpt, _fail, _open_gallery, _print_json, _run, _settings, out
 
 if TYPE_CHECKING:
     from ..gallery import GalleryBackend
 
 
-def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
+def gallery_list(gallery: GalleryURLOpt = None, as_json: JsonOpt = False) -> None:
     """List enrolled subjects."""
 
     def body() -> int:
@@ -41,7 +41,7 @@ def gallery_list(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
 
 def gallery_remove(
     name: Annotated[str, typer.Argument(help="Subject name or id (a subject named like an id wins).")],
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
 ) -> None:
     """Delete a subject and all its templates."""
 
@@ -57,7 +57,7 @@ def gallery_remove(
 def gallery_rename(
     name: Annotated[str, typer.Argument(help="Current name or id (a subject named like an id wins).")],
     new_name: Annotated[str, typer.Argument(help="New name.")],
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
 ) -> None:
     """Rename a subject."""
 
@@ -74,7 +74,7 @@ def gallery_purge(
     days: Annotated[
         int | None, typer.Option("--days", help="Retention in days (default: $FACEPRINT_RETENTION_DAYS).")
     ] = None,
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete templates stored more than N days ago, and the subjects this leaves empty."""
@@ -102,7 +102,7 @@ def gallery_purge(
 
 def gallery_export(
     dest: Annotated[Path, typer.Argument(help="The export file to write (a ZIP; replaced if it exists).")],
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write every subject, its metadata and its templates to one file (no photos: faceprint keeps none).
@@ -135,7 +135,7 @@ def gallery_import(
         str, typer.Option("--on-conflict", help="A subject the gallery already has: error (import nothing), "
                                                 "skip it, or merge the export's templates into it.")
     ] = "error",
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add the subjects of an export to the gallery (checked first: same model, intact file, free names)."""

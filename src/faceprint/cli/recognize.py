@@ -19,6 +19,7 @@ from .common import (
     FlipOpt,
     FmrOpt,
     GalleryOpt,
+    GalleryURLOpt,
     JsonOpt,
     LivenessOpt,
     ModelOpt,
@@ -193,7 +194,7 @@ def verify(
 def enroll(
     name: Annotated[str, typer.Argument(help="Person's name.")],
     images: Annotated[list[Path], typer.Argument(help="One or more photos of that person.")],
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
     select: Annotated[
@@ -252,7 +253,7 @@ def enroll(
 
 def identify(
     image: Annotated[Path, typer.Argument(help="Image with one or more faces.")],
-    gallery: GalleryOpt = None,
+    gallery: GalleryURLOpt = None,
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
     k: Annotated[int, typer.Option("-k", help="Candidates per face.")] = 3,

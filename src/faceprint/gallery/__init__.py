@@ -6,7 +6,9 @@
 - :mod:`~faceprint.gallery.index`: in-process vector indexes on the :data:`INDEXES` registry;
 - :mod:`~faceprint.gallery.sqlite`: :class:`Gallery`, the SQLite backend;
 - :mod:`~faceprint.gallery.encryption`: AES-GCM encryption at rest of stored templates;
-- :func:`open_gallery`: a gallery from a URL (``sqlite:///people.db`` or a bare path).
+- :mod:`~faceprint.gallery.milvus`: :class:`MilvusGallery`, the Milvus backend (the ``[milvus]`` extra);
+- :func:`open_gallery`: a gallery from a URL (``sqlite:///people.db`` or a bare path,
+  ``milvus://host:19530/faces``, ``milvus-lite:///people-milvus.db``).
 
 Examples
 --------
@@ -23,9 +25,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from faceprint.errors import UnsupportedGalleryURLError
+from faceprint.errors import TemplateKeyError, UnsupportedGalleryURLError
 from faceprint.registry import Registry
 from faceprint.settings import current_settings
 
@@ -41,6 +43,7 @@ from .base import (
 )
 from .encryption import KeySource
 from .index import INDEXES, AutoIndex, ExactIndex, HNSWIndex, ScoringIndex, TemplateIndex, VectorIndex, make_index
+from .milvus import MilvusGallery
 from .sqlite import SCHEMA_VERSION, Gallery, IndexStats, SQLiteGallery, index_options_from_settings
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "TemplateIndex",
     "Gallery",
     "SQLiteGallery",
+    "MilvusGallery",
     "IndexStats",
     "KeySource",
     "SCHEMA_VERSION",
@@ -110,6 +114,100 @@ def _open_sqlite(
 
 
 _INT_INDEX_OPTIONS = ("ef", "exact_below")
+_MILVUS_INT_OPTIONS = ("ef", "connectivity", "expansion_add")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _milvus_options(scheme: str, options: dict[str, str], allowed: tuple[str, ...]) -> dict[str, object]:
+    """The keyword arguments of :class:`MilvusGallery` a URL's query options give."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UnsupportedGalleryURLError(
+            f"unknown {scheme} gallery option(s) {unknown}; valid options: {', '.join(allowed)}"
+        )
+    out: dict[str, object] = {}
+    for name in _MILVUS_INT_OPTIONS:
+        if name in options:
+            try:
+                out[name] = int(options[name])
+            except ValueError:
+                raise UnsupportedGalleryURLError(f"gallery URL option {name} must be an integer") from None
+    if "timeout" in options:
+        try:
+            out["timeout"] = float(options["timeout"])
+        except ValueError:
+            raise UnsupportedGalleryURLError("gallery URL option timeout must be a number of seconds") from None
+    return out
+
+
+def _refuse_template_key(template_key: bytes | None | KeySource, url: str) -> None:
+    key = current_settings().template_key_bytes() if template_key is KeySource.SETTINGS else template_key
+    if key is not None:
+        raise TemplateKeyError(
+            f"gallery {url}: Milvus galleries store templates as Milvus vectors, which faceprint cannot encrypt; "
+            "unset FACEPRINT_TEMPLATE_KEY (or pass template_key=None) and encrypt Milvus's storage instead"
+        )
+
+
+@GALLERY_SCHEMES.register("milvus")
+def _open_milvus(
+    rest: str, options: dict[str, str], *, template_key: bytes | None | KeySource = KeySource.SETTINGS
+) -> MilvusGallery:
+    """``milvus://HOST[:PORT]/COLLECTION`` (gRPC; port 19530 by default) with ``?secure=1`` for TLS,
+    ``?db=NAME``, ``?ef=``, ``?connectivity=``, ``?expansion_add=``, ``?timeout=``; credentials from
+    ``FACEPRINT_MILVUS_TOKEN``."""
+    parts = urlsplit("//" + rest)
+    if parts.username is not None or parts.password is not None:
+        raise UnsupportedGalleryURLError(
+            "a milvus:// URL carries no credentials (they would show in logs and process lists); "
+            "set FACEPRINT_MILVUS_TOKEN=user:password instead"
+        )
+    try:
+        host, port = parts.hostname, parts.port or 19530
+    except ValueError as err:
+        raise UnsupportedGalleryURLError(f"malformed milvus:// URL milvus://{rest}: {err}") from None
+    if not host:
+        raise UnsupportedGalleryURLError(f"expected milvus://HOST:PORT/COLLECTION, got milvus://{rest} (no host)")
+    collection = unquote(parts.path.strip("/")) or "faceprint"
+    kwargs = _milvus_options("milvus", options, ("secure", "db", *_MILVUS_INT_OPTIONS, "timeout"))
+    secure = options.get("secure", "").lower()
+    if secure not in _TRUE + _FALSE:
+        raise UnsupportedGalleryURLError(f"gallery URL option secure must be 1 or 0, got {secure!r}")
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    display = f"milvus://{netloc}/{collection}"
+    _refuse_template_key(template_key, display)
+    token = current_settings().milvus_token
+    return MilvusGallery(
+        f"{'https' if secure in _TRUE else 'http'}://{netloc}",
+        collection,
+        token=None if token is None else token.get_secret_value(),
+        db_name=options.get("db") or None,
+        display=display,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@GALLERY_SCHEMES.register("milvus-lite")
+def _open_milvus_lite(
+    rest: str, options: dict[str, str], *, template_key: bytes | None | KeySource = KeySource.SETTINGS
+) -> MilvusGallery:
+    """``milvus-lite:///relative.db`` or ``milvus-lite:////absolute.db`` (a Milvus Lite file, in
+    process), with ``?collection=NAME`` (default ``faceprint``), ``?ef=`` ..."""
+    if not rest.startswith("/") or len(rest) < 2:
+        raise UnsupportedGalleryURLError(
+            f"expected milvus-lite:///relative/path.db or milvus-lite:////absolute/path.db, got milvus-lite://{rest}"
+        )
+    path = unquote(rest[1:])
+    if not path.endswith(".db"):
+        raise UnsupportedGalleryURLError(f"a Milvus Lite file name ends in .db, got {path!r}")
+    kwargs = _milvus_options("milvus-lite", options, ("collection", *_MILVUS_INT_OPTIONS, "timeout"))
+    collection = options.get("collection") or "faceprint"
+    display = f"milvus-lite:///{path}" + (f"?collection={collection}" if "collection" in options else "")
+    _refuse_template_key(template_key, display)
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        raise UnsupportedGalleryURLError(f"gallery {display}: folder {parent!r} does not exist")
+    return MilvusGallery(path, collection, display=display, **kwargs)  # type: ignore[arg-type]
 
 
 def open_gallery(
@@ -123,7 +221,10 @@ def open_gallery(
         ``sqlite:///people.db`` (a path relative to the working directory),
         ``sqlite:////srv/people.db`` (absolute), ``sqlite://`` (in memory), or a bare path, which
         means the same as ``sqlite:///`` + path. Options go in the query string:
-        ``sqlite:///people.db?index=exact``.
+        ``sqlite:///people.db?index=exact``. ``milvus://HOST:19530/COLLECTION`` is a Milvus
+        server over gRPC (``?secure=1`` for TLS, ``?db=``, ``?ef=``, ``?timeout=``; credentials from
+        ``FACEPRINT_MILVUS_TOKEN``); ``milvus-lite:///people.db`` (``?collection=``) a Milvus Lite
+        file. Both need the ``[milvus]`` extra (:class:`MilvusGallery`).
     template_key : bytes or None, default KeySource.SETTINGS
         The 32-byte key of the gallery's encrypted templates (see :class:`Gallery`); the default
         takes ``FACEPRINT_TEMPLATE_KEY``, ``None`` means no key.
@@ -150,7 +251,7 @@ def open_gallery(
     >>> open_gallery("mysql://db/people")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    faceprint.errors.UnsupportedGalleryURLError: unsupported gallery URL scheme 'mysql' ... schemes: sqlite ...
+    faceprint.errors.UnsupportedGalleryURLError: unsupported gallery URL scheme 'mysql' ... sqlite ...
     """
     text = os.fspath(url)
     if not isinstance(text, str):
