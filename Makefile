@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements/models.txt Makefile
 # what only the tests need beyond the default install: the optional backends' extras
 TEST_STAMP := $(VENV)/.faceprint-test-extras
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[milvus]'
+	$(PY) -m pip install --quiet -e '.[milvus,ray]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)
