@@ -15,7 +15,9 @@ Data (development numbers, on LFW; the embeddings come from ``bench/lfw_embeddin
 
 Indexes: ``exact`` (faceprint's ExactIndex, numpy), ``faiss-flat`` (IndexFlatIP), ``hnsw`` and
 ``hnsw-i8`` (faceprint's HNSWIndex, usearch, at several ``ef``), ``faiss-hnsw`` (IndexHNSWFlat,
-M=32, efConstruction=128, efSearch=128). Builds run on 2 threads, searches on 1 (the service runs
+M=32, efConstruction=128, efSearch=128), ``milvus-lite`` (a Milvus Lite file, HNSW M=16,
+efConstruction 128, COSINE, searched through pymilvus at ef 64 / 256 / 512: each call crosses
+Milvus Lite's in-process gRPC server). Builds run on 2 threads, searches on 1 (the service runs
 one search per inference thread). Per index and size: build seconds; memory (the index's own count
 where it has one, else its vectors' bytes; and the growth of this process's resident memory);
 per-query p50 / p99 at batch 1, and at batch 32 (a batch's time / 32); recall@1 and @10 against the
@@ -25,7 +27,7 @@ mate@1, the share of mated queries whose best hit is their own person's
 template (what identification sees).
 
 End to end (``--end-to-end``): a SQLite gallery of that many templates (the same vectors, written
-with SQL once and cached in ``bench/cache``) opened with the default ``auto`` index: the first
+with SQL once and cached in ``bench/cache``) opened with the default index (``FACEPRINT_INDEX``): the first
 build from the store, the saved graph's size and the next open's load, then ``--photos`` LFW probe
 photos through ``FacePipeline.identify`` (detect, align, embed, search, decide), each next to its
 search alone: the share of a decision's time that search takes.
@@ -150,6 +152,8 @@ def build_index(name: str, vectors: np.ndarray, ef: int | None = None) -> tuple[
                           **({"ef": ef} if ef else {}))
         graph.add(ids, vectors)
         return graph, graph.search, graph.memory_bytes
+    if name == "milvus-lite":
+        return milvus_lite_index(ids, vectors, ef or 256)
     import faiss
 
     def by_id(found: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +171,58 @@ def build_index(name: str, vectors: np.ndarray, ef: int | None = None) -> tuple[
         hnsw.hnsw.efSearch = 128
         return hnsw, lambda q, k: by_id(hnsw.search(q, k)), None
     raise SystemExit(f"unknown index {name!r}")
+
+
+class MilvusLite:
+    """A Milvus Lite collection (HNSW, COSINE, M=CONNECTIVITY, efConstruction 128) in a temporary file:
+    what a ``milvus-lite://`` gallery searches (without the gallery's grouping and re-scoring)."""
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray, ef: int) -> None:
+        import tempfile
+
+        from pymilvus import DataType, MilvusClient
+
+        self.ef = ef
+        self._dir = tempfile.TemporaryDirectory()
+        self.client = MilvusClient(str(Path(self._dir.name) / "scale.db"))
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=vectors.shape[1])
+        params = self.client.prepare_index_params()
+        params.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE",
+                         params={"M": CONNECTIVITY, "efConstruction": 128})
+        self.client.create_collection("scale", schema=schema, consistency_level="Strong")
+        self.client.create_index("scale", params, sync=False)
+        self.client.load_collection("scale")
+        for start in range(0, len(ids), 10_000):
+            self.client.insert("scale", [{"id": int(i), "vector": v}
+                                         for i, v in zip(ids[start : start + 10_000], vectors[start : start + 10_000],
+                                                         strict=True)])
+        self.client.flush("scale")
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:  # searches start once every row is in the HNSW index
+            state = self.client.describe_index("scale", "vector")
+            if int(state.get("indexed_rows", 0)) >= len(ids) and int(state.get("pending_index_rows", 0)) == 0:
+                break
+            time.sleep(1)
+        self.index_state = state
+        time.sleep(30)  # Milvus Lite seals and indexes segments in the background after reporting "Finished"
+        self.search(vectors[:1], 1)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        found = self.client.search("scale", data=list(np.asarray(queries, np.float32)), limit=k,
+                                   search_params={"metric_type": "COSINE", "params": {"ef": max(self.ef, k)}})
+        sims = np.full((len(found), k), -np.inf, np.float32)
+        out = np.full((len(found), k), -1, np.int64)
+        for i, hits in enumerate(found):
+            for j, hit in enumerate(hits):
+                sims[i, j], out[i, j] = hit["distance"], hit["id"]
+        return sims, out
+
+
+def milvus_lite_index(ids: np.ndarray, vectors: np.ndarray, ef: int) -> tuple[Any, Search, int | None]:
+    index = MilvusLite(ids, vectors, ef)
+    return index, index.search, None
 
 
 def timed_searches(search: Search, probes: np.ndarray, k: int) -> dict[str, float]:
@@ -275,8 +331,8 @@ def gallery_file(sets: dict[str, Any], size: int, fingerprint: str) -> Path:
 
 def end_to_end(sets: dict[str, Any], size: int, photos: int) -> dict[str, Any]:
     """Probe photo -> decision through ``FacePipeline.identify`` on a ``size``-template gallery with
-    the default (``auto``) index: the first search's build, the save on close and the next open's
-    load, then per photo the whole call next to its search alone."""
+    the default index (``FACEPRINT_INDEX``; ``exact`` unless set): the first search's build, the save
+    on close and the next open's load, then per photo the whole call next to its search alone."""
     from faceprint.datasets import data_root
     from faceprint.gallery import Gallery
     from faceprint.io import load_image
@@ -373,7 +429,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "decision_threshold": {"model": "sface", "fmr": 1e-3, "similarity": round(float(threshold), 4)},
         "sizes": [],
     }
-    indexes = [n for n in ("exact", "faiss-flat", "hnsw", "hnsw-i8", "faiss-hnsw") if n not in args.skip]
+    indexes = [n for n in ("exact", "faiss-flat", "hnsw", "hnsw-i8", "faiss-hnsw", "milvus-lite") if n not in args.skip]
+    try:
+        import pymilvus  # noqa: F401
+    except ImportError:  # pip install 'faceprint[milvus]' (make test) brings it
+        print("pymilvus is not installed: the Milvus Lite rows are left out")
+        indexes = [n for n in indexes if n != "milvus-lite"]
     if versions["faiss"] == "absent":  # pip install -r requirements/bench.txt (make bench) brings it
         print("faiss-cpu is not installed: the FAISS rows are left out")
         indexes = [n for n in indexes if not n.startswith("faiss")]
@@ -389,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         del exact
         rows: list[dict[str, Any]] = []
         for name in indexes:
-            efs: list[int | None] = list(EF_SWEEP) if name in ("hnsw", "hnsw-i8") else [None]
+            efs: list[int | None] = (list(EF_SWEEP) if name in ("hnsw", "hnsw-i8") else
+                                     [64, 256, 512] if name == "milvus-lite" else [None])
             rows += measure(name, vectors, probes, truth, mates, decided, efs)
         result["sizes"].append({"templates": size, "decided_queries": int(decided.sum()), "rows": rows})
         del vectors
