@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -90,8 +91,6 @@ def enroll_dir(
             started: list[tuple[int, float]] = []
 
             def tick(done: int, total: int) -> None:
-                import time
-
                 now = time.perf_counter()
                 if not started:
                     started.append((done, now))

@@ -18,6 +18,7 @@ import threading
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -462,6 +463,27 @@ def _validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     return dict(metadata or {})
 
 
+def template_similarities(stored: Float32Array, query: Float32Array) -> Float32Array:
+    """float32 products of ``query`` (d,) with each row of ``stored`` (n, d), one row at a time, so
+    the same pair gives the same bits whatever else is in the batch: what a backend that re-scores
+    its search hits uses, so that :meth:`BaseGallery.score` and a search agree."""
+    return np.einsum("nd,d->n", stored, query).astype(np.float32, copy=False)
+
+
+def new_content_rows(held: AbstractSet[str], digests: Sequence[str | None]) -> list[int]:
+    """Rows to write: those whose digest (if any) neither ``held`` (the subject's stored digests) nor
+    an earlier row has."""
+    seen = set(held)
+    keep: list[int] = []
+    for i, digest in enumerate(digests):
+        if digest is not None:
+            if digest in seen:
+                continue
+            seen.add(digest)
+        keep.append(i)
+    return keep
+
+
 def make_match(subject_id: int, name: str, similarity: float, threshold: float) -> Match:
     """The :class:`Match` of a subject whose best template has cosine ``similarity`` (clipped)."""
     similarity = float(np.clip(similarity, -1.0, 1.0))
@@ -646,7 +668,7 @@ class BaseGallery(ABC):
         batch = self._read_templates(subject_ids)
         if len(batch) == 0:
             return []
-        sims = (query @ batch.embeddings.T)[0]
+        sims = template_similarities(batch.embeddings, query[0])
         best: dict[int, tuple[str, float]] = {}
         for subject_id, name, sim in zip(batch.subject_ids.tolist(), batch.names, sims.tolist(), strict=True):
             if subject_id not in best or sim > best[subject_id][1]:

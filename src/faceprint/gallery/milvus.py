@@ -60,7 +60,16 @@ from faceprint.errors import (
     SubjectNotFoundError,
 )
 
-from .base import BaseGallery, Example, Subject, TemplateBatch, TemplateHits, validate_name_or_id
+from .base import (
+    BaseGallery,
+    Example,
+    Subject,
+    TemplateBatch,
+    TemplateHits,
+    new_content_rows,
+    template_similarities,
+    validate_name_or_id,
+)
 from .index import DEFAULT_CONNECTIVITY, DEFAULT_EF, DEFAULT_EXPANSION_ADD
 
 __all__ = ["MilvusGallery", "MILVUS_FORMAT", "MAX_TOP_K", "COLLECTION_NAME"]
@@ -113,12 +122,6 @@ def _in(field: str, values: Iterable[int | str]) -> str:
     """``field in [...]`` of ints or hex keys (never user text)."""
     items = ", ".join(str(int(v)) if isinstance(v, (int, np.integer)) else f'"{v}"' for v in values)
     return f"{field} in [{items}]"
-
-
-def _dots(stored: Float32Array, query: Float32Array) -> Float32Array:
-    """float32 products of ``query`` (d,) with each row of ``stored``: the one formula of search and
-    score, so both give the same bits for the same pair (Milvus's own distances may differ in the last bit)."""
-    return np.einsum("nd,d->n", stored, query).astype(np.float32, copy=False)
 
 
 class _Ids:
@@ -562,17 +565,6 @@ class MilvusGallery(BaseGallery):
 
     # ---------------------------------------------------------------- search
 
-    def _score_subjects(self, query: Float32Array, subject_ids: list[int]) -> list[tuple[int, str, float]]:
-        batch = self._read_templates(subject_ids)
-        if len(batch) == 0:
-            return []
-        sims = _dots(batch.embeddings, query[0])
-        best: dict[int, tuple[str, float]] = {}
-        for subject_id, name, sim in zip(batch.subject_ids.tolist(), batch.names, sims.tolist(), strict=True):
-            if subject_id not in best or sim > best[subject_id][1]:
-                best[subject_id] = (name, sim)
-        return [(i, best[i][0], best[i][1]) for i in subject_ids if i in best]
-
     def _search_templates(self, queries: Float32Array, k: int) -> TemplateHits:
         # BaseGallery read the record under the same lock hold just before: its fingerprint is current,
         # and a gallery with a fingerprint has its templates collection (both go together)
@@ -598,7 +590,7 @@ class MilvusGallery(BaseGallery):
             if not hits:
                 continue
             stored = np.asarray([hit["entity"]["vector"] for hit in hits], dtype=np.float32)
-            sims[i, : len(hits)] = _dots(stored, queries[i])  # Milvus found them; scored as score() does
+            sims[i, : len(hits)] = template_similarities(stored, queries[i])  # Milvus found them; scored as score()
             subject_ids[i, : len(hits)] = [int(hit["entity"]["subject_id"]) for hit in hits]
         names = self._names(subject_ids[subject_ids >= 0].tolist())
         orphan = (subject_ids >= 0) & ~np.isin(subject_ids, np.fromiter(names, np.int64, len(names)))
@@ -646,14 +638,7 @@ class MilvusGallery(BaseGallery):
                 raise
             row = None
         held = self._digests(int(row["id"])) if row is not None and any(d is not None for d in digests) else set()
-        keep: list[int] = []
-        seen: set[str] = set(held)
-        for i, digest in enumerate(digests):
-            if digest is not None:
-                if digest in seen:
-                    continue
-                seen.add(digest)
-            keep.append(i)
+        keep = new_content_rows(held, digests)
         skipped = tuple(i for i in range(len(digests)) if i not in set(keep))
         if stored_fingerprint is None or not self._has_templates():  # (the latter: a removal interrupted)
             if stored_fingerprint is None and self._has_templates():  # left by an interrupted removal

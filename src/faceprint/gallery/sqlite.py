@@ -51,6 +51,7 @@ from .base import (
     Subject,
     TemplateBatch,
     TemplateHits,
+    new_content_rows,
     validate_name_or_id,
 )
 from .encryption import MAGIC, OVERHEAD, SCHEME, KeySource, TemplateCipher, check_key, new_salt
@@ -771,14 +772,7 @@ class Gallery(BaseGallery):
                     (subject_id,),
                 )
             }
-        keep: list[int] = []
-        for i, digest in enumerate(digests):
-            if digest is not None:
-                if digest in held:
-                    continue
-                held.add(digest)
-            keep.append(i)
-        return keep
+        return new_content_rows(held, digests)
 
     def _insert_templates(
         self,
