@@ -691,6 +691,14 @@ class MilvusGallery(BaseGallery):
             self._db.upsert(self._subjects_name, [row])
         return self._subject(row), old_name
 
+    def _compact(self, *names: str) -> None:
+        """Ask Milvus to compact after a deletion: a deleted row's bytes stay in its segment until then."""
+        for name in names:
+            try:
+                self._db.compact(name)
+            except GalleryError as err:  # erasure went through; reclaiming the bytes is Milvus's job
+                logger.warning("Milvus gallery %s: compaction request failed: %s", self._display, err)
+
     def _write_remove(self, name_or_id: str | int) -> tuple[int, str, int]:
         row = self._find(name_or_id)
         subject_id = int(row["id"])
@@ -698,6 +706,7 @@ class MilvusGallery(BaseGallery):
         self._db.delete(self._subjects_name, ids=[subject_id])
         if n:
             self._db.delete(self._templates_name, filter=f"subject_id == {subject_id}")
+            self._compact(self._templates_name)
         if self._count(self._subjects_name, _ALL) == 0:
             if self._has_templates():
                 self._db.drop_collection(self._templates_name)
@@ -746,6 +755,7 @@ class MilvusGallery(BaseGallery):
             )
         for chunk in _chunks(example_ids):
             self._db.delete(self._templates_name, ids=list(chunk))
+        self._compact(self._templates_name)
         return [found[i] for i in example_ids]
 
     def close(self) -> None:
