@@ -104,16 +104,23 @@ def _open_sqlite(
         raise UnsupportedGalleryURLError("expected a database path after sqlite:///, got none")
     index = options.get("index") or current_settings().index
     index_options = index_options_from_settings(index)
-    for name in _INT_INDEX_OPTIONS:
-        if name in options:
-            try:
-                index_options[name] = int(options[name])
-            except ValueError:
-                raise UnsupportedGalleryURLError(f"gallery URL option {name} must be an integer") from None
+    index_options.update(_int_options(options, _INT_INDEX_OPTIONS))
     return Gallery(path, index=index, index_options=index_options, template_key=template_key)
 
 
 _INT_INDEX_OPTIONS = ("ef", "exact_below")
+
+
+def _int_options(options: dict[str, str], names: tuple[str, ...]) -> dict[str, int]:
+    """The integer URL options among ``names`` that ``options`` gives."""
+    out: dict[str, int] = {}
+    for name in names:
+        if name in options:
+            try:
+                out[name] = int(options[name])
+            except ValueError:
+                raise UnsupportedGalleryURLError(f"gallery URL option {name} must be an integer") from None
+    return out
 _MILVUS_INT_OPTIONS = ("ef", "connectivity", "expansion_add")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
@@ -125,13 +132,7 @@ def _milvus_options(scheme: str, options: dict[str, str], allowed: tuple[str, ..
         raise UnsupportedGalleryURLError(
             f"unknown {scheme} gallery option(s) {unknown}; valid options: {', '.join(allowed)}"
         )
-    out: dict[str, object] = {}
-    for name in _MILVUS_INT_OPTIONS:
-        if name in options:
-            try:
-                out[name] = int(options[name])
-            except ValueError:
-                raise UnsupportedGalleryURLError(f"gallery URL option {name} must be an integer") from None
+    out: dict[str, object] = dict(_int_options(options, _MILVUS_INT_OPTIONS))
     if "timeout" in options:
         try:
             out["timeout"] = float(options["timeout"])
