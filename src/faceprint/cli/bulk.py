@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .common import (
@@ -107,7 +106,7 @@ def enroll_dir(
             out.print(
                 f"enrolled {report.enrolled} photo(s) of {report.subjects} person(s), skipped {report.skipped} "
                 f"already enrolled, {len(report.failures)} failed; {report.embedded} embedded in "
-                f"{report.seconds:.1f} s ({report.images_per_second:.1f} img/s, {escape(name)})",
+                f"{report.seconds:.1f} s ({report.images_per_second:.1f} img/s, {shown(name)})",
                 highlight=False,
             )
             for f in report.failures[:10]:
