@@ -689,6 +689,69 @@ class FacePipeline:
         if k < 1:
             raise InvalidArgumentError(f"k must be >= 1, got {k}")
         check_selection(select, where="identify")
+        point = self._open_set_point(gallery, fmr=fmr, fpir=fpir, classifier=classifier)
+        image = self.load(source)
+        faces = list(self._faces(image, select, describe_source(source)))
+        if len(faces) > 1 and liveness is not None and not isinstance(liveness, str):
+            raise MultipleFacesError(
+                f"a given liveness result vouches for one presented face, but the image has {len(faces)} faces: "
+                "select one (select='largest' / 'central'; CLI: --select largest), or check each face with "
+                "liveness='passive'"
+            )
+        return [
+            self._decide(
+                point,
+                face.embedding,
+                face.detection,
+                self._liveness(liveness, image, face.detection),
+                gallery,
+                k=k,
+                classifier=classifier,
+            )
+            for face in faces
+        ]
+
+    def identify_embedding(
+        self,
+        embedding: npt.ArrayLike,
+        gallery: GalleryBackend,
+        *,
+        detection: Detection,
+        k: int = 5,
+        fmr: str | None = None,
+        classifier: Any = None,
+        liveness: Liveness | None = None,
+        fpir: float | None = None,
+    ) -> Identification:
+        """1:N decision for an embedding this pipeline made (e.g. the mean of a video track's best
+        frames, re-normalised), with the same thresholds, ``fpir``, ``classifier`` and score
+        normalisation as :meth:`identify`; ``detection`` is the face the result reports.
+
+        A ``liveness`` result that is not live gives :data:`SPOOF` / :data:`LIVENESS_UNSURE` without a
+        search, as in :meth:`identify`.
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``embedding`` is not one finite vector of the embedder's dimension.
+        """
+        if k < 1:
+            raise InvalidArgumentError(f"k must be >= 1, got {k}")
+        probe = np.asarray(embedding, dtype=np.float32)
+        if probe.shape != (self._emb.dim,) or not np.all(np.isfinite(probe)):
+            raise InvalidArgumentError(
+                f"embedding must be a finite vector of {self._emb.dim} values, got shape {probe.shape}"
+            )
+        norm = float(np.linalg.norm(probe))
+        if norm == 0.0:
+            raise InvalidArgumentError("embedding must not be all zeros")
+        point = self._open_set_point(gallery, fmr=fmr, fpir=fpir, classifier=classifier)
+        return self._decide(point, probe / norm, detection, liveness, gallery, k=k, classifier=classifier)
+
+    def _open_set_point(
+        self, gallery: GalleryBackend, *, fmr: str | None, fpir: float | None, classifier: Any
+    ) -> _OpenSetPoint:
+        """The thresholds one identification decides at (see :meth:`identify`)."""
         gallery_size: int | None = None
         if fpir is None:
             thr = self.threshold(fmr)
@@ -719,73 +782,82 @@ class FacePipeline:
             raise EmbedderMismatchError(
                 f"classifier was trained on {classifier.fingerprint_!r} embeddings, this pipeline makes {fp!r}"
             )
-        results: list[Identification] = []
-        image = self.load(source)
-        faces = list(self._faces(image, select, describe_source(source)))
-        if len(faces) > 1 and liveness is not None and not isinstance(liveness, str):
-            raise MultipleFacesError(
-                f"a given liveness result vouches for one presented face, but the image has {len(faces)} faces: "
-                "select one (select='largest' / 'central'; CLI: --select largest), or check each face with "
-                "liveness='passive'"
+        return _OpenSetPoint(thr, norm_thr, fmr_name, fpir_name, gallery_size)
+
+    def _decide(
+        self,
+        point: _OpenSetPoint,
+        embedding: npt.NDArray[np.float32],
+        detection: Detection,
+        live: Liveness | None,
+        gallery: GalleryBackend,
+        *,
+        k: int,
+        classifier: Any,
+    ) -> Identification:
+        """The open-set decision for one unit embedding at ``point``."""
+        thr, norm_thr = point.threshold, point.decision_threshold
+        fp, norm = self._emb.fingerprint, self.score_normalizer
+        if live is not None and not live.live:
+            return Identification(
+                detection=detection,
+                matches=(),
+                name=SPOOF if live.verdict == "spoof" else LIVENESS_UNSURE,
+                threshold=norm_thr,
+                fmr=point.fmr,
+                liveness=live,
+                fpir=point.fpir,
+                gallery_size=point.gallery_size,
             )
-        for face in faces:
-            live = self._liveness(liveness, image, face.detection)
-            if live is not None and not live.live:
-                results.append(
-                    Identification(
-                        detection=face.detection,
-                        matches=(),
-                        name=SPOOF if live.verdict == "spoof" else LIVENESS_UNSURE,
-                        threshold=norm_thr,
-                        fmr=fmr_name,
-                        liveness=live,
-                        fpir=fpir_name,
-                        gallery_size=gallery_size,
-                    )
-                )
-                continue
-            if norm is not None:
-                matches = _normalised_matches(
-                    norm, norm_thr, face.embedding, gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp),
-                    gallery,
-                )
-                name = matches[0].name if matches and matches[0].same else UNKNOWN
-                probs: tuple[tuple[str, float], ...] = ()
-            elif classifier is None:
-                matches = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
-                name = matches[0].name if matches and matches[0].same else UNKNOWN
-                probs = ()
-            else:
-                # The k best subjects by template, then the classifier's candidates outside them
-                # scored from their own templates: the matches a search of the whole gallery gives.
-                nearest = gallery.search(face.embedding, k=k, threshold=thr, fingerprint=fp)
-                proba = np.asarray(classifier.predict_proba(face.embedding[None]))[0]
-                order = np.argsort(-proba)
-                classes = [str(c) for c in classifier.classes_]
-                probs = tuple((classes[i], float(proba[i])) for i in order[:k])
-                by_name = {m.name: m for m in nearest}
-                others = [c for c, _ in probs if c not in by_name]
-                if others:
-                    scored = gallery.score(face.embedding, others, threshold=thr, fingerprint=fp)
-                    by_name.update((m.name, m) for m in scored if m.name in others)
-                best = by_name.get(classes[order[0]]) if len(order) else None
-                name = best.name if best is not None and best.same else UNKNOWN
-                matches = [by_name[c] for c, _ in probs if c in by_name]
-            results.append(
-                Identification(
-                    detection=face.detection,
-                    matches=tuple(matches),
-                    name=name,
-                    threshold=norm_thr,
-                    fmr=fmr_name,
-                    probabilities=probs,
-                    liveness=live,
-                    fpir=fpir_name,
-                    gallery_size=gallery_size,
-                    score_norm=None if norm is None else norm.key,
-                )
+        probs: tuple[tuple[str, float], ...] = ()
+        if norm is not None:
+            matches = _normalised_matches(
+                norm, norm_thr, embedding, gallery.search(embedding, k=k, threshold=thr, fingerprint=fp), gallery
             )
-        return results
+            name = matches[0].name if matches and matches[0].same else UNKNOWN
+        elif classifier is None:
+            matches = gallery.search(embedding, k=k, threshold=thr, fingerprint=fp)
+            name = matches[0].name if matches and matches[0].same else UNKNOWN
+        else:
+            # The k best subjects by template, then the classifier's candidates outside them
+            # scored from their own templates: the matches a search of the whole gallery gives.
+            nearest = gallery.search(embedding, k=k, threshold=thr, fingerprint=fp)
+            proba = np.asarray(classifier.predict_proba(embedding[None]))[0]
+            order = np.argsort(-proba)
+            classes = [str(c) for c in classifier.classes_]
+            probs = tuple((classes[i], float(proba[i])) for i in order[:k])
+            by_name = {m.name: m for m in nearest}
+            others = [c for c, _ in probs if c not in by_name]
+            if others:
+                scored = gallery.score(embedding, others, threshold=thr, fingerprint=fp)
+                by_name.update((m.name, m) for m in scored if m.name in others)
+            best = by_name.get(classes[order[0]]) if len(order) else None
+            name = best.name if best is not None and best.same else UNKNOWN
+            matches = [by_name[c] for c, _ in probs if c in by_name]
+        return Identification(
+            detection=detection,
+            matches=tuple(matches),
+            name=name,
+            threshold=norm_thr,
+            fmr=point.fmr,
+            probabilities=probs,
+            liveness=live,
+            fpir=point.fpir,
+            gallery_size=point.gallery_size,
+            score_norm=None if norm is None else norm.key,
+        )
+
+
+@dataclass(frozen=True)
+class _OpenSetPoint:
+    """The thresholds of one identification call: raw ``threshold`` for the search, ``decision_threshold``
+    (on the normalised scale with score normalisation) and the rates they name."""
+
+    threshold: float
+    decision_threshold: float
+    fmr: str
+    fpir: str | None
+    gallery_size: int | None
 
 
 def _normalised_matches(
