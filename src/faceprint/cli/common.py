@@ -79,7 +79,6 @@ ChallengeOpt = Annotated[
     typer.Option("--challenge", help='Actions the video must show, in order: e.g. "blink,turn_left" or "blink:2".'),
 ]
 TimeLimitOpt = Annotated[float, typer.Option("--time-limit", help="Seconds allowed for the whole challenge.")]
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".3gp"}
 EXIT_SPOOF = 3
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from .common import VIDEO_SUFFIXES, JsonOpt, ThreadsOpt, TimeLimitOpt, _fail, _print_json, _run, _set_threads, out
+from ..videoio import VIDEO_SUFFIXES
+from .common import JsonOpt, ThreadsOpt, TimeLimitOpt, _fail, _print_json, _run, _set_threads, out
 
 
 def liveness(

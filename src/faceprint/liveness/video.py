@@ -26,6 +26,7 @@ from ..detection import Detector, check_image, get_detector
 from ..errors import DatasetNotFoundError, FaceprintError, InvalidArgumentError, InvalidImageError, NoFaceError
 from ..runtime import lazy_singleton
 from ..types import Detection, Image, Liveness
+from ..videoio import VIDEO_SUFFIXES, VideoReader
 from .metrics import pad_metrics
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".3gp", ".mpg", ".mpeg", ".wmv"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 
@@ -81,16 +81,6 @@ class VideoFrames:
         return self.timestamps_s[-1] - self.timestamps_s[0] + (1.0 / self.fps if self.fps > 0 else 0.0)
 
 
-def _downscale(frame: Image, max_side: int) -> Image:
-    h, w = frame.shape[:2]
-    side = max(h, w)
-    if max_side <= 0 or side <= max_side:
-        return frame
-    f = max_side / side
-    out = cv2.resize(frame, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return np.asarray(out, dtype=np.uint8)
-
-
 def read_video(
     source: str | Path,
     *,
@@ -118,53 +108,25 @@ def read_video(
     ...
     faceprint.errors.InvalidImageError: video not found: missing.mp4
     """
-    path = Path(source)
-    if not path.is_file():
-        raise InvalidImageError(f"video not found: {path}")
     if max_seconds <= 0:
         raise InvalidArgumentError(f"max_seconds must be > 0, got {max_seconds}")
     if target_fps is not None and target_fps <= 0:
         raise InvalidArgumentError(f"target_fps must be > 0 or None, got {target_fps}")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise InvalidImageError(f"cannot decode {path} as a video (not a video file, or an unsupported codec)")
-        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
-        native = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not math.isfinite(native) or native <= 0 or native > 1000:
-            native = 30.0
-        frames: list[Image] = []
-        stamps: list[float] = []
-        step = 0.0 if target_fps is None or target_fps >= native else 1.0 / target_fps
-        next_t = 0.0
-        index = 0
-        truncated = False
-        while True:
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                break
-            t = index / native
-            index += 1
-            if t >= max_seconds:
-                truncated = True
-                break
-            if step and t + 1e-6 < next_t:
-                continue
-            next_t = (next_t + step) if step else t
-            if step and next_t <= t:  # a stall in the timestamps: resynchronise
-                next_t = t + step
-            if bgr.ndim == 2:
-                bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-            rgb = np.asarray(cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB), dtype=np.uint8)
-            frames.append(np.ascontiguousarray(_downscale(rgb, max_side)))
-            stamps.append(t)
-    finally:
-        cap.release()
-    if not frames:
+    path = Path(source)
+    with VideoReader(path, fps=target_fps, max_side=max_side, max_seconds=max_seconds) as reader:
+        kept = list(reader)
+        fps = reader.output_fps
+        truncated = reader.stopped_at_limit
+    if not kept:
         raise InvalidImageError(f"{path} holds no decodable video frame")
-    fps = native if not step else min(native, float(target_fps or native))
-    logger.debug("read %d frames of %s at %.1f fps (native %.2f)", len(frames), path, fps, native)
-    return VideoFrames(frames=frames, timestamps_s=tuple(stamps), fps=fps, source=str(path), truncated=truncated)
+    logger.debug("read %d frames of %s at %.1f fps (native %.2f)", len(kept), path, fps, reader.info.native_fps)
+    return VideoFrames(
+        frames=[f.image for f in kept],
+        timestamps_s=tuple(f.time_s for f in kept),
+        fps=fps,
+        source=str(path),
+        truncated=truncated,
+    )
 
 
 def read_video_bytes(data: bytes, *, name: str = "upload", **kw: Any) -> VideoFrames:
