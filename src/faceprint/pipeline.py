@@ -410,6 +410,18 @@ class FacePipeline:
         image, face = self._face(source, select)
         return self._passive().score(image, face.detection)
 
+    def embed_detections(self, image: Image, detections: Sequence[Detection]) -> npt.NDArray[np.float32]:
+        """Unit embeddings (one row per detection) of faces already found in a loaded RGB ``image``
+        (a video frame): align and embed, no detection."""
+        if not detections:
+            return np.zeros((0, self._emb.dim), np.float32)
+        return np.asarray(self._emb.embed_faces(image, list(detections)), dtype=np.float32)
+
+    def liveness_of(self, image: Image, detection: Detection) -> Liveness:
+        """Passive presentation-attack check of one face already found in a loaded RGB ``image``."""
+        result: Liveness = self._passive().score(image, detection)
+        return result
+
     def _passive(self) -> Any:
         if self.passive_checker is None:
             from .liveness import get_passive_checker
