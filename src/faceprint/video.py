@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ __all__ = [
     "VideoIdentifier",
     "identify_video",
     "watch_video",
+    "draw_tracks",
+    "AnnotatedVideoWriter",
 ]
 
 log = logging.getLogger(__name__)
@@ -625,6 +628,8 @@ class VideoResult:
     """The file stopped decoding before the frame count its header declares (truncated or corrupt)."""
     stopped_at_limit: bool
     model: str
+    interrupted: bool = False
+    """Stopped by Ctrl-C (``interruptible=True``): the timeline up to that frame."""
 
     @property
     def names(self) -> list[str]:
@@ -649,6 +654,7 @@ class VideoResult:
             "seconds": round(self.seconds, 3),
             "ended_early": self.ended_early,
             "stopped_at_limit": self.stopped_at_limit,
+            "interrupted": self.interrupted,
             "names": self.names,
             "tracks": [t.to_dict() for t in self.tracks],
         }
@@ -684,9 +690,16 @@ def identify_video(
     max_seconds: float | None = None,
     timeout_s: float = 10.0,
     on_frame: Callable[[VideoFrame, FrameTracks], None] | None = None,
+    on_open: Callable[[VideoReader], None] | None = None,
+    interruptible: bool = False,
     **options: Any,
 ) -> VideoResult:
     """Track and identify the faces of a whole video (see the module); ``options`` go to :class:`VideoIdentifier`.
+
+    ``on_open`` sees the opened :class:`~faceprint.videoio.VideoReader` before the first frame (its
+    rate, size), ``on_frame`` each frame and its tracks (a live table, an annotated copy). With
+    ``interruptible`` a Ctrl-C (KeyboardInterrupt) ends the run and the result holds the timeline so
+    far (``interrupted``): how a camera is watched until the user stops.
 
     Raises
     ------
@@ -697,14 +710,22 @@ def identify_video(
     start = time.perf_counter()
     frames = 0
     last_t = 0.0
+    interrupted = False
     with VideoReader(source, fps=fps, max_side=max_side, max_seconds=max_seconds, timeout_s=timeout_s) as reader:
-        for frame in reader:
-            seen = identifier.update(frame.image, frame.time_s, frame.index)
-            frames += 1
-            last_t = frame.time_s
-            if on_frame is not None:
-                on_frame(frame, seen)
-        if frames == 0:
+        if on_open is not None:
+            on_open(reader)
+        try:
+            for frame in reader:
+                seen = identifier.update(frame.image, frame.time_s, frame.index)
+                frames += 1
+                last_t = frame.time_s
+                if on_frame is not None:
+                    on_frame(frame, seen)
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
+            interrupted = True
+        if frames == 0 and not interrupted:
             raise InvalidImageError(f"{reader.name} holds no decodable video frame")
         rate = reader.output_fps
         return VideoResult(
@@ -716,9 +737,100 @@ def identify_video(
             frames=frames,
             detection_frames=identifier.detection_frames,
             embedded=identifier.embedded,
-            duration_s=last_t + 1.0 / rate,
+            duration_s=last_t + 1.0 / rate if frames else 0.0,
             seconds=time.perf_counter() - start,
             ended_early=reader.ended_early,
             stopped_at_limit=reader.stopped_at_limit,
             model=identifier.pipeline.model_key,
+            interrupted=interrupted,
         )
+
+
+# -- annotated copies -------------------------------------------------------------------------------
+_WRITERS = {".mp4": "mp4v", ".avi": "MJPG"}
+_GREEN, _RED, _GREY = (40, 200, 40), (220, 40, 40), (160, 160, 160)
+
+
+def _ascii_label(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only: accents are dropped, other characters become '?'."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return "".join(c if c.isprintable() else "?" for c in plain) or "?"
+
+
+def draw_tracks(image: Image, seen: FrameTracks) -> Image:
+    """A copy of an RGB frame with each track's box, id and name drawn (green: named, red: unknown or
+    not live, grey: not yet identified; a thin box where it is the tracker's prediction). Names are
+    drawn in ASCII (OpenCV's fonts): the timeline has them exactly."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    scale = max(0.4, min(1.2, out.shape[0] / 720.0))
+    for view in seen.tracks:
+        x0, y0, x1, y1 = (int(round(v)) for v in view.box)
+        colour = _GREY if view.name is None else _RED if view.name in (UNKNOWN, SPOOF, LIVENESS_UNSURE) else _GREEN
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2 if view.detected else 1)
+        label = f"#{view.track_id} {'...' if view.name is None else _ascii_label(view.name)}"
+        if view.similarity is not None:
+            label += f" {view.similarity:.2f}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = max(th + base, y0)
+        cv2.rectangle(out, (x0, ty - th - base), (x0 + tw, ty), colour, -1)
+        cv2.putText(out, label, (x0, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class AnnotatedVideoWriter:
+    """Writes frames with their tracks drawn (:func:`draw_tracks`) to ``path`` (``.mp4``: MPEG-4 part 2,
+    ``.avi``: Motion JPEG) at ``fps``; the frame size is the first frame's.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Another suffix, a missing folder, or a file OpenCV cannot open for writing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in _WRITERS:
+            raise InvalidArgumentError(f"annotated video must end in .mp4 or .avi, got {self.path.name!r}")
+        if not self.path.parent.is_dir():
+            raise InvalidArgumentError(f"cannot write {self.path}: no folder {self.path.parent}")
+        if self.path.exists() and not self.path.is_file():
+            raise InvalidArgumentError(f"cannot write {self.path}: not a regular file")
+        if not math.isfinite(fps) or fps <= 0:
+            raise InvalidArgumentError(f"fps must be > 0, got {fps}")
+        self.fps = fps
+        self._writer: Any = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, image: Image, seen: FrameTracks) -> None:
+        import cv2
+
+        h, w = image.shape[:2]
+        if self._writer is None:
+            fourcc = cv2.VideoWriter.fourcc(*_WRITERS[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (w, h))
+            if not self._writer.isOpened():
+                raise InvalidArgumentError(f"cannot write {self.path}: OpenCV could not open it for writing")
+            self._size = (w, h)
+        if (w, h) != self._size:  # a stream that changed size: keep the first size
+            image = np.asarray(cv2.resize(image, self._size), np.uint8)
+        self._writer.write(cv2.cvtColor(draw_tracks(image, seen), cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> AnnotatedVideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,7 +15,7 @@ import sys
 import typer
 from typer.core import TyperCommand
 
-from . import audit, bulk, calibrate, dataset, evaluate, gallery, keys, liveness, models, recognize, serve, train
+from . import audit, bulk, calibrate, dataset, evaluate, gallery, keys, liveness, models, recognize, serve, train, video
 from .common import Command, Group, err
 
 __all__ = ["app", "main"]
@@ -42,6 +42,7 @@ app.command()(recognize.detect)
 app.command()(recognize.verify)
 app.command()(recognize.enroll)
 app.command()(recognize.identify)
+app.command()(video.watch)
 app.command("enroll-dir")(bulk.enroll_dir)
 gallery_app.command("list")(gallery.gallery_list)
 gallery_app.command("remove")(gallery.gallery_remove)

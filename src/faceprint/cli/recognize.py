@@ -252,7 +252,7 @@ def enroll(
 
 
 def identify(
-    image: Annotated[Path, typer.Argument(help="Image with one or more faces.")],
+    image: Annotated[Path, typer.Argument(help="Image with one or more faces, or a video (its timeline).")],
     gallery: GalleryURLOpt = None,
     model: ModelOpt = "sface",
     flip: FlipOpt = False,
@@ -287,11 +287,46 @@ def identify(
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """1:N identification of every face; exit 1 when no face is recognised, 3 when every face is a spoof."""
+    """1:N identification of every face; exit 1 when no face is recognised, 3 when every face is a spoof.
+
+    Given a video (.mp4, .mov, ...), the faces are tracked and each track is named once: the timeline
+    of `faceprint watch`."""
 
     def body() -> int:
         from ..classification import KNNFaceClassifier, SVMFaceClassifier, from_gallery
         from ..detection import SELECTIONS
+        from ..videoio import VIDEO_SUFFIXES
+
+        if image.suffix.lower() in VIDEO_SUFFIXES:
+            from .video import run_video
+
+            if challenge_video is not None or challenge:
+                _fail(
+                    "--challenge-video / --challenge check a still's probe; "
+                    "a video is checked per track with --liveness passive"
+                )
+            if classifier != "nearest" or select != "all":
+                _fail(
+                    "on a video every track is identified by its nearest templates: "
+                    "--classifier and --select do not apply"
+                )
+            return run_video(
+                str(image),
+                gallery=gallery,
+                model=model,
+                flip=flip,
+                every=1,
+                fps=None,
+                fmr=fmr,
+                fpir=fpir,
+                liveness=liveness,
+                k=k,
+                out_path=None,
+                max_seconds=None,
+                as_json=as_json,
+                threads=threads,
+                live_view=False,
+            )
 
         makers = {"nearest": None, "knn": KNNFaceClassifier, "svm": SVMFaceClassifier}
         if classifier not in makers:
